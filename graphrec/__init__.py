@@ -1,0 +1,55 @@
+"""graphrec: graph-centric friend recommendation and analysis over a SQL-backed social graph.
+
+Library entry points (imported lazily so ``import graphrec`` stays cheap)::
+
+    from graphrec import GraphStore, Settings
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GraphStore",
+    "GraphrecError",
+    "ImportReport",
+    "InputError",
+    "NotFoundError",
+    "Settings",
+    "Snapshot",
+    "StoreStateError",
+    "StoreStats",
+    "UserRecord",
+    "__version__",
+]
+
+_LAZY = {
+    "GraphStore": "graphrec.store.store",
+    "StoreStats": "graphrec.store.store",
+    "UserRecord": "graphrec.store.store",
+    "Snapshot": "graphrec.store.snapshot",
+    "ImportReport": "graphrec.store.loader",
+    "Settings": "graphrec.config",
+    "GraphrecError": "graphrec.errors",
+    "InputError": "graphrec.errors",
+    "NotFoundError": "graphrec.errors",
+    "StoreStateError": "graphrec.errors",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.config import Settings
+    from graphrec.errors import GraphrecError, InputError, NotFoundError, StoreStateError
+    from graphrec.store.loader import ImportReport
+    from graphrec.store.snapshot import Snapshot
+    from graphrec.store.store import GraphStore, StoreStats, UserRecord
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

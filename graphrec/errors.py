@@ -1,0 +1,45 @@
+"""Exceptions with one-line, user-facing messages.
+
+Every error graphrec raises on purpose derives from :class:`GraphrecError`; the CLI prints
+``error: <message>`` on one line and exits with :attr:`GraphrecError.exit_code`. Anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GraphrecError(Exception):
+    """Base class of graphrec's expected errors (bad input, missing data, wrong state)."""
+
+    exit_code: int = 1
+
+
+class InputError(GraphrecError):
+    """Bad input data: names the source (file), the line (1-based, as an editor shows it) and the problem."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, *, source: str | Path | None = None, line: int | None = None) -> None:
+        self.problem = problem
+        self.source = str(source) if source is not None else None
+        self.line = line
+        where = ""
+        if self.source is not None:
+            where = self.source + (f":{line}" if line is not None else "") + ": "
+        elif line is not None:
+            where = f"line {line}: "
+        super().__init__(f"{where}{problem}")
+
+
+class NotFoundError(GraphrecError):
+    """A user (or other entity) the caller named does not exist in the store."""
+
+    exit_code = 3
+
+
+class StoreStateError(GraphrecError):
+    """The database is not in a state the operation needs (not initialised, older schema, locked)."""
+
+    exit_code = 4

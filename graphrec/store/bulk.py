@@ -1,0 +1,323 @@
+"""Fast, transactional bulk writes: the only module that talks to the database drivers directly.
+
+SQLAlchemy is used everywhere else; bulk loads of millions of rows go through the driver because
+ORM/Core row construction costs more than the database work:
+
+* **SQLite**: chunked ``executemany`` on the sqlite3 connection inside the caller's transaction.
+* **PostgreSQL**: ``COPY ... FROM STDIN``. Integer pairs (friendships, blocks) use the binary COPY
+  format, built with one numpy structured-array write (26 bytes a row, no Python per row).
+
+A large batch (at least :data:`LARGE_BATCH` rows and at least half the table) is loaded with the
+table's secondary indexes (and, on PostgreSQL, its foreign keys) dropped and re-created afterwards,
+inside the same transaction: one sort-based index build and one validating join instead of
+millions of per-row B-tree updates and trigger calls (measured: 10M pairs into PostgreSQL
+118 s -> ~17 s). Readers of that table wait for the commit on PostgreSQL while this happens;
+nothing is ever visible half-loaded, and a failure rolls back the DDL too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+#: Batches at least this large (and at least half the table) take the drop-and-rebuild path.
+LARGE_BATCH = 100_000
+#: Rows per executemany call on SQLite.
+SQLITE_CHUNK = 200_000
+
+ProgressFn = Callable[[int], None]
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The DBAPI connection under a SQLAlchemy connection (same transaction)."""
+    return conn.connection.driver_connection
+
+
+def naive_utc(moment: dt.datetime) -> dt.datetime:
+    """The naive-UTC form in which timestamps are stored (see ``schema.UTCDateTime``)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def bump_revision(conn: Connection) -> int:
+    """Increment the store's data version; returns the new value. Serialises writers on PostgreSQL."""
+    now = naive_utc(dt.datetime.now(dt.timezone.utc))
+    conn.execute(text("UPDATE store_revision SET revision = revision + 1, updated_at = :now WHERE id = 1"), {"now": now})
+    return int(conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar_one())
+
+
+def lock_users_table(conn: Connection) -> None:
+    """Take the lock needed to allocate user ids (PostgreSQL); SQLite's write lock already covers it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def lookup_user_ids(conn: Connection, external_ids: Sequence[str]) -> np.ndarray:
+    """Internal ids of ``external_ids`` (aligned; -1 where absent), via a temporary table join."""
+    n = len(external_ids)
+    out = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return out
+    if n <= 500:
+        rows = conn.execute(
+            text("SELECT external_id, id FROM users WHERE external_id IN :ids").bindparams(
+                _expanding("ids")
+            ),
+            {"ids": list(external_ids)},
+        ).all()
+        found = dict(rows)
+        for i, ext in enumerate(external_ids):
+            out[i] = found.get(ext, -1)
+        return out
+    raw = driver_connection(conn)
+    if conn.dialect.name == "sqlite":
+        cur = raw.cursor()
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _graphrec_lookup (pos INTEGER PRIMARY KEY, external_id TEXT NOT NULL)")
+        cur.execute("DELETE FROM _graphrec_lookup")
+        cur.executemany("INSERT INTO _graphrec_lookup VALUES (?, ?)", zip(range(n), external_ids))
+        cur.execute("SELECT t.pos, u.id FROM _graphrec_lookup t JOIN users u ON u.external_id = t.external_id")
+        rows = cur.fetchall()
+        cur.execute("DELETE FROM _graphrec_lookup")
+    else:
+        with raw.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS _graphrec_lookup (pos bigint, external_id text) ON COMMIT DROP"
+            )
+            cur.execute("TRUNCATE _graphrec_lookup")
+            with cur.copy("COPY _graphrec_lookup (pos, external_id) FROM STDIN") as copy:
+                for row in zip(range(n), external_ids):
+                    copy.write_row(row)
+            cur.execute("SELECT t.pos, u.id FROM _graphrec_lookup t JOIN users u ON u.external_id = t.external_id")
+            rows = cur.fetchall()
+    if rows:
+        arr = np.asarray(rows, dtype=np.int64)
+        out[arr[:, 0]] = arr[:, 1]
+    return out
+
+
+def _expanding(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name, expanding=True)
+
+
+def insert_users(
+    conn: Connection,
+    external_ids: Sequence[str],
+    *,
+    attributes: Sequence[dict[str, Any] | None] | None = None,
+    features: Sequence[bytes | None] | None = None,
+    is_synthetic: Sequence[bool] | np.ndarray | None = None,
+    now: dt.datetime | None = None,
+    progress: ProgressFn = _noop,
+) -> np.ndarray:
+    """Insert new users (caller guarantees the external ids are new); returns their internal ids.
+
+    Ids are allocated as ``max(id) + 1 ...`` under the users-table lock, so no round trip per row
+    is needed to learn them; the PostgreSQL sequence is moved past them afterwards.
+    """
+    n = len(external_ids)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    lock_users_table(conn)
+    start = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM users")).scalar_one()) + 1
+    ids = np.arange(start, start + n, dtype=np.int64)
+    stamp = naive_utc(now or dt.datetime.now(dt.timezone.utc))
+    attrs = [None] * n if attributes is None else [json.dumps(a, sort_keys=True) if a else None for a in attributes]
+    feats = [None] * n if features is None else list(features)
+    synth = [False] * n if is_synthetic is None else [bool(s) for s in is_synthetic]
+    rows = zip(ids.tolist(), external_ids, attrs, feats, synth, [stamp] * n, [stamp] * n)
+    raw = driver_connection(conn)
+    if conn.dialect.name == "sqlite":
+        cur = raw.cursor()
+        sql = (
+            "INSERT INTO users (id, external_id, attributes, features, is_synthetic, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        stamp_text = stamp.isoformat(sep=" ")
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(row[:5] + (stamp_text, stamp_text))
+            if len(batch) >= SQLITE_CHUNK:
+                cur.executemany(sql, batch)
+                progress(len(batch))
+                batch = []
+        if batch:
+            cur.executemany(sql, batch)
+            progress(len(batch))
+    else:
+        with raw.cursor() as cur:
+            with cur.copy(
+                "COPY users (id, external_id, attributes, features, is_synthetic, created_at, updated_at) FROM STDIN"
+            ) as copy:
+                for k, row in enumerate(rows, 1):
+                    copy.write_row(row)
+                    if k % SQLITE_CHUNK == 0:
+                        progress(SQLITE_CHUNK)
+            progress(n % SQLITE_CHUNK)
+            cur.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT MAX(id) FROM users))")
+    return ids
+
+
+def insert_pairs(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, str],
+    first: np.ndarray,
+    second: np.ndarray,
+    *,
+    extra: dict[str, Any] | None = None,
+    progress: ProgressFn = _noop,
+) -> int:
+    """Insert integer pairs into ``table``, ignoring rows already present; returns rows added.
+
+    ``extra`` gives constant values for further columns (e.g. ``created_at``). Pairs are sorted
+    first so the primary-key B-tree is filled in order.
+    """
+    a = np.asarray(first, dtype=np.int64)
+    b = np.asarray(second, dtype=np.int64)
+    if a.size == 0:
+        return 0
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    extra = extra or {}
+    large = a.size >= LARGE_BATCH and a.size >= _approx_rows(conn, table) // 2
+    ctx = _secondary_structures_dropped(conn, table) if large else contextlib.nullcontext()
+    with ctx:
+        if conn.dialect.name == "sqlite":
+            return _sqlite_insert_pairs(conn, table, columns, a, b, extra, progress)
+        return _pg_insert_pairs(conn, table, columns, a, b, extra, progress)
+
+
+def _sqlite_insert_pairs(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, str],
+    a: np.ndarray,
+    b: np.ndarray,
+    extra: dict[str, Any],
+    progress: ProgressFn,
+) -> int:
+    cols = list(columns) + list(extra)
+    marks = ", ".join("?" for _ in cols)
+    sql = f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({marks})"
+    consts = tuple(_sqlite_value(v) for v in extra.values())
+    cur = driver_connection(conn).cursor()
+    added = 0
+    for i in range(0, a.size, SQLITE_CHUNK):
+        chunk_a, chunk_b = a[i : i + SQLITE_CHUNK].tolist(), b[i : i + SQLITE_CHUNK].tolist()
+        rows = zip(chunk_a, chunk_b) if not consts else ((x, y, *consts) for x, y in zip(chunk_a, chunk_b))
+        cur.executemany(sql, rows)
+        added += max(cur.rowcount, 0)
+        progress(len(chunk_a))
+    return added
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return naive_utc(value).isoformat(sep=" ")
+    return value
+
+
+def pg_binary_pairs(a: np.ndarray, b: np.ndarray) -> bytes:
+    """PostgreSQL binary COPY stream for rows of two ``bigint`` columns."""
+    row = np.dtype([("n", ">i2"), ("la", ">i4"), ("a", ">i8"), ("lb", ">i4"), ("b", ">i8")])
+    arr = np.empty(a.size, dtype=row)
+    arr["n"], arr["la"], arr["a"], arr["lb"], arr["b"] = 2, 8, a, 8, b
+    return b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + arr.tobytes() + struct.pack(">h", -1)
+
+
+def _pg_insert_pairs(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, str],
+    a: np.ndarray,
+    b: np.ndarray,
+    extra: dict[str, Any],
+    progress: ProgressFn,
+) -> int:
+    payload = pg_binary_pairs(a, b)
+    step = 1 << 24
+    with driver_connection(conn).cursor() as cur:
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _graphrec_pairs (a bigint, b bigint) ON COMMIT DROP")
+        cur.execute("TRUNCATE _graphrec_pairs")
+        with cur.copy("COPY _graphrec_pairs (a, b) FROM STDIN (FORMAT binary)") as copy:
+            for i in range(0, len(payload), step):
+                copy.write(payload[i : i + step])
+                progress(int(min(step, len(payload) - i) / 26))
+        cols = ", ".join(list(columns) + list(extra))
+        values = ", ".join(["a", "b"] + [f"%(x{i})s" for i in range(len(extra))])
+        params = {f"x{i}": naive_utc(v) if isinstance(v, dt.datetime) else v for i, v in enumerate(extra.values())}
+        cur.execute(
+            f"INSERT INTO {table} ({cols}) SELECT {values} FROM _graphrec_pairs ON CONFLICT DO NOTHING", params
+        )
+        added = max(cur.rowcount, 0)
+        cur.execute("TRUNCATE _graphrec_pairs")
+    return added
+
+
+def _approx_rows(conn: Connection, table: str) -> int:
+    if conn.dialect.name == "postgresql":
+        est = conn.execute(
+            text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
+        ).scalar()
+        if est is not None and est >= 0:
+            return int(est)
+    return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+@contextlib.contextmanager
+def _secondary_structures_dropped(conn: Connection, table: str) -> Iterator[None]:
+    """Drop ``table``'s secondary indexes (and PostgreSQL foreign keys), re-create them on exit.
+
+    The definitions are read from the database catalog, so whatever the migrations created is
+    restored exactly. On error the caller's transaction rolls the DDL back.
+    """
+    if conn.dialect.name == "sqlite":
+        indexes = conn.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"),
+            {"t": table},
+        ).all()
+        for name, _ in indexes:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        yield
+        for _, sql in indexes:
+            conn.exec_driver_sql(sql)
+        return
+    indexes = conn.execute(
+        text(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = to_regclass(:t) AND NOT x.indisprimary AND NOT x.indisunique"
+        ),
+        {"t": table},
+    ).all()
+    fkeys = conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = to_regclass(:t) AND contype = 'f'"
+        ),
+        {"t": table},
+    ).all()
+    for name, _ in fkeys:
+        conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    yield
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+    for _, ddl in indexes:
+        conn.exec_driver_sql(ddl)
+    for name, ddl in fkeys:
+        conn.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}')

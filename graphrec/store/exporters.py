@@ -1,0 +1,108 @@
+"""CSV exports that the importers read back losslessly.
+
+* users: ``id,is_synthetic,<attribute columns (sorted)>,<feature columns (store order)>``.
+  Feature values are written as the shortest decimal that round-trips their float32 value
+  (integral columns as integers). A feature column whose name collides with an attribute is an
+  error rather than a silent loss.
+* friendships: ``source,target`` (each undirected friendship once).
+* labels: ``id,label,source``.
+
+Deleted users (and their friendships and labels) are not exported. Files are written to a
+temporary name beside the target and renamed into place, so a failed export never leaves a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from graphrec.errors import GraphrecError, InputError
+from graphrec.store.snapshot import read_snapshot
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[IO[str]]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError("is a folder, expected a file name", source=target)
+    if not target.parent.exists():
+        raise InputError("folder does not exist", source=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _format_column(values: np.ndarray) -> np.ndarray:
+    """Shortest round-tripping text for a float32 column; integers without a decimal point."""
+    v = values.astype(np.float32)
+    if np.all(v == np.round(v)) and np.all(np.abs(v) < 2**24):
+        return v.astype(np.int64).astype(str)
+    return np.array([np.format_float_positional(x, unique=True, trim="-") for x in v.tolist()], dtype=object) if v.size < 1000 else v.astype(str)
+
+
+def export_users(conn: Connection, path: str | Path) -> int:
+    """Write active users; returns the number written."""
+    snap = read_snapshot(conn)
+    rows = conn.execute(text("SELECT id, attributes FROM users WHERE deleted_at IS NULL ORDER BY id")).all()
+    attrs = [(json.loads(a) if isinstance(a, str) else a) or {} for _, a in rows]
+    attr_names = sorted({k for a in attrs for k in a})
+    clash = set(attr_names) & set(snap.feature_names)
+    if clash:
+        raise GraphrecError(f"attribute and feature share the name {sorted(clash)[0]!r}: cannot export losslessly")
+    for reserved in ("id", "is_synthetic"):
+        if reserved in attr_names or reserved in snap.feature_names:
+            raise GraphrecError(f"column name {reserved!r} is reserved and cannot be exported")
+    columns: dict[str, object] = {
+        "id": snap.external_ids,
+        "is_synthetic": np.where(snap.is_synthetic, "true", "false"),
+    }
+    for name in attr_names:
+        columns[name] = [str(a.get(name, "")) for a in attrs]
+    for j, name in enumerate(snap.feature_names):
+        columns[name] = _format_column(snap.features[:, j])
+    frame = pd.DataFrame(columns)
+    with atomic_output(path) as fh:
+        frame.to_csv(fh, index=False)
+    return snap.num_nodes
+
+
+def export_friendships(conn: Connection, path: str | Path) -> int:
+    """Write friendships between active users; returns the number written."""
+    snap = read_snapshot(conn)
+    edges = snap.edge_array()
+    ext = snap.external_ids
+    frame = pd.DataFrame({"source": ext[edges[:, 0]], "target": ext[edges[:, 1]]})
+    with atomic_output(path) as fh:
+        frame.to_csv(fh, index=False)
+    return len(frame)
+
+
+def export_labels(conn: Connection, path: str | Path) -> int:
+    """Write every label of every active user, all sources; returns the number written."""
+    rows = conn.execute(
+        text(
+            "SELECT u.external_id, l.label, l.source FROM labels l JOIN users u ON u.id = l.user_id "
+            "WHERE u.deleted_at IS NULL ORDER BY u.id, l.source"
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["id", "label", "source"])
+    with atomic_output(path) as fh:
+        frame.to_csv(fh, index=False)
+    return len(frame)

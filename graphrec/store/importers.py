@@ -1,0 +1,551 @@
+"""Parsers for the files graphrec imports: edge lists, user profiles, labels.
+
+Parsing is separate from writing: each reader validates a whole file into an in-memory batch
+(numpy arrays, no database access) and raises :class:`~graphrec.errors.InputError` naming the
+file, the line and the problem. The store then writes a batch in one transaction
+(:mod:`graphrec.store.loader`), so a bad file never leaves anything half-written.
+
+Formats
+-------
+* **Edges**: SNAP style (whitespace separated ``u v``; ``#`` starts a comment; extra columns are
+  ignored) or CSV with a header (``--source-column``/``--target-column``, default the first two).
+  Friendships are undirected: ``u v`` and ``v u`` are the same friendship.
+* **Users**: CSV with an id column (default ``id``). Numeric columns become the feature vector,
+  other columns profile attributes; an optional ``is_synthetic`` column (true/false/1/0) flags
+  synthetic users. This is exactly what ``graphrec export users`` writes.
+* **Labels**: CSV ``id,label`` and optionally ``source`` (default source: ``import``).
+
+Ids: ``id_type="int"`` (default) requires integer ids and stores their canonical decimal form;
+``id_type="str"`` accepts any non-empty text up to 255 characters.
+
+Invalid rows are errors. With ``skip_invalid=True`` the edge reader instead drops self-loops,
+duplicates and rows with missing or malformed ids, and counts each kind in ``skipped``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from graphrec.errors import InputError
+
+IdType = Literal["int", "str"]
+EdgeFormat = Literal["auto", "snap", "csv"]
+MAX_ID_LENGTH = 255
+MAX_LABEL_LENGTH = 64
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n", ""}
+
+
+# ---------------------------------------------------------------------------------------------
+# batches
+
+
+@dataclass
+class EdgeBatch:
+    """Validated undirected edges: ``ids[src[k]] -- ids[dst[k]]``; ``line_of(k)`` is the file line."""
+
+    source: str
+    ids: list[str]
+    src: np.ndarray
+    dst: np.ndarray
+    rows_read: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    line_of: Callable[[int], int | None] = lambda k: None
+
+    def first_row_of_id(self, code: int) -> int:
+        hit = np.flatnonzero((self.src == code) | (self.dst == code))
+        return int(hit[0]) if hit.size else 0
+
+
+@dataclass
+class UserBatch:
+    """Validated users: ids, feature matrix over ``feature_names``, text attributes, synthetic flags."""
+
+    source: str
+    external_ids: list[str]
+    feature_names: list[str]
+    features: np.ndarray
+    attributes: list[dict[str, str]]
+    attribute_names: list[str]
+    is_synthetic: np.ndarray | None
+    line_of: Callable[[int], int | None] = lambda k: None
+
+
+@dataclass
+class LabelBatch:
+    """Validated labels: ``labels[k]`` for ``external_ids[k]`` from ``sources[k]``."""
+
+    source: str
+    external_ids: list[str]
+    labels: list[str]
+    sources: list[str]
+    line_of: Callable[[int], int | None] = lambda k: None
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise InputError("no such file", source=path)
+    if not path.is_file():
+        raise InputError("not a regular file", source=path)
+
+
+def _check_utf8(path: Path) -> None:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", source=path, line=line) from None
+
+
+def _snap_line_map(path: Path) -> Callable[[int], int | None]:
+    """Map a data-row index of a SNAP file to its physical line (comments and blanks skipped)."""
+    cache: list[int] = []
+
+    def line_of(row: int) -> int | None:
+        if not cache:
+            with path.open(encoding="utf-8", errors="replace") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if line.split("#", 1)[0].strip():
+                        cache.append(lineno)
+        return cache[row] if 0 <= row < len(cache) else None
+
+    return line_of
+
+
+def _csv_line_map(path: Path, delimiter: str) -> Callable[[int], int | None]:
+    """Map a data-row index of a CSV file (after the header) to the line where the row starts."""
+    cache: list[int] = []
+
+    def line_of(row: int) -> int | None:
+        if not cache:
+            with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+                reader = csv.reader(fh, delimiter=delimiter)
+                start = 1
+                first = True
+                for rec in reader:
+                    if rec and not (len(rec) == 1 and rec[0] == ""):
+                        if first:
+                            first = False
+                        else:
+                            cache.append(start)
+                    start = reader.line_num + 1
+        return cache[row] if 0 <= row < len(cache) else None
+
+    return line_of
+
+
+def _parser_error(path: Path, exc: Exception) -> InputError:
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    match = re.search(r"line (\d+)", msg)
+    line = int(match.group(1)) if match else None
+    fields = re.search(r"Expected (\d+) fields in line \d+, saw (\d+)", msg)
+    if fields:
+        msg = f"expected {fields.group(1)} fields, found {fields.group(2)}"
+    return InputError(msg, source=path, line=line)
+
+
+def _read_csv_header(path: Path, delimiter: str) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        for rec in csv.reader(fh, delimiter=delimiter):
+            if rec and not (len(rec) == 1 and rec[0] == ""):
+                header = [h.strip() for h in rec]
+                break
+        else:
+            raise InputError("empty file: a header row is required", source=path, line=1)
+    for i, name in enumerate(header):
+        if not name:
+            raise InputError(f"empty column name in header (column {i + 1})", source=path, line=1)
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise InputError(f"duplicate column {name!r} in header", source=path, line=1)
+        seen.add(name)
+    return header
+
+
+def _read_csv_frame(path: Path, delimiter: str) -> pd.DataFrame:
+    header = _read_csv_header(path, delimiter)
+    try:
+        frame = pd.read_csv(
+            path, sep=delimiter, dtype=object, keep_default_na=False, na_filter=False, encoding="utf-8", engine="c"
+        )
+    except pd.errors.ParserError as exc:
+        raise _parser_error(path, exc) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("empty file: a header row is required", source=path, line=1) from None
+    frame.columns = header[: len(frame.columns)]
+    return frame
+
+
+def _require_column(path: Path, frame: pd.DataFrame, name: str, role: str) -> None:
+    if name not in frame.columns:
+        cols = ", ".join(map(str, frame.columns))
+        raise InputError(f"no {role} column {name!r} in header (columns: {cols})", source=path, line=1)
+
+
+def _canonical_ids(
+    values: np.ndarray, id_type: IdType, path: Path, line_of: Callable[[int], int | None], what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate id strings; return (canonical ids as object array, mask of valid rows)."""
+    out = np.empty(values.size, dtype=object)
+    valid = np.ones(values.size, dtype=bool)
+    for i, raw in enumerate(values.tolist()):
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+            text_value = ""
+        else:
+            text_value = str(raw).strip()
+        if not text_value:
+            valid[i] = False
+            continue
+        if id_type == "int":
+            if not _INT_RE.match(text_value):
+                valid[i] = False
+                continue
+            text_value = str(int(text_value))
+        elif len(text_value) > MAX_ID_LENGTH:
+            valid[i] = False
+            continue
+        out[i] = text_value
+    return out, valid
+
+
+def _id_problem(raw: object, id_type: IdType, what: str) -> str:
+    text_value = "" if raw is None or (isinstance(raw, float) and math.isnan(raw)) else str(raw).strip()
+    if not text_value:
+        return f"missing {what}"
+    if id_type == "int":
+        return f"non-numeric {what} {text_value!r} (use --id-type str for text ids)"
+    return f"{what} longer than {MAX_ID_LENGTH} characters"
+
+
+# ---------------------------------------------------------------------------------------------
+# edges
+
+
+def read_edges(
+    path: str | Path,
+    *,
+    fmt: EdgeFormat = "auto",
+    source_column: str | None = None,
+    target_column: str | None = None,
+    delimiter: str | None = None,
+    id_type: IdType = "int",
+    skip_invalid: bool = False,
+) -> EdgeBatch:
+    """Read and validate an edge list (see module docstring for formats and policy)."""
+    path = Path(path)
+    _check_path(path)
+    _check_utf8(path)
+    if fmt == "auto":
+        fmt = "csv" if path.suffix.lower() in (".csv", ".tsv") else "snap"
+    if fmt == "csv":
+        delim = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+        frame = _read_csv_frame(path, delim)
+        if frame.shape[1] < 2 and (source_column is None or target_column is None):
+            raise InputError("an edge CSV needs two id columns", source=path, line=1)
+        scol = source_column or str(frame.columns[0])
+        tcol = target_column or str(frame.columns[1])
+        _require_column(path, frame, scol, "source")
+        _require_column(path, frame, tcol, "target")
+        line_of = _csv_line_map(path, delim)
+        if id_type == "int":
+            a_int = pd.to_numeric(frame[scol], errors="coerce", downcast=None)
+            b_int = pd.to_numeric(frame[tcol], errors="coerce", downcast=None)
+            if (
+                a_int.dtype.kind == "i"
+                and b_int.dtype.kind == "i"
+                and not frame[scol].str.contains(r"[^0-9+-]", regex=True).any()
+                and not frame[tcol].str.contains(r"[^0-9+-]", regex=True).any()
+            ):
+                return _finish_int_edges(path, a_int.to_numpy(np.int64), b_int.to_numpy(np.int64), line_of, skip_invalid)
+        a_raw = frame[scol].to_numpy(dtype=object)
+        b_raw = frame[tcol].to_numpy(dtype=object)
+    elif fmt == "snap":
+        if source_column or target_column:
+            raise InputError("--source-column/--target-column need a CSV edge file (use --format csv)", source=path)
+        a_raw, b_raw, fast = _read_snap(path, id_type, delimiter)
+        line_of = _snap_line_map(path)
+        if fast is not None:
+            return _finish_int_edges(path, fast[0], fast[1], line_of, skip_invalid)
+    else:
+        raise InputError(f"unknown edge format {fmt!r} (snap or csv)", source=path)
+
+    skipped: dict[str, int] = {}
+    a_ids, a_ok = _canonical_ids(a_raw, id_type, path, line_of, "source id")
+    b_ids, b_ok = _canonical_ids(b_raw, id_type, path, line_of, "target id")
+    bad = ~(a_ok & b_ok)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        if not skip_invalid:
+            raw, what = (a_raw[k], "source id") if not a_ok[k] else (b_raw[k], "target id")
+            raise InputError(_id_problem(raw, id_type, what), source=path, line=line_of(k))
+        skipped["invalid_id"] = int(bad.sum())
+    keep = np.flatnonzero(~bad)
+    codes, uniques = pd.factorize(np.concatenate([a_ids[keep], b_ids[keep]]))
+    m = keep.size
+    return _validate_pairs(path, list(map(str, uniques)), codes[:m], codes[m:], keep, line_of, skip_invalid, skipped, a_raw.size)
+
+
+def _read_snap(
+    path: Path, id_type: IdType, delimiter: str | None
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    sep = delimiter or r"\s+"
+    common = dict(sep=sep, header=None, comment="#", encoding="utf-8", engine="c", usecols=[0, 1])
+    if id_type == "int":
+        try:
+            frame = pd.read_csv(path, dtype=np.int64, **common)  # type: ignore[arg-type]
+            a = frame[0].to_numpy(dtype=np.int64)
+            b = frame[1].to_numpy(dtype=np.int64)
+            return a, b, (a, b)
+        except (ValueError, OverflowError, TypeError):
+            pass  # fall through: locate the bad row with the text parser
+        except pd.errors.EmptyDataError:
+            e = np.empty(0, dtype=np.int64)
+            return e, e, (e, e)
+        except pd.errors.ParserError as exc:
+            raise _parser_error(path, exc) from None
+    try:
+        frame = pd.read_csv(path, dtype=object, keep_default_na=False, **common)  # type: ignore[arg-type]
+    except pd.errors.EmptyDataError:
+        e = np.empty(0, dtype=object)
+        return e, e, None
+    except pd.errors.ParserError as exc:
+        raise _parser_error(path, exc) from None
+    except ValueError as exc:  # usecols out of range: a file with one column
+        raise InputError(f"expected two ids per line ({exc})", source=path) from None
+    return frame[0].to_numpy(dtype=object), frame[1].to_numpy(dtype=object), None
+
+
+def _finish_int_edges(
+    path: Path, a: np.ndarray, b: np.ndarray, line_of: Callable[[int], int | None], skip_invalid: bool
+) -> EdgeBatch:
+    uniques, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    m = a.size
+    ids = uniques.astype(str).tolist()
+    keep = np.arange(m)
+    return _validate_pairs(path, ids, inverse[:m], inverse[m:], keep, line_of, skip_invalid, {}, m)
+
+
+def _validate_pairs(
+    path: Path,
+    ids: list[str],
+    src: np.ndarray,
+    dst: np.ndarray,
+    rows: np.ndarray,
+    line_of: Callable[[int], int | None],
+    skip_invalid: bool,
+    skipped: dict[str, int],
+    rows_read: int,
+) -> EdgeBatch:
+    src = src.astype(np.int64)
+    dst = dst.astype(np.int64)
+    loops = src == dst
+    if loops.any():
+        k = int(np.flatnonzero(loops)[0])
+        if not skip_invalid:
+            raise InputError(f"self-loop: user {ids[src[k]]!r} befriends itself", source=path, line=line_of(int(rows[k])))
+        skipped["self_loop"] = int(loops.sum())
+        keep = ~loops
+        src, dst, rows = src[keep], dst[keep], rows[keep]
+    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+    key = lo * max(len(ids), 1) + hi
+    dup = pd.Series(key).duplicated().to_numpy()
+    if dup.any():
+        k = int(np.flatnonzero(dup)[0])
+        if not skip_invalid:
+            first = int(np.flatnonzero(key == key[k])[0])
+            first_line = line_of(int(rows[first]))
+            raise InputError(
+                f"duplicate friendship {ids[src[k]]!r} -- {ids[dst[k]]!r} (first on line {first_line})",
+                source=path,
+                line=line_of(int(rows[k])),
+            )
+        skipped["duplicate"] = int(dup.sum())
+        keep = ~dup
+        lo, hi, rows = lo[keep], hi[keep], rows[keep]
+    row_lines = rows
+
+    def edge_line(k: int) -> int | None:
+        return line_of(int(row_lines[k]))
+
+    return EdgeBatch(
+        source=str(path), ids=ids, src=lo, dst=hi, rows_read=int(rows_read), skipped=skipped, line_of=edge_line
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# users
+
+
+def _parse_bool(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    return None
+
+
+def read_users(
+    path: str | Path,
+    *,
+    id_column: str = "id",
+    id_type: IdType = "int",
+    delimiter: str = ",",
+    text_columns: Iterable[str] = (),
+    feature_columns: Iterable[str] = (),
+) -> UserBatch:
+    """Read and validate a users CSV.
+
+    A column is a feature when it is named in ``feature_columns`` or when every non-empty cell
+    parses as a number; otherwise it is a text attribute (``text_columns`` forces that, e.g. for
+    zip codes). Feature cells must be finite numbers: empty, NaN and infinite values are errors.
+    """
+    path = Path(path)
+    _check_path(path)
+    _check_utf8(path)
+    frame = _read_csv_frame(path, delimiter)
+    line_of = _csv_line_map(path, delimiter)
+    _require_column(path, frame, id_column, "id")
+    forced_text = set(text_columns)
+    forced_numeric = set(feature_columns)
+    for name in forced_text | forced_numeric:
+        _require_column(path, frame, name, "named")
+    both = forced_text & forced_numeric
+    if both:
+        raise InputError(f"column {sorted(both)[0]!r} is named both as text and as feature", source=path)
+
+    raw_ids = frame[id_column].to_numpy(dtype=object)
+    ids, ok = _canonical_ids(raw_ids, id_type, path, line_of, "user id")
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        raise InputError(_id_problem(raw_ids[k], id_type, "user id"), source=path, line=line_of(k))
+    dup = pd.Series(ids).duplicated().to_numpy()
+    if dup.any():
+        k = int(np.flatnonzero(dup)[0])
+        raise InputError(f"duplicate user id {ids[k]!r}", source=path, line=line_of(k))
+
+    is_synthetic = None
+    if "is_synthetic" in frame.columns:
+        flags = [_parse_bool(v) for v in frame["is_synthetic"].tolist()]
+        bad = [i for i, f in enumerate(flags) if f is None]
+        if bad:
+            raise InputError(
+                f"is_synthetic must be true/false/1/0, got {frame['is_synthetic'].iloc[bad[0]]!r}",
+                source=path,
+                line=line_of(bad[0]),
+            )
+        is_synthetic = np.array(flags, dtype=bool)
+
+    feature_names: list[str] = []
+    columns: list[np.ndarray] = []
+    attribute_names: list[str] = []
+    for name in frame.columns:
+        if name in (id_column, "is_synthetic"):
+            continue
+        values = frame[name].to_numpy(dtype=object)
+        stripped = np.array([v.strip() for v in values.tolist()], dtype=object)
+        nonempty = stripped != ""
+        numbers = pd.to_numeric(pd.Series(stripped), errors="coerce").to_numpy(dtype=np.float64)
+        parses = ~np.isnan(numbers) | np.isin(np.char.lower(stripped.astype(str)), ["nan", "+nan", "-nan"])
+        is_feature = name in forced_numeric or (
+            name not in forced_text and nonempty.any() and bool(parses[nonempty].all())
+        )
+        if not is_feature:
+            attribute_names.append(name)
+            continue
+        for k in range(values.size):
+            if not nonempty[k]:
+                raise InputError(f"empty value in feature column {name!r}", source=path, line=line_of(k))
+            if not parses[k]:
+                raise InputError(f"non-numeric value {values[k]!r} in feature column {name!r}", source=path, line=line_of(k))
+            if not math.isfinite(numbers[k]):
+                raise InputError(f"{values[k].strip()} in feature column {name!r} (features must be finite)", source=path, line=line_of(k))
+            if abs(numbers[k]) > float(np.finfo(np.float32).max):
+                raise InputError(f"value {values[k]!r} in column {name!r} overflows float32", source=path, line=line_of(k))
+        feature_names.append(name)
+        columns.append(numbers.astype(np.float32))
+    features = np.stack(columns, axis=1) if columns else np.zeros((len(ids), 0), dtype=np.float32)
+    attr_frame = frame[attribute_names] if attribute_names else None
+    attributes: list[dict[str, str]] = []
+    if attr_frame is not None:
+        for rec in attr_frame.itertuples(index=False, name=None):
+            attributes.append({k: v for k, v in zip(attribute_names, rec) if v != ""})
+    else:
+        attributes = [{} for _ in range(len(ids))]
+    return UserBatch(
+        source=str(path),
+        external_ids=[str(x) for x in ids.tolist()],
+        feature_names=feature_names,
+        features=features,
+        attributes=attributes,
+        attribute_names=attribute_names,
+        is_synthetic=is_synthetic,
+        line_of=line_of,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# labels
+
+
+def read_labels(
+    path: str | Path,
+    *,
+    id_column: str = "id",
+    label_column: str = "label",
+    source_column: str = "source",
+    default_source: str = "import",
+    id_type: IdType = "int",
+    delimiter: str = ",",
+) -> LabelBatch:
+    """Read and validate a labels CSV: one label per user and source."""
+    path = Path(path)
+    _check_path(path)
+    _check_utf8(path)
+    frame = _read_csv_frame(path, delimiter)
+    line_of = _csv_line_map(path, delimiter)
+    _require_column(path, frame, id_column, "id")
+    _require_column(path, frame, label_column, "label")
+    raw_ids = frame[id_column].to_numpy(dtype=object)
+    ids, ok = _canonical_ids(raw_ids, id_type, path, line_of, "user id")
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        raise InputError(_id_problem(raw_ids[k], id_type, "user id"), source=path, line=line_of(k))
+    labels = [str(v).strip() for v in frame[label_column].tolist()]
+    has_source = source_column in frame.columns
+    sources = [str(v).strip() or default_source for v in frame[source_column].tolist()] if has_source else [default_source] * len(labels)
+    for k, (lab, src) in enumerate(zip(labels, sources)):
+        if not lab:
+            raise InputError(f"empty label for user {ids[k]!r}", source=path, line=line_of(k))
+        if len(lab) > MAX_LABEL_LENGTH:
+            raise InputError(f"label longer than {MAX_LABEL_LENGTH} characters", source=path, line=line_of(k))
+        if len(src) > MAX_LABEL_LENGTH:
+            raise InputError(f"source longer than {MAX_LABEL_LENGTH} characters", source=path, line=line_of(k))
+    keys = pd.Series([f"{i}\x1f{s}" for i, s in zip(ids.tolist(), sources)])
+    dup = keys.duplicated().to_numpy()
+    if dup.any():
+        k = int(np.flatnonzero(dup)[0])
+        raise InputError(f"duplicate label for user {ids[k]!r} (source {sources[k]!r})", source=path, line=line_of(k))
+    return LabelBatch(
+        source=str(path),
+        external_ids=[str(x) for x in ids.tolist()],
+        labels=labels,
+        sources=sources,
+        line_of=line_of,
+    )

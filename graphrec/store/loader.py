@@ -1,0 +1,318 @@
+"""Writes validated batches (from :mod:`graphrec.store.importers` or the dataset loaders) into the
+store inside the caller's write transaction. Idempotent: rows already present are left alone, and
+an existing user is only rewritten when the batch changes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, bindparam, select, text, update
+
+from graphrec.errors import InputError
+from graphrec.store import bulk
+from graphrec.store.features import decode_rows, encode_rows
+from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
+from graphrec.store.schema import FeatureColumn, Label, User, utcnow
+
+#: Rows per encode/insert chunk for users (bounds memory for wide feature matrices).
+USER_CHUNK = 50_000
+
+
+@dataclass
+class ImportReport:
+    """What an import did. ``changed`` is False for a re-import of the same data."""
+
+    kind: str
+    source: str
+    rows_read: int = 0
+    users_created: int = 0
+    users_updated: int = 0
+    friendships_added: int = 0
+    friendships_present: int = 0
+    blocks_added: int = 0
+    labels_written: int = 0
+    circles_written: int = 0
+    feature_columns_added: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    revision: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.users_created,
+                self.users_updated,
+                self.friendships_added,
+                self.blocks_added,
+                self.labels_written,
+                self.circles_written,
+                self.feature_columns_added,
+            )
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["changed"] = self.changed
+        return out
+
+
+Progress = Callable[[int], None]
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def ensure_feature_columns(conn: Connection, names: Sequence[str]) -> tuple[np.ndarray, int, int]:
+    """Positions of ``names`` in the feature space (appending new names); returns
+    (positions, total column count, number added)."""
+    rows = conn.execute(select(FeatureColumn.name, FeatureColumn.position)).all()
+    known = {name: pos for name, pos in rows}
+    nxt = max(known.values(), default=-1) + 1
+    new_rows = []
+    for name in names:
+        if name not in known:
+            known[name] = nxt
+            new_rows.append({"position": nxt, "name": name, "created_at": utcnow()})
+            nxt += 1
+    if new_rows:
+        conn.execute(FeatureColumn.__table__.insert(), new_rows)
+    return np.array([known[n] for n in names], dtype=np.int64), nxt, len(new_rows)
+
+
+def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progress: Progress = _noop) -> np.ndarray:
+    """Create or update the batch's users; returns their internal ids (aligned with the batch)."""
+    positions, dim, added = ensure_feature_columns(conn, batch.feature_names)
+    report.feature_columns_added += added
+    ids = bulk.lookup_user_ids(conn, batch.external_ids)
+    new = np.flatnonzero(ids < 0)
+    now = utcnow()
+    for start in range(0, new.size, USER_CHUNK):
+        chunk = new[start : start + USER_CHUNK]
+        blobs = _encode(batch.features[chunk], positions, dim) if batch.feature_names else [None] * chunk.size
+        created = bulk.insert_users(
+            conn,
+            [batch.external_ids[i] for i in chunk],
+            attributes=[batch.attributes[i] or None for i in chunk],
+            features=blobs,
+            is_synthetic=None if batch.is_synthetic is None else batch.is_synthetic[chunk],
+            now=now,
+        )
+        ids[chunk] = created
+        progress(chunk.size)
+    report.users_created += int(new.size)
+    existing = np.flatnonzero(~np.isin(np.arange(len(ids)), new))
+    for start in range(0, existing.size, USER_CHUNK):
+        chunk = existing[start : start + USER_CHUNK]
+        report.users_updated += _update_existing(conn, batch, chunk, ids[chunk], positions, dim, now)
+        progress(chunk.size)
+    return ids
+
+
+def _encode(values: np.ndarray, positions: np.ndarray, dim: int) -> list[bytes | None]:
+    full = np.zeros((values.shape[0], dim), dtype=np.float32)
+    full[:, positions] = values
+    return list(encode_rows(full))
+
+
+def _update_existing(
+    conn: Connection,
+    batch: UserBatch,
+    rows: np.ndarray,
+    user_ids: np.ndarray,
+    positions: np.ndarray,
+    dim: int,
+    now: dt.datetime,
+) -> int:
+    current = {
+        r.id: r
+        for r in conn.execute(
+            select(User.id, User.attributes, User.features, User.is_synthetic).where(
+                User.id.in_(bindparam("ids", expanding=True))
+            ),
+            {"ids": user_ids.tolist()},
+        )
+    }
+    old = decode_rows([current[int(u)].features for u in user_ids], dim)
+    merged = old.copy()
+    if batch.feature_names:
+        merged[:, positions] = batch.features[rows]
+    updates = []
+    for k, (row, uid) in enumerate(zip(rows.tolist(), user_ids.tolist())):
+        record = current[uid]
+        attrs = dict(record.attributes or {})
+        for name in batch.attribute_names:
+            value = batch.attributes[row].get(name)
+            if value is None:
+                attrs.pop(name, None)
+            else:
+                attrs[name] = value
+        synth = bool(record.is_synthetic) if batch.is_synthetic is None else bool(batch.is_synthetic[row])
+        features_changed = not np.array_equal(old[k], merged[k])
+        if features_changed or (attrs or None) != (record.attributes or None) or synth != bool(record.is_synthetic):
+            blob = encode_rows(merged[k : k + 1])[0] if features_changed else record.features
+            updates.append({"uid": uid, "attributes": attrs or None, "features": blob, "is_synthetic": synth, "updated_at": now})
+    if updates:
+        stmt = (
+            update(User)
+            .where(User.id == bindparam("uid"))
+            .values(
+                attributes=bindparam("attributes"),
+                features=bindparam("features"),
+                is_synthetic=bindparam("is_synthetic"),
+                updated_at=bindparam("updated_at"),
+            )
+        )
+        conn.execute(stmt.execution_options(synchronize_session=False), updates)
+    return len(updates)
+
+
+def resolve_users(
+    conn: Connection,
+    external_ids: Sequence[str],
+    *,
+    create: bool,
+    missing_error: Callable[[int], InputError],
+    report: ImportReport,
+    progress: Progress = _noop,
+) -> np.ndarray:
+    """Internal ids for ``external_ids``; unknown ones are created (``create``) or an error."""
+    ids = bulk.lookup_user_ids(conn, external_ids)
+    missing = np.flatnonzero(ids < 0)
+    if missing.size:
+        if not create:
+            raise missing_error(int(missing[0]))
+        ids[missing] = bulk.insert_users(conn, [external_ids[i] for i in missing], progress=progress)
+        report.users_created += int(missing.size)
+    return ids
+
+
+def write_edges(
+    conn: Connection,
+    batch: EdgeBatch,
+    report: ImportReport,
+    *,
+    create_users: bool = True,
+    progress: Progress = _noop,
+) -> None:
+    """Insert the batch's friendships (creating unknown users unless ``create_users`` is False)."""
+
+    def unknown(code: int) -> InputError:
+        return InputError(
+            f"unknown user {batch.ids[code]!r} (import users first, or allow creating them)",
+            source=batch.source,
+            line=batch.line_of(batch.first_row_of_id(code)),
+        )
+
+    ids = resolve_users(conn, batch.ids, create=create_users, missing_error=unknown, report=report)
+    a, b = ids[batch.src], ids[batch.dst]
+    added = bulk.insert_pairs(conn, "friendships", ("user_lo", "user_hi"), np.minimum(a, b), np.maximum(a, b), progress=progress)
+    report.friendships_added += added
+    report.friendships_present += int(a.size - added)
+
+
+def write_blocks(
+    conn: Connection,
+    batch: EdgeBatch,
+    report: ImportReport,
+    *,
+    create_users: bool = False,
+) -> None:
+    """Insert directed blocks ``src blocks dst`` (unknown users are an error by default)."""
+
+    def unknown(code: int) -> InputError:
+        return InputError(
+            f"unknown user {batch.ids[code]!r}",
+            source=batch.source,
+            line=batch.line_of(batch.first_row_of_id(code)),
+        )
+
+    ids = resolve_users(conn, batch.ids, create=create_users, missing_error=unknown, report=report)
+    report.blocks_added += bulk.insert_pairs(
+        conn, "blocks", ("blocker_id", "blocked_id"), ids[batch.src], ids[batch.dst], extra={"created_at": utcnow()}
+    )
+
+
+def write_labels(conn: Connection, batch: LabelBatch, report: ImportReport) -> None:
+    """Upsert labels, one per (user, source); unchanged labels are left untouched."""
+
+    def unknown(k: int) -> InputError:
+        return InputError(f"unknown user {batch.external_ids[k]!r}", source=batch.source, line=batch.line_of(k))
+
+    ids = resolve_users(conn, batch.external_ids, create=False, missing_error=unknown, report=report)
+    current: dict[tuple[int, str], str] = {}
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000].tolist()
+        for uid, src, lab in conn.execute(
+            select(Label.user_id, Label.source, Label.label).where(Label.user_id.in_(bindparam("ids", expanding=True))),
+            {"ids": chunk},
+        ):
+            current[(uid, src)] = lab
+    now = utcnow()
+    inserts, updates = [], []
+    for uid, lab, src in zip(ids.tolist(), batch.labels, batch.sources):
+        old = current.get((uid, src))
+        if old is None:
+            inserts.append({"user_id": uid, "source": src, "label": lab, "created_at": now, "updated_at": now})
+        elif old != lab:
+            updates.append({"uid": uid, "src": src, "label": lab, "updated_at": now})
+    if inserts:
+        conn.execute(Label.__table__.insert(), inserts)
+    if updates:
+        conn.execute(
+            update(Label.__table__)
+            .where(Label.user_id == bindparam("uid"), Label.source == bindparam("src"))
+            .values(label=bindparam("label"), updated_at=bindparam("updated_at")),
+            updates,
+        )
+    report.labels_written += len(inserts) + len(updates)
+
+
+def write_circles(
+    conn: Connection,
+    circles: Sequence[tuple[str | None, str, Sequence[str]]],
+    report: ImportReport,
+    *,
+    source: str = "import",
+) -> None:
+    """Upsert circles given as (owner external id or None, name, member external ids)."""
+    everyone = sorted({m for _, _, members in circles for m in members} | {o for o, _, _ in circles if o is not None})
+
+    def unknown(k: int) -> InputError:
+        return InputError(f"circle member {everyone[k]!r} is not a user", source=report.source)
+
+    ids = resolve_users(conn, everyone, create=False, missing_error=unknown, report=report)
+    index = dict(zip(everyone, ids.tolist()))
+    existing = {
+        (owner, name): cid for cid, owner, name in conn.execute(text("SELECT id, owner_id, name FROM circles"))
+    }
+    members_now: dict[int, set[int]] = {}
+    for cid, uid in conn.execute(text("SELECT circle_id, user_id FROM circle_members")):
+        members_now.setdefault(cid, set()).add(uid)
+    for owner_ext, name, members in circles:
+        owner = index[owner_ext] if owner_ext is not None else None
+        cid = existing.get((owner, name))
+        wanted = {index[m] for m in members}
+        created = cid is None
+        if cid is None:
+            cid = conn.execute(
+                text("INSERT INTO circles (name, owner_id, source) VALUES (:n, :o, :s) RETURNING id"),
+                {"n": name, "o": owner, "s": source},
+            ).scalar_one()
+            existing[(owner, name)] = cid
+        have = members_now.get(cid, set())
+        add = sorted(wanted - have)
+        drop = sorted(have - wanted)
+        if add:
+            conn.execute(text("INSERT INTO circle_members (circle_id, user_id) VALUES (:c, :u)"), [{"c": cid, "u": u} for u in add])
+        if drop:
+            conn.execute(
+                text("DELETE FROM circle_members WHERE circle_id = :c AND user_id = :u"), [{"c": cid, "u": u} for u in drop]
+            )
+        if created or add or drop:
+            report.circles_written += 1

@@ -1,0 +1,552 @@
+"""``GraphStore``: the library API over the SQL graph store.
+
+Public methods speak *external* ids (the ids users were imported with; ints are accepted and
+turned into their decimal text). Every write runs in one transaction and bumps the store
+revision when it changes something; every read that spans several queries (snapshots, stats)
+runs in one repeatable-read transaction.
+
+Example::
+
+    from graphrec import GraphStore
+    store = GraphStore()                      # GRAPHREC_DATABASE_URL or ./graphrec.db
+    store.initialize()                        # alembic upgrade head
+    store.import_ego_facebook()
+    store.mutual_friends("0", "1")
+    data = store.snapshot().to_pyg()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, text, update
+
+from graphrec.config import Settings
+from graphrec.errors import InputError, NotFoundError, StoreStateError
+from graphrec.progress import progress_bar
+from graphrec.store import bulk, loader, migrate
+from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
+from graphrec.store.features import decode_vector, encode_vector
+from graphrec.store.importers import EdgeBatch, UserBatch, read_edges, read_labels, read_users
+from graphrec.store.loader import ImportReport
+from graphrec.store.schema import Block, FeatureColumn, Friendship, Label, User, utcnow
+from graphrec.store.snapshot import Snapshot, read_snapshot
+
+UserRef = str | int
+
+
+def _ext(user: UserRef) -> str:
+    if isinstance(user, bool) or not isinstance(user, (str, int, np.integer)):
+        raise InputError(f"user id must be text or an integer, got {type(user).__name__}")
+    value = str(user).strip()
+    if not value:
+        raise InputError("empty user id")
+    return value
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user as the library returns it."""
+
+    external_id: str
+    attributes: dict[str, Any]
+    features: dict[str, float]
+    is_synthetic: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    deleted_at: dt.datetime | None
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Summary figures of the store (active users only unless stated)."""
+
+    revision: int
+    users: int
+    synthetic_users: int
+    deleted_users: int
+    friendships: int
+    blocks: int
+    labels: dict[str, int]
+    circles: int
+    feature_columns: int
+    density: float
+    mean_degree: float
+    isolated_users: int
+    components: int
+    largest_component: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class GraphStore:
+    """The SQL graph store (SQLite or PostgreSQL)."""
+
+    def __init__(self, database_url: str | None = None, *, home: str | Path | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.resolve(database_url, home)
+        self.engine: Engine = get_engine(self.settings.database_url)
+        self._schema_ok = False
+
+    def __repr__(self) -> str:
+        return f"GraphStore({self.engine.url.render_as_string()!r})"
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # -- schema ------------------------------------------------------------------------------
+    def initialize(self, revision: str = "head") -> tuple[str | None, str | None]:
+        """Bring the schema to ``revision`` (default: the newest). Returns (before, after)."""
+        result = migrate.upgrade(self.engine, revision)
+        self._schema_ok = False
+        return result
+
+    def initialize_if_empty(self) -> bool:
+        """Create the schema when the database is empty; True if it did."""
+        if migrate.is_empty(self.engine):
+            self.initialize()
+            return True
+        return False
+
+    def check_schema(self) -> None:
+        """Raise :class:`StoreStateError` unless the schema is at the code's head revision."""
+        if not self._schema_ok:
+            migrate.require_current(self.engine)
+            self._schema_ok = True
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
+        self.check_schema()
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction with a consistent view (repeatable read on PostgreSQL)."""
+        self.check_schema()
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    # -- users -------------------------------------------------------------------------------
+    def _user_id(self, conn: Connection, user: UserRef, *, include_deleted: bool = False) -> int:
+        ext = _ext(user)
+        row = conn.execute(select(User.id, User.deleted_at).where(User.external_id == ext)).first()
+        if row is None or (row.deleted_at is not None and not include_deleted):
+            raise NotFoundError(f"unknown user {ext!r}")
+        return int(row.id)
+
+    def add_user(
+        self,
+        user: UserRef,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        features: Mapping[str, float] | None = None,
+        is_synthetic: bool = False,
+    ) -> None:
+        """Create a user; ``features`` maps feature names to numbers (new names become columns)."""
+        ext = _ext(user)
+        with self.write() as conn:
+            if conn.execute(select(User.id).where(User.external_id == ext)).first() is not None:
+                raise InputError(f"user {ext!r} already exists")
+            blob = self._encode_features(conn, features)
+            now = utcnow()
+            conn.execute(
+                User.__table__.insert().values(
+                    external_id=ext,
+                    attributes=dict(attributes) if attributes else None,
+                    features=blob,
+                    is_synthetic=bool(is_synthetic),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            bulk.bump_revision(conn)
+
+    def update_user(
+        self,
+        user: UserRef,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        features: Mapping[str, float] | None = None,
+    ) -> None:
+        """Merge new attribute values (``None`` removes a key) and feature values into a user."""
+        with self.write() as conn:
+            uid = self._user_id(conn, user)
+            row = conn.execute(select(User.attributes, User.features).where(User.id == uid)).one()
+            values: dict[str, Any] = {"updated_at": utcnow()}
+            if attributes:
+                merged = dict(row.attributes or {})
+                for key, value in attributes.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                values["attributes"] = merged or None
+            if features:
+                values["features"] = self._encode_features(conn, features, base=row.features)
+            conn.execute(update(User).where(User.id == uid).values(**values))
+            bulk.bump_revision(conn)
+
+    def _encode_features(self, conn: Connection, features: Mapping[str, float] | None, base: bytes | None = None) -> bytes | None:
+        if not features:
+            return base
+        names = list(features)
+        vals = np.asarray([features[n] for n in names], dtype=np.float64)
+        if not np.isfinite(vals).all():
+            bad = names[int(np.flatnonzero(~np.isfinite(vals))[0])]
+            raise InputError(f"feature {bad!r} must be a finite number")
+        positions, dim, _ = loader.ensure_feature_columns(conn, names)
+        vec = decode_vector(base, dim)
+        vec[positions] = vals.astype(np.float32)
+        return encode_vector(vec)
+
+    def get_user(self, user: UserRef) -> UserRecord:
+        """A user's profile (deleted users too, with ``deleted_at`` set)."""
+        with self.read() as conn:
+            uid = self._user_id(conn, user, include_deleted=True)
+            row = conn.execute(select(User).where(User.id == uid)).scalar_one()
+            names = [n for (n,) in conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position))]
+            vec = decode_vector(row.features, len(names))
+            return UserRecord(
+                external_id=row.external_id,
+                attributes=dict(row.attributes or {}),
+                features={n: float(v) for n, v in zip(names, vec.tolist()) if v != 0.0},
+                is_synthetic=bool(row.is_synthetic),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                deleted_at=row.deleted_at,
+            )
+
+    def has_user(self, user: UserRef) -> bool:
+        """True for an active (not deleted) user."""
+        with self.read() as conn:
+            try:
+                self._user_id(conn, user)
+                return True
+            except NotFoundError:
+                return False
+
+    def remove_user(self, user: UserRef, *, hard: bool = False) -> None:
+        """Soft-delete a user (kept for audit, hidden everywhere), or delete it with its edges."""
+        with self.write() as conn:
+            uid = self._user_id(conn, user, include_deleted=hard)
+            if hard:
+                conn.execute(delete(User).where(User.id == uid))
+            else:
+                now = utcnow()
+                conn.execute(update(User).where(User.id == uid).values(deleted_at=now, updated_at=now))
+            bulk.bump_revision(conn)
+
+    def count_users(self, *, include_deleted: bool = False) -> int:
+        with self.read() as conn:
+            q = select(func.count()).select_from(User)
+            if not include_deleted:
+                q = q.where(User.deleted_at.is_(None))
+            return int(conn.execute(q).scalar_one())
+
+    # -- friendships -------------------------------------------------------------------------
+    def add_friendship(self, a: UserRef, b: UserRef) -> bool:
+        """Befriend two users; False if they already were friends."""
+        with self.write() as conn:
+            ua, ub = self._user_id(conn, a), self._user_id(conn, b)
+            if ua == ub:
+                raise InputError(f"self-loop: user {_ext(a)!r} cannot befriend itself")
+            lo, hi = min(ua, ub), max(ua, ub)
+            exists = conn.execute(
+                select(Friendship.user_lo).where(Friendship.user_lo == lo, Friendship.user_hi == hi)
+            ).first()
+            if exists:
+                return False
+            conn.execute(Friendship.__table__.insert().values(user_lo=lo, user_hi=hi))
+            bulk.bump_revision(conn)
+            return True
+
+    def add_friendships(self, pairs: Iterable[tuple[UserRef, UserRef]], *, create_users: bool = False) -> ImportReport:
+        """Bulk-add friendships (validated like an edge file; one transaction)."""
+        pair_list = [(_ext(a), _ext(b)) for a, b in pairs]
+        import pandas as pd
+
+        codes, uniques = pd.factorize(np.asarray([x for p in pair_list for x in p], dtype=object))
+        codes = codes.reshape(-1, 2) if pair_list else np.empty((0, 2), dtype=np.int64)
+        from graphrec.store.importers import _validate_pairs
+
+        batch = _validate_pairs(
+            Path("<pairs>"), [str(u) for u in uniques], codes[:, 0], codes[:, 1], np.arange(len(pair_list)),
+            lambda k: k + 1, False, {}, len(pair_list),
+        )
+        return self.load_edges(batch, create_users=create_users, kind="friendships")
+
+    def remove_friendship(self, a: UserRef, b: UserRef) -> bool:
+        """Unfriend; False if they were not friends."""
+        with self.write() as conn:
+            ua, ub = self._user_id(conn, a, include_deleted=True), self._user_id(conn, b, include_deleted=True)
+            lo, hi = min(ua, ub), max(ua, ub)
+            res = conn.execute(delete(Friendship).where(Friendship.user_lo == lo, Friendship.user_hi == hi))
+            if res.rowcount:
+                bulk.bump_revision(conn)
+            return bool(res.rowcount)
+
+    def are_friends(self, a: UserRef, b: UserRef) -> bool:
+        with self.read() as conn:
+            ua, ub = self._user_id(conn, a), self._user_id(conn, b)
+            lo, hi = min(ua, ub), max(ua, ub)
+            return conn.execute(
+                select(Friendship.user_lo).where(Friendship.user_lo == lo, Friendship.user_hi == hi)
+            ).first() is not None
+
+    @staticmethod
+    def _neighbour_ids_sql() -> Any:
+        return text(
+            "SELECT user_hi AS n FROM friendships WHERE user_lo = :u "
+            "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = :u"
+        )
+
+    def neighbours(self, user: UserRef) -> list[str]:
+        """External ids of the user's active friends, sorted."""
+        with self.read() as conn:
+            uid = self._user_id(conn, user)
+            rows = conn.execute(
+                text(
+                    "SELECT u.external_id FROM users u JOIN ("
+                    "SELECT user_hi AS n FROM friendships WHERE user_lo = :u "
+                    "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = :u"
+                    ") f ON u.id = f.n WHERE u.deleted_at IS NULL"
+                ),
+                {"u": uid},
+            ).all()
+        return sorted(r[0] for r in rows)
+
+    neighbors = neighbours
+
+    def degree(self, user: UserRef) -> int:
+        """Number of active friends."""
+        return len(self.neighbours(user))
+
+    def mutual_friends(self, a: UserRef, b: UserRef) -> list[str]:
+        """External ids of the active users who are friends of both, sorted."""
+        return sorted(set(self.neighbours(a)) & set(self.neighbours(b)))
+
+    # -- blocks ------------------------------------------------------------------------------
+    def block(self, blocker: UserRef, blocked: UserRef) -> bool:
+        """Record that ``blocker`` blocked ``blocked``; False if already recorded."""
+        with self.write() as conn:
+            ua, ub = self._user_id(conn, blocker), self._user_id(conn, blocked)
+            if ua == ub:
+                raise InputError(f"user {_ext(blocker)!r} cannot block itself")
+            if conn.execute(select(Block.blocker_id).where(Block.blocker_id == ua, Block.blocked_id == ub)).first():
+                return False
+            conn.execute(Block.__table__.insert().values(blocker_id=ua, blocked_id=ub, created_at=utcnow()))
+            bulk.bump_revision(conn)
+            return True
+
+    def unblock(self, blocker: UserRef, blocked: UserRef) -> bool:
+        with self.write() as conn:
+            ua, ub = self._user_id(conn, blocker, include_deleted=True), self._user_id(conn, blocked, include_deleted=True)
+            res = conn.execute(delete(Block).where(Block.blocker_id == ua, Block.blocked_id == ub))
+            if res.rowcount:
+                bulk.bump_revision(conn)
+            return bool(res.rowcount)
+
+    def blocked_either_way(self, user: UserRef) -> list[str]:
+        """Users that ``user`` blocked or that blocked ``user``: never recommend them to each other."""
+        with self.read() as conn:
+            uid = self._user_id(conn, user)
+            rows = conn.execute(
+                text(
+                    "SELECT u.external_id FROM users u JOIN ("
+                    "SELECT blocked_id AS n FROM blocks WHERE blocker_id = :u "
+                    "UNION SELECT blocker_id AS n FROM blocks WHERE blocked_id = :u) b ON u.id = b.n"
+                ),
+                {"u": uid},
+            ).all()
+        return sorted(r[0] for r in rows)
+
+    # -- labels ------------------------------------------------------------------------------
+    def set_label(self, user: UserRef, label: str, *, source: str = "manual") -> None:
+        """Set the user's label from ``source`` (one current label per user and source)."""
+        label = str(label).strip()
+        if not label or len(label) > 64:
+            raise InputError("label must be 1 to 64 characters")
+        with self.write() as conn:
+            uid = self._user_id(conn, user)
+            now = utcnow()
+            res = conn.execute(
+                update(Label).where(Label.user_id == uid, Label.source == source).values(label=label, updated_at=now)
+            )
+            if not res.rowcount:
+                conn.execute(
+                    Label.__table__.insert().values(user_id=uid, source=source, label=label, created_at=now, updated_at=now)
+                )
+            bulk.bump_revision(conn)
+
+    def labels(self, *, source: str | None = None) -> dict[str, str]:
+        """Current label per user (the most recent across sources unless ``source`` is given)."""
+        with self.read() as conn:
+            q = select(User.external_id, Label.label).join(Label, Label.user_id == User.id).where(User.deleted_at.is_(None))
+            if source is not None:
+                q = q.where(Label.source == source)
+            q = q.order_by(Label.updated_at, Label.source)
+            return {ext: lab for ext, lab in conn.execute(q)}
+
+    # -- bulk import -------------------------------------------------------------------------
+    def _run_import(self, kind: str, source: str, body: Any) -> ImportReport:
+        report = ImportReport(kind=kind, source=source)
+        start = time.perf_counter()
+        with self.write() as conn:
+            body(conn, report)
+            if report.changed:
+                report.revision = bulk.bump_revision(conn)
+            else:
+                report.revision = int(conn.execute(text("SELECT revision FROM store_revision")).scalar_one())
+        report.seconds = round(time.perf_counter() - start, 3)
+        return report
+
+    def load_edges(self, batch: EdgeBatch, *, create_users: bool = True, kind: str = "edges") -> ImportReport:
+        """Write a validated edge batch in one transaction."""
+
+        def body(conn: Connection, report: ImportReport) -> None:
+            report.rows_read = batch.rows_read
+            report.skipped = dict(batch.skipped)
+            with progress_bar(total=int(batch.src.size), desc="friendships", unit="edge") as bar:
+                loader.write_edges(conn, batch, report, create_users=create_users, progress=bar.update)
+
+        return self._run_import(kind, batch.source, body)
+
+    def import_edges(self, path: str | Path, *, create_users: bool = True, **options: Any) -> ImportReport:
+        """Import an edge file (see :func:`graphrec.store.importers.read_edges` for options)."""
+        return self.load_edges(read_edges(path, **options), create_users=create_users)
+
+    def import_blocks(self, path: str | Path, **options: Any) -> ImportReport:
+        """Import directed blocks (``blocker blocked`` per row, same formats as edges)."""
+        batch = read_edges(path, **options)
+
+        def body(conn: Connection, report: ImportReport) -> None:
+            report.rows_read = batch.rows_read
+            report.skipped = dict(batch.skipped)
+            loader.write_blocks(conn, batch, report)
+
+        return self._run_import("blocks", batch.source, body)
+
+    def load_users(self, batch: UserBatch) -> ImportReport:
+        def body(conn: Connection, report: ImportReport) -> None:
+            report.rows_read = len(batch.external_ids)
+            with progress_bar(total=len(batch.external_ids), desc="users", unit="user") as bar:
+                loader.write_users(conn, batch, report, progress=bar.update)
+
+        return self._run_import("users", batch.source, body)
+
+    def import_users(self, path: str | Path, **options: Any) -> ImportReport:
+        """Import a users CSV (see :func:`graphrec.store.importers.read_users`)."""
+        return self.load_users(read_users(path, **options))
+
+    def import_labels(self, path: str | Path, **options: Any) -> ImportReport:
+        """Import a labels CSV (see :func:`graphrec.store.importers.read_labels`)."""
+        batch = read_labels(path, **options)
+
+        def body(conn: Connection, report: ImportReport) -> None:
+            report.rows_read = len(batch.external_ids)
+            loader.write_labels(conn, batch, report)
+
+        return self._run_import("labels", batch.source, body)
+
+    def import_ego_facebook(self, path: str | Path | None = None) -> ImportReport:
+        """Import SNAP ego-Facebook (bundled copy unless ``path`` names a folder of SNAP files):
+        users with their 1,406 binary features, friendships and circles, in one transaction."""
+        from graphrec.datasets import load_ego_facebook
+
+        data = load_ego_facebook(path)
+        ids = [str(u) for u in data.user_ids.tolist()]
+        users = UserBatch(
+            source=str(path or "ego-facebook (bundled)"),
+            external_ids=ids,
+            feature_names=data.feature_names,
+            features=data.features,
+            attributes=[{} for _ in ids],
+            attribute_names=[],
+            is_synthetic=None,
+        )
+        index = {u: i for i, u in enumerate(data.user_ids.tolist())}
+        edges = EdgeBatch(
+            source=users.source,
+            ids=ids,
+            src=np.array([index[u] for u in data.edges[:, 0].tolist()], dtype=np.int64),
+            dst=np.array([index[v] for v in data.edges[:, 1].tolist()], dtype=np.int64),
+            rows_read=int(data.edges.shape[0]),
+        )
+        circles = [(str(ego), name, [str(m) for m in members]) for ego, name, members in data.circles]
+
+        def body(conn: Connection, report: ImportReport) -> None:
+            report.rows_read = len(ids) + int(data.edges.shape[0])
+            loader.write_users(conn, users, report)
+            loader.write_edges(conn, edges, report, create_users=False)
+            loader.write_circles(conn, circles, report, source="ego-facebook")
+
+        return self._run_import("ego-facebook", users.source, body)
+
+    # -- snapshot, stats ---------------------------------------------------------------------
+    def snapshot(self, *, include_synthetic: bool = True, label_source: str | None = None) -> Snapshot:
+        """A consistent snapshot of active users (see :class:`~graphrec.store.snapshot.Snapshot`)."""
+        with self.read() as conn:
+            return read_snapshot(conn, include_synthetic=include_synthetic, label_source=label_source)
+
+    def revision(self) -> int:
+        """The store's data version (bumped by every write that changes something)."""
+        with self.read() as conn:
+            return int(conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar_one())
+
+    def stats(self) -> StoreStats:
+        """Counts, density and connected components of the active graph."""
+        import scipy.sparse.csgraph as csgraph
+
+        with self.read() as conn:
+            snap = read_snapshot(conn)
+            deleted = conn.execute(select(func.count()).select_from(User).where(User.deleted_at.is_not(None))).scalar_one()
+            blocks = conn.execute(select(func.count()).select_from(Block)).scalar_one()
+            circles = conn.execute(text("SELECT COUNT(*) FROM circles")).scalar_one()
+        n, m = snap.num_nodes, snap.num_edges
+        labels: dict[str, int] = {}
+        for lab in snap.labels.tolist():
+            if lab is not None:
+                labels[lab] = labels.get(lab, 0) + 1
+        if n:
+            ncomp, comp = csgraph.connected_components(snap.to_scipy(), directed=False)
+            largest = int(np.bincount(comp).max())
+        else:
+            ncomp, largest = 0, 0
+        deg = snap.degrees
+        return StoreStats(
+            revision=snap.revision,
+            users=n,
+            synthetic_users=int(snap.is_synthetic.sum()),
+            deleted_users=int(deleted),
+            friendships=m,
+            blocks=int(blocks),
+            labels=dict(sorted(labels.items())),
+            circles=int(circles),
+            feature_columns=len(snap.feature_names),
+            density=(2.0 * m / (n * (n - 1))) if n > 1 else 0.0,
+            mean_degree=float(deg.mean()) if n else 0.0,
+            isolated_users=int((deg == 0).sum()),
+            components=int(ncomp),
+            largest_component=largest,
+        )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the graphrec store (installed as ``graphrec.migrations``)."""
