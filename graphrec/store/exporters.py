@@ -50,11 +50,11 @@ def atomic_output(path: str | Path) -> Iterator[IO[str]]:
 
 
 def _format_column(values: np.ndarray) -> np.ndarray:
-    """Shortest round-tripping text for a float32 column; integers without a decimal point."""
+    """Shortest text that round-trips each float32 value; integral columns without ``.0``."""
     v = values.astype(np.float32)
     if np.all(v == np.round(v)) and np.all(np.abs(v) < 2**24):
         return v.astype(np.int64).astype(str)
-    return np.array([np.format_float_positional(x, unique=True, trim="-") for x in v.tolist()], dtype=object) if v.size < 1000 else v.astype(str)
+    return v.astype(str)  # numpy prints the shortest repr that round-trips float32
 
 
 def export_users(conn: Connection, path: str | Path) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,9 +182,20 @@ def _read_csv_header(path: Path, delimiter: str) -> list[str]:
 def _read_csv_frame(path: Path, delimiter: str) -> pd.DataFrame:
     header = _read_csv_header(path, delimiter)
     try:
-        frame = pd.read_csv(
-            path, sep=delimiter, dtype=object, keep_default_na=False, na_filter=False, encoding="utf-8", engine="c"
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path,
+                sep=delimiter,
+                dtype=object,
+                keep_default_na=False,
+                na_filter=False,
+                encoding="utf-8",
+                engine="c",
+                index_col=False,
+            )
+    except pd.errors.ParserWarning:
+        raise InputError(f"rows have more fields than the {len(header)} header columns", source=path, line=2) from None
     except pd.errors.ParserError as exc:
         raise _parser_error(path, exc) from None
     except pd.errors.EmptyDataError:
@@ -469,17 +481,19 @@ def read_users(
         if not is_feature:
             attribute_names.append(name)
             continue
-        for k in range(values.size):
-            if not nonempty[k]:
-                raise InputError(f"empty value in feature column {name!r}", source=path, line=line_of(k))
-            if not parses[k]:
-                raise InputError(f"non-numeric value {values[k]!r} in feature column {name!r}", source=path, line=line_of(k))
-            if not math.isfinite(numbers[k]):
-                raise InputError(f"{values[k].strip()} in feature column {name!r} (features must be finite)", source=path, line=line_of(k))
-            if abs(numbers[k]) > float(np.finfo(np.float32).max):
-                raise InputError(f"value {values[k]!r} in column {name!r} overflows float32", source=path, line=line_of(k))
+        as32 = numbers.astype(np.float32)
+        checks = (
+            (~nonempty, lambda k: f"empty value in feature column {name!r}"),
+            (~parses, lambda k: f"non-numeric value {values[k]!r} in feature column {name!r}"),
+            (~np.isfinite(numbers), lambda k: f"{values[k].strip()} in feature column {name!r} (features must be finite)"),
+            (~np.isfinite(as32), lambda k: f"value {values[k]!r} in column {name!r} overflows float32"),
+        )
+        for bad, problem in checks:
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise InputError(problem(k), source=path, line=line_of(k))
         feature_names.append(name)
-        columns.append(numbers.astype(np.float32))
+        columns.append(as32)
     features = np.stack(columns, axis=1) if columns else np.zeros((len(ids), 0), dtype=np.float32)
     attr_frame = frame[attribute_names] if attribute_names else None
     attributes: list[dict[str, str]] = []

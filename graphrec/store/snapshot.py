@@ -122,14 +122,19 @@ class Snapshot:
 
     def adjacency_tensor(self) -> "torch.Tensor":
         """Symmetric adjacency as a ``torch.sparse_csr`` tensor (fast message passing on CPU)."""
+        import warnings
+
         import torch
 
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(self.indptr.astype(np.int64)),
-            torch.from_numpy(self.indices.astype(np.int64)),
-            torch.ones(self.indices.size, dtype=torch.float32),
-            size=(self.num_nodes, self.num_nodes),
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(self.indptr.astype(np.int64)),
+                torch.from_numpy(self.indices.astype(np.int64)),
+                torch.ones(self.indices.size, dtype=torch.float32),
+                size=(self.num_nodes, self.num_nodes),
+                check_invariants=False,
+            )
 
     def to_pyg(self) -> "Data":
         """PyTorch Geometric ``Data``: ``x``, ``edge_index`` (both directions), ``y`` (-1 unlabelled),

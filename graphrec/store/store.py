@@ -224,7 +224,7 @@ class GraphStore:
         """A user's profile (deleted users too, with ``deleted_at`` set)."""
         with self.read() as conn:
             uid = self._user_id(conn, user, include_deleted=True)
-            row = conn.execute(select(User).where(User.id == uid)).scalar_one()
+            row = conn.execute(select(User.__table__).where(User.id == uid)).one()
             names = [n for (n,) in conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position))]
             vec = decode_vector(row.features, len(names))
             return UserRecord(

@@ -1,0 +1,94 @@
+"""The graphrec CLI: settings, commands, JSON output, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import write
+from graphrec.cli import cli
+from graphrec.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(url: str, *args: str, env: dict[str, str] | None = None):
+    runner = CliRunner()
+    return runner.invoke(cli, list(args), env={"GRAPHREC_DATABASE_URL": url, **(env or {})}, catch_exceptions=False)
+
+
+def test_full_flow_json(database_url: str, tmp_path: Path) -> None:
+    r = run(database_url, "db", "upgrade")
+    assert r.exit_code == 0 and "-> 0001" in r.output
+    r = run(database_url, "import", "ego-facebook", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["friendships_added"] == 88234
+    r = run(database_url, "stats", "--format", "json")
+    stats = json.loads(r.output)
+    assert stats["users"] == 4039 and stats["friendships"] == 88234 and stats["components"] == 1
+    assert stats["density"] == pytest.approx(2 * 88234 / (4039 * 4038))
+    labels = write(tmp_path / "labels.csv", "id,label\n0,human\n107,bot\n")
+    r = run(database_url, "import", "labels", str(labels), "--format", "json")
+    assert json.loads(r.output)["labels_written"] == 2
+    out = tmp_path / "users.csv"
+    r = run(database_url, "export", "users", "--output", str(out), "--format", "json")
+    assert json.loads(r.output)["rows"] == 4039
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:2] == ["id", "is_synthetic"] and len(header) == 2 + 1406
+    r = run(database_url, "user", "mutual", "0", "1", "--format", "json")
+    assert json.loads(r.output)["mutual_friends"]
+    r = run(database_url, "user", "show", "107", "--format", "json")
+    assert json.loads(r.output)["degree"] == 1045
+
+
+def test_errors_are_one_line_with_exit_codes(sqlite_url: str, tmp_path: Path) -> None:
+    r = run(sqlite_url, "stats")
+    assert r.exit_code == 4 and "not initialised" in r.output and "graphrec db upgrade" in r.output
+    bad = write(tmp_path / "edges.txt", "1 2\n2 2\n")
+    r = run(sqlite_url, "import", "edges", str(bad))
+    assert r.exit_code == 2
+    lines = [l for l in r.output.splitlines() if l.startswith("error:")]
+    assert lines == [f"error: {bad}:2: self-loop: user '2' befriends itself"]
+    r = run(sqlite_url, "import", "edges", str(write(tmp_path / "ok.txt", "1 2\n")))
+    assert r.exit_code == 0
+    r = run(sqlite_url, "user", "friends", "77")
+    assert r.exit_code == 3 and "error: unknown user '77'" in r.output
+    r = run(sqlite_url, "import", "labels", str(tmp_path / "missing.csv"))
+    assert r.exit_code == 2 and "missing.csv: no such file" in r.output
+    r = run(sqlite_url, "export", "users", "--output", str(tmp_path / "no" / "such" / "dir.csv"))
+    assert r.exit_code == 2 and "folder does not exist" in r.output
+
+
+def test_database_url_option_and_home_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "x" / "g.db"
+    db.parent.mkdir()
+    monkeypatch.delenv("GRAPHREC_HOME", raising=False)
+    s = Settings.resolve(f"sqlite:///{db}")
+    assert s.home == db.parent / "graphrec-home"
+    monkeypatch.setenv("GRAPHREC_HOME", str(tmp_path / "h"))
+    assert Settings.resolve(f"sqlite:///{db}").home == tmp_path / "h"
+    assert Settings.resolve("postgresql://u@h/db").database_url.startswith("postgresql+psycopg://")
+    r = CliRunner().invoke(cli, ["--database-url", f"sqlite:///{db}", "db", "upgrade"], env={"GRAPHREC_DATABASE_URL": "sqlite:////nonexistent/dir/x.db"})
+    assert r.exit_code == 0 and db.exists()
+
+
+def test_default_database_is_sqlite_in_working_directory(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHREC_")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "import", "edges", str(write(tmp_path / "e.txt", "1 2\n2 3\n")), "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["friendships_added"] == 2
+    assert (tmp_path / "graphrec.db").exists()
+    assert proc.stderr.count("\n") <= 1  # no progress bars when not on a terminal

@@ -1,0 +1,155 @@
+"""GraphStore library API on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphrec.errors import InputError, NotFoundError
+from graphrec.store.store import GraphStore
+
+
+def _triangle_plus(store: GraphStore) -> None:
+    for u in "abcde":
+        store.add_user(u)
+    store.add_friendships([("a", "b"), ("b", "c"), ("a", "c"), ("c", "d")])
+
+
+def test_users_and_friendships(store: GraphStore) -> None:
+    _triangle_plus(store)
+    assert store.count_users() == 5
+    assert store.neighbours("c") == ["a", "b", "d"]
+    assert store.degree("a") == 2
+    assert store.degree("e") == 0
+    assert store.mutual_friends("a", "b") == ["c"]
+    assert store.mutual_friends("a", "d") == ["c"]
+    assert store.are_friends("b", "a") and not store.are_friends("a", "d")
+    assert store.add_friendship("d", "c") is False  # same undirected pair
+    assert store.add_friendship("e", "a") is True
+    assert store.neighbours("a") == ["b", "c", "e"]
+    assert store.remove_friendship("a", "e") is True
+    assert store.remove_friendship("a", "e") is False
+    assert store.neighbours("a") == ["b", "c"]
+
+
+def test_invalid_operations_are_rejected(store: GraphStore) -> None:
+    store.add_user(1)
+    store.add_user(2)
+    with pytest.raises(InputError, match="itself"):
+        store.add_friendship(1, 1)
+    with pytest.raises(NotFoundError, match="unknown user '99'"):
+        store.add_friendship(1, 99)
+    with pytest.raises(InputError, match="already exists"):
+        store.add_user("1")
+    with pytest.raises(InputError, match="duplicate friendship"):
+        store.add_friendships([(1, 2), (2, 1)])
+    with pytest.raises(InputError, match="finite"):
+        store.add_user(3, features={"age": float("nan")})
+    with pytest.raises(InputError, match="must be text or an integer"):
+        store.add_user(3.5)  # type: ignore[arg-type]
+    assert store.count_users() == 2
+    assert not store.are_friends(1, 2)
+
+
+def test_features_and_attributes(store: GraphStore) -> None:
+    store.add_user("u", attributes={"city": "Paris"}, features={"age": 31, "score": 0.25})
+    store.add_user("v", features={"height": 1.8})
+    u = store.get_user("u")
+    assert u.attributes == {"city": "Paris"}
+    assert u.features == {"age": 31.0, "score": 0.25}
+    store.update_user("u", attributes={"city": None, "lang": "fr"}, features={"score": 0.5})
+    u = store.get_user("u")
+    assert u.attributes == {"lang": "fr"}
+    assert u.features == {"age": 31.0, "score": 0.5}
+    snap = store.snapshot()
+    assert snap.feature_names == ["age", "score", "height"]
+    np.testing.assert_allclose(snap.features, [[31, 0.5, 0], [0, 0, 1.8]], rtol=1e-6)
+
+
+def test_soft_and_hard_delete(store: GraphStore) -> None:
+    _triangle_plus(store)
+    rev = store.revision()
+    store.remove_user("c")
+    assert store.revision() == rev + 1
+    assert store.neighbours("a") == ["b"]
+    assert not store.has_user("c")
+    assert store.get_user("c").is_deleted
+    with pytest.raises(NotFoundError):
+        store.neighbours("c")
+    snap = store.snapshot()
+    assert "c" not in snap.external_ids.tolist() and snap.num_edges == 1
+    store.remove_user("a", hard=True)
+    with pytest.raises(NotFoundError):
+        store.get_user("a")
+    assert store.neighbours("b") == []  # the friendship went with the user
+
+
+def test_blocks_either_way(store: GraphStore) -> None:
+    _triangle_plus(store)
+    assert store.block("a", "d") is True
+    assert store.block("a", "d") is False
+    store.block("e", "a")
+    assert store.blocked_either_way("a") == ["d", "e"]
+    assert store.blocked_either_way("d") == ["a"]
+    with pytest.raises(InputError):
+        store.block("a", "a")
+    assert store.unblock("a", "d") is True
+    assert store.blocked_either_way("d") == []
+
+
+def test_labels_latest_wins_per_source(store: GraphStore) -> None:
+    _triangle_plus(store)
+    store.set_label("a", "bot", source="analyst")
+    store.set_label("b", "human", source="analyst")
+    store.set_label("a", "human", source="analyst")
+    assert store.labels() == {"a": "human", "b": "human"}
+    store.set_label("a", "bot", source="appeal")
+    assert store.labels()["a"] == "bot"
+    assert store.labels(source="analyst")["a"] == "human"
+
+
+def test_revision_counts_only_real_changes(store: GraphStore) -> None:
+    r0 = store.revision()
+    store.add_user("x")
+    store.add_user("y")
+    assert store.revision() == r0 + 2
+    store.add_friendship("x", "y")
+    store.add_friendship("y", "x")  # no-op
+    assert store.revision() == r0 + 3
+
+
+def test_snapshot_structure_and_conversions(store: GraphStore) -> None:
+    _triangle_plus(store)
+    store.set_label("a", "bot")
+    store.add_user("s", is_synthetic=True)
+    store.add_friendship("s", "e")
+    snap = store.snapshot()
+    assert snap.num_nodes == 6 and snap.num_edges == 5
+    adj = snap.to_scipy()
+    assert (adj != adj.T).nnz == 0
+    assert adj.diagonal().sum() == 0
+    ext = snap.external_ids.tolist()
+    for u in ["a", "b", "c", "d", "e"]:
+        assert sorted(ext[j] for j in snap.neighbors(snap.index_of(u))) == sorted(
+            store.neighbours(u)
+        )
+    codes, classes = snap.label_codes()
+    assert classes == ["bot"] and codes[snap.index_of("a")] == 0 and (codes == -1).sum() == 5
+    data = snap.to_pyg()
+    assert data.num_nodes == 6 and data.edge_index.shape == (2, 10)
+    assert bool(data.is_synthetic[snap.index_of("s")])
+    g = snap.to_networkx()
+    assert g.number_of_edges() == 5 and set(g.neighbors("c")) == {"a", "b", "d"}
+    assert g.nodes["a"]["label"] == "bot"
+    real = store.snapshot(include_synthetic=False)
+    assert real.num_nodes == 5 and real.num_edges == 4
+    dense = snap.adjacency_tensor().to_dense().numpy()
+    np.testing.assert_array_equal(dense, adj.toarray())
+
+
+def test_snapshot_fingerprint_tracks_content(store: GraphStore) -> None:
+    _triangle_plus(store)
+    f1 = store.snapshot().fingerprint()
+    assert store.snapshot().fingerprint() == f1
+    store.add_friendship("d", "e")
+    assert store.snapshot().fingerprint() != f1
