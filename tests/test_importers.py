@@ -227,3 +227,13 @@ def test_export_never_leaves_partial_files(store: GraphStore, tmp_path: Path) ->
         with store.read() as conn:
             exporters.export_users(conn, out / "users.csv")
     assert list(out.iterdir()) == []
+
+
+def test_atomic_output_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    target = write(tmp_path / "out.csv", "old\n")
+    with pytest.raises(RuntimeError):
+        with exporters.atomic_output(target) as fh:
+            fh.write("new, half written")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]

@@ -310,7 +310,7 @@ def read_edges(
     keep = np.flatnonzero(~bad)
     codes, uniques = pd.factorize(np.concatenate([a_ids[keep], b_ids[keep]]))
     m = keep.size
-    return _validate_pairs(path, list(map(str, uniques)), codes[:m], codes[m:], keep, line_of, skip_invalid, skipped, a_raw.size)
+    return validate_pairs(path, list(map(str, uniques)), codes[:m], codes[m:], keep, line_of, skip_invalid, skipped, a_raw.size)
 
 
 def _read_snap(
@@ -350,10 +350,10 @@ def _finish_int_edges(
     m = a.size
     ids = uniques.astype(str).tolist()
     keep = np.arange(m)
-    return _validate_pairs(path, ids, inverse[:m], inverse[m:], keep, line_of, skip_invalid, {}, m)
+    return validate_pairs(path, ids, inverse[:m], inverse[m:], keep, line_of, skip_invalid, {}, m)
 
 
-def _validate_pairs(
+def validate_pairs(
     path: Path,
     ids: list[str],
     src: np.ndarray,
@@ -364,6 +364,10 @@ def _validate_pairs(
     skipped: dict[str, int],
     rows_read: int,
 ) -> EdgeBatch:
+    """Reject (or, with ``skip_invalid``, drop and count) self-loops and duplicate friendships.
+
+    ``ids[src[k]]``/``ids[dst[k]]`` are the endpoints of row ``rows[k]`` of the file; duplicates
+    are unordered (``u v`` repeats ``v u``)."""
     src = src.astype(np.int64)
     dst = dst.astype(np.int64)
     loops = src == dst

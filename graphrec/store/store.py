@@ -20,21 +20,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, text, update
+import pandas as pd
+from sqlalchemy import Connection, Engine, delete, func, select, text, update
 
 from graphrec.config import Settings
-from graphrec.errors import InputError, NotFoundError, StoreStateError
+from graphrec.errors import InputError, NotFoundError
 from graphrec.progress import progress_bar
 from graphrec.store import bulk, loader, migrate
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
 from graphrec.store.features import decode_vector, encode_vector
-from graphrec.store.importers import EdgeBatch, UserBatch, read_edges, read_labels, read_users
+from graphrec.store.importers import EdgeBatch, UserBatch, read_edges, read_labels, read_users, validate_pairs
 from graphrec.store.loader import ImportReport
 from graphrec.store.schema import Block, FeatureColumn, Friendship, Label, User, utcnow
 from graphrec.store.snapshot import Snapshot, read_snapshot
@@ -284,15 +285,18 @@ class GraphStore:
     def add_friendships(self, pairs: Iterable[tuple[UserRef, UserRef]], *, create_users: bool = False) -> ImportReport:
         """Bulk-add friendships (validated like an edge file; one transaction)."""
         pair_list = [(_ext(a), _ext(b)) for a, b in pairs]
-        import pandas as pd
-
         codes, uniques = pd.factorize(np.asarray([x for p in pair_list for x in p], dtype=object))
         codes = codes.reshape(-1, 2) if pair_list else np.empty((0, 2), dtype=np.int64)
-        from graphrec.store.importers import _validate_pairs
-
-        batch = _validate_pairs(
-            Path("<pairs>"), [str(u) for u in uniques], codes[:, 0], codes[:, 1], np.arange(len(pair_list)),
-            lambda k: k + 1, False, {}, len(pair_list),
+        batch = validate_pairs(
+            Path("<pairs>"),
+            [str(u) for u in uniques],
+            codes[:, 0],
+            codes[:, 1],
+            np.arange(len(pair_list)),
+            lambda k: k + 1,
+            skip_invalid=False,
+            skipped={},
+            rows_read=len(pair_list),
         )
         return self.load_edges(batch, create_users=create_users, kind="friendships")
 
@@ -313,13 +317,6 @@ class GraphStore:
             return conn.execute(
                 select(Friendship.user_lo).where(Friendship.user_lo == lo, Friendship.user_hi == hi)
             ).first() is not None
-
-    @staticmethod
-    def _neighbour_ids_sql() -> Any:
-        return text(
-            "SELECT user_hi AS n FROM friendships WHERE user_lo = :u "
-            "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = :u"
-        )
 
     def neighbours(self, user: UserRef) -> list[str]:
         """External ids of the user's active friends, sorted."""
