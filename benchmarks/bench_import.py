@@ -27,7 +27,9 @@ What it measures
    * ``reimport``: ``import_edges(edges.txt)`` again; must report ``friendships_added == 0``.
 
    The server's own memory (PostgreSQL backends) is not in the RSS figures: they are the Python
-   process's only.
+   process's only. The data is generated in a subprocess too, so the orchestrating parent stays
+   small: Linux carries ``ru_maxrss`` across ``exec``, so every child starts out reporting at
+   least its parent's peak (each child also records ``VmHWM`` as a cross-check).
 3. **Targets** printed beside the figures: users + edges import under 60 s per backend, peak RSS
    under 4 GB, snapshot + ``to_pyg`` under 20 s. graphrec's edges/s is printed beside the raw
    baseline's edges/s with the ratio.
@@ -72,13 +74,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import psycopg
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec import GraphStore
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PHASES = ("raw", "import", "snapshot", "reimport")
+PHASES = ("raw", "import", "snapshot", "reimport")  # per backend, in this order
 FEATURE_COLUMNS = 8
 SQLITE_CHUNK = 200_000  # rows per executemany call in the SQLite baseline (graphrec uses the same)
 COPY_CHUNK = 1 << 24  # bytes per COPY write in the PostgreSQL baseline
@@ -166,16 +172,44 @@ def generate(folder: Path, n: int, m: int, seed: int) -> Dataset:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    """Peak resident set size of this process in MiB (Linux reports ``ru_maxrss`` in KiB).
+
+    Linux carries ``ru_maxrss`` across ``execve`` (measured: every child of a parent that had
+    generated the data reported the parent's 1.2 GiB), so a child reports at least its parent's
+    peak at the time of the fork. The orchestrating parent
+    therefore stays small (the data is generated in a child too); :func:`own_peak_rss_mib`
+    cross-checks.
+    """
     scale = 1.0 / (1024 * 1024) if sys.platform == "darwin" else 1.0 / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def own_peak_rss_mib() -> float | None:
+    """This process image's own RSS high-water mark (``VmHWM``, Linux only; reset by exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def libpq_conninfo(sqlalchemy_url: str) -> str:
-    """The psycopg connection string of a ``postgresql+psycopg://`` SQLAlchemy URL."""
+    """The libpq ``key=value`` connection string of a ``postgresql+psycopg://`` SQLAlchemy URL.
+
+    (Not a rendered URI: SQLAlchemy encodes spaces in query values as ``+``, which libpq keeps
+    literally, so an ``options`` value with two ``-c`` settings would arrive garbled.)
+    """
+    from psycopg.conninfo import make_conninfo
     from sqlalchemy.engine import make_url
 
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    url = make_url(sqlalchemy_url)
+    params: dict[str, Any] = {"host": url.host, "port": url.port, "user": url.username, "password": url.password}
+    params["dbname"] = url.database
+    params.update({k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()})
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
 def pg_binary_copy(pairs: np.ndarray) -> bytes:
@@ -200,20 +234,18 @@ def phase_raw(backend: str, url: str, data: Dataset) -> dict[str, Any]:
         start = time.perf_counter()
         con.execute("BEGIN")
         cur = con.cursor()
-        for i in range(0, m, SQLITE_CHUNK):
+        for i in range(0, m, SQLITE_CHUNK):  # .tolist() is on the clock: sqlite3 needs Python ints
             cur.executemany("INSERT INTO raw_edges (u, v) VALUES (?, ?)", pairs[i : i + SQLITE_CHUNK].tolist())
         con.execute("COMMIT")
         seconds = time.perf_counter() - start
         loaded = int(con.execute("SELECT COUNT(*) FROM raw_edges").fetchone()[0])
         con.close()
     else:
-        import psycopg
-
         with psycopg.connect(libpq_conninfo(url)) as conn:
             conn.execute("CREATE TABLE bench_raw_edges (u bigint, v bigint)")
             conn.commit()
             start = time.perf_counter()
-            payload = pg_binary_copy(pairs)
+            payload = pg_binary_copy(pairs)  # encoding is on the clock too
             with conn.cursor() as cur, cur.copy("COPY bench_raw_edges (u, v) FROM STDIN (FORMAT binary)") as copy:
                 for i in range(0, len(payload), COPY_CHUNK):
                     copy.write(payload[i : i + COPY_CHUNK])
@@ -227,10 +259,10 @@ def phase_raw(backend: str, url: str, data: Dataset) -> dict[str, Any]:
     return {"seconds": seconds, "rows": m}
 
 
-def database_size_mib(store: Any) -> float:
+def database_size_mib(store: GraphStore) -> float:
     """On-disk size of the store (SQLite file + WAL; PostgreSQL: tables of the search_path schema)."""
     if store.dialect == "sqlite":
-        db = Path(store.engine.url.database)
+        db = Path(str(store.engine.url.database))
         return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists()) / 2**20
     from sqlalchemy import text
 
@@ -310,7 +342,24 @@ def phase_reimport(backend: str, url: str, data: Dataset) -> dict[str, Any]:
     return {"seconds": seconds, "write_seconds": report.seconds, "friendships_present": report.friendships_present}
 
 
+def phase_generate(backend: str, url: str, data: Dataset) -> dict[str, Any]:
+    """Write the synthetic data set (in a child, so the parent's RSS stays small)."""
+    start = time.perf_counter()
+    generate(data.folder, data.users, data.edges, data.seed)
+    pairs = np.load(data.pairs_file)
+    _, counts = np.unique(pairs, return_counts=True)
+    return {
+        "seconds": time.perf_counter() - start,
+        "edge_file_mib": data.edge_file.stat().st_size / 2**20,
+        "users_file_mib": data.users_file.stat().st_size / 2**20,
+        "max_degree": int(counts.max()),
+        "median_degree": float(np.median(np.concatenate([counts, np.zeros(data.users - counts.size)]))),
+        "isolated_users": int(data.users - counts.size),
+    }
+
+
 PHASE_FUNCS: dict[str, Callable[[str, str, Dataset], dict[str, Any]]] = {
+    "generate": phase_generate,
     "raw": phase_raw,
     "import": phase_import,
     "snapshot": phase_snapshot,
@@ -340,6 +389,7 @@ def run_child(args: argparse.Namespace) -> None:
         result = func(args.backend, args.url, data)
     result["rss_start_mib"] = rss_start
     result["peak_rss_mib"] = peak_rss_mib()
+    result["own_peak_rss_mib"] = own_peak_rss_mib()
     Path(args.result).write_text(json.dumps(result), encoding="utf-8")
 
 
@@ -364,16 +414,31 @@ def run_step(backend: str, phase: str, url: str, data: Dataset, profile: bool) -
     result_file = data.folder / f"result-{backend}-{phase}.json"
     result_file.unlink(missing_ok=True)
     cmd = [
-        sys.executable, str(Path(__file__).resolve()),
-        "--phase", phase, "--backend", backend, "--url", url, "--data", str(data.folder), "--result", str(result_file),
-        "--users", str(data.users), "--edges", str(data.edges), "--seed", str(data.seed),
-    ]  # fmt: skip
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--phase",
+        phase,
+        "--backend",
+        backend,
+        "--url",
+        url,
+        "--data",
+        str(data.folder),
+        "--result",
+        str(result_file),
+        "--users",
+        str(data.users),
+        "--edges",
+        str(data.edges),
+        "--seed",
+        str(data.seed),
+    ]
     if profile:
         cmd.append("--profile")
     env = {**os.environ, "GRAPHREC_PROGRESS": "0"}
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     step = StepResult(backend, phase, proc.returncode == 0, wall, load_before, os.getloadavg()[0])
     if proc.stderr.strip():
@@ -387,15 +452,11 @@ def run_step(backend: str, phase: str, url: str, data: Dataset, profile: bool) -
 
 
 def pg_admin(base_url: str, sql: str) -> None:
-    import psycopg
-
     with psycopg.connect(libpq_conninfo(base_url), autocommit=True) as conn:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
 def pg_server_version(base_url: str) -> str:
-    import psycopg
-
     with psycopg.connect(libpq_conninfo(base_url)) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "?"
@@ -422,61 +483,104 @@ def machine_description() -> dict[str, str]:
     }
 
 
-def fmt_rate(rows: int, seconds: float) -> str:
-    return f"{rows / seconds:,.0f}" if seconds > 0 else "-"
+@dataclass
+class Row:
+    """One line of the figures table."""
+
+    backend: str
+    step: str
+    seconds: float | None = None
+    rows: int | None = None  # rows per second = rows / seconds
+    rss_mib: float | None = None
+    target: str = ""
+    met: str = ""
+    notes: str = ""
+
+    def cells(self) -> list[str]:
+        rate = f"{self.rows / self.seconds:,.0f}" if self.rows and self.seconds else ""
+        return [
+            self.backend,
+            self.step,
+            "" if self.seconds is None else f"{self.seconds:.1f}",
+            rate,
+            "" if self.rss_mib is None else f"{self.rss_mib:,.0f}",
+            self.target,
+            self.met,
+            self.notes,
+        ]
 
 
 def verdict(value: float, limit: float) -> str:
     return "ok" if value < limit else "MISSED"
 
 
-def report_rows(steps: list[StepResult], data: Dataset) -> list[list[str]]:
-    """Table rows: backend, step, seconds, rows/s, peak RSS, target, verdict, notes."""
-    rows: list[list[str]] = []
-    by_key = {(s.backend, s.phase): s for s in steps}
-    backends = list(dict.fromkeys(s.backend for s in steps))
-    for backend in backends:
-        raw = by_key.get((backend, "raw"))
-        imp = by_key.get((backend, "import"))
-        snap = by_key.get((backend, "snapshot"))
-        again = by_key.get((backend, "reimport"))
-        load = lambda s: f"load {s.load_before:.1f}->{s.load_after:.1f}"  # noqa: E731
-        for step in (raw, imp, snap, again):
-            if step is not None and not step.ok:
-                rows.append([backend, step.phase, "FAILED", "", "", "", "", step.error[:120]])
-        raw_rate = 0.0
-        if raw and raw.ok:
-            f = raw.figures
-            raw_rate = data.edges / f["seconds"]
-            rows.append([backend, "raw baseline: edges", f"{f['seconds']:.1f}", fmt_rate(data.edges, f["seconds"]),
-                         f"{f['peak_rss_mib']:,.0f}", "", "", load(raw)])  # fmt: skip
-        if imp and imp.ok:
-            f = imp.figures
-            total = f["users_seconds"] + f["edges_seconds"]
-            rss = f["peak_rss_mib"]
-            rows.append([backend, "import_users", f"{f['users_seconds']:.1f}", fmt_rate(data.users, f["users_seconds"]),
-                         "", "", "", f"write txn {f['users_write_seconds']:.1f} s"])  # fmt: skip
-            ratio = f" = {(data.edges / f['edges_seconds']) / raw_rate:.2f}x raw" if raw_rate else ""
-            rows.append([backend, "import_edges", f"{f['edges_seconds']:.1f}", fmt_rate(data.edges, f["edges_seconds"]),
-                         "", "", "", f"write txn {f['edges_write_seconds']:.1f} s{ratio}"])  # fmt: skip
-            rows.append([backend, "import total (users + edges)", f"{total:.1f}", "", f"{rss:,.0f}",
-                         f"< {TARGET_IMPORT_S:.0f} s, < {TARGET_RSS_MIB:,.0f} MiB",
-                         f"{verdict(total, TARGET_IMPORT_S)} / {verdict(rss, TARGET_RSS_MIB)}",
-                         f"db {f['db_mib']:,.0f} MiB; {load(imp)}"])  # fmt: skip
-        if snap and snap.ok:
-            f = snap.figures
-            rss = f["peak_rss_mib"]
-            rows.append([backend, "snapshot + to_pyg", f"{f['seconds']:.1f}", fmt_rate(data.edges, f["seconds"]),
-                         f"{rss:,.0f}", f"< {TARGET_SNAPSHOT_S:.0f} s, < {TARGET_RSS_MIB:,.0f} MiB",
-                         f"{verdict(f['seconds'], TARGET_SNAPSHOT_S)} / {verdict(rss, TARGET_RSS_MIB)}",
-                         f"snapshot {f['snapshot_seconds']:.1f} s + to_pyg {f['to_pyg_seconds']:.1f} s "
-                         f"(+ {f['pyg_import_seconds']:.1f} s one-off torch_geometric import, not counted); {load(snap)}"])  # fmt: skip
-        if again and again.ok:
-            f = again.figures
-            rows.append([backend, "re-import edges (0 added)", f"{f['seconds']:.1f}", fmt_rate(data.edges, f["seconds"]),
-                         f"{f['peak_rss_mib']:,.0f}", "", "",
-                         f"write txn {f['write_seconds']:.1f} s; {load(again)}"])  # fmt: skip
+def load_note(step: StepResult) -> str:
+    return f"load {step.load_before:.1f}->{step.load_after:.1f}"
+
+
+def backend_rows(backend: str, steps: dict[str, StepResult], data: Dataset) -> list[Row]:
+    """The table rows of one backend (failed steps show their error)."""
+    rows = [Row(backend, s.phase, met="FAILED", notes=s.error[:120]) for s in steps.values() if not s.ok]
+    ok = {phase: s for phase, s in steps.items() if s.ok}
+    raw_rate = 0.0
+    if raw := ok.get("raw"):
+        f = raw.figures
+        raw_rate = data.edges / f["seconds"]
+        rows.append(Row(backend, "raw baseline: edges", f["seconds"], data.edges, f["peak_rss_mib"], notes=load_note(raw)))
+    if imp := ok.get("import"):
+        f = imp.figures
+        total, rss = f["users_seconds"] + f["edges_seconds"], f["peak_rss_mib"]
+        ratio = f"; {(data.edges / f['edges_seconds']) / raw_rate:.2f}x raw" if raw_rate else ""
+        rows += [
+            Row(backend, "import_users", f["users_seconds"], data.users, notes=f"write txn {f['users_write_seconds']:.1f} s"),
+            Row(
+                backend,
+                "import_edges",
+                f["edges_seconds"],
+                data.edges,
+                notes=f"write txn {f['edges_write_seconds']:.1f} s{ratio}",
+            ),
+            Row(
+                backend,
+                "import total (users + edges)",
+                total,
+                rss_mib=rss,
+                target=f"< {TARGET_IMPORT_S:.0f} s, < {TARGET_RSS_MIB:,.0f} MiB",
+                met=f"{verdict(total, TARGET_IMPORT_S)} / {verdict(rss, TARGET_RSS_MIB)}",
+                notes=f"db {f['db_mib']:,.0f} MiB; {load_note(imp)}",
+            ),
+        ]
+    if snap := ok.get("snapshot"):
+        f = snap.figures
+        rss = f["peak_rss_mib"]
+        rows.append(
+            Row(
+                backend,
+                "snapshot + to_pyg",
+                f["seconds"],
+                data.edges,
+                rss,
+                target=f"< {TARGET_SNAPSHOT_S:.0f} s, < {TARGET_RSS_MIB:,.0f} MiB",
+                met=f"{verdict(f['seconds'], TARGET_SNAPSHOT_S)} / {verdict(rss, TARGET_RSS_MIB)}",
+                notes=(
+                    f"snapshot {f['snapshot_seconds']:.1f} s + to_pyg {f['to_pyg_seconds']:.1f} s "
+                    f"(+ {f['pyg_import_seconds']:.1f} s torch_geometric import, not counted); {load_note(snap)}"
+                ),
+            )
+        )
+    if again := ok.get("reimport"):
+        f = again.figures
+        notes = f"0 added; write txn {f['write_seconds']:.1f} s; {load_note(again)}"
+        rows.append(Row(backend, "re-import edges", f["seconds"], data.edges, f["peak_rss_mib"], notes=notes))
     return rows
+
+
+def report_rows(steps: list[StepResult], data: Dataset) -> list[list[str]]:
+    """Table cells for all backends, in the order they ran."""
+    per_backend: dict[str, dict[str, StepResult]] = {}
+    for step in steps:
+        per_backend.setdefault(step.backend, {})[step.phase] = step
+    return [row.cells() for backend, by_phase in per_backend.items() for row in backend_rows(backend, by_phase, data)]
 
 
 HEADER = ["backend", "step", "seconds", "rows/s", "peak RSS MiB", "target", "met", "notes"]
@@ -489,6 +593,7 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 
 def comparison_lines(steps: list[StepResult], data: Dataset) -> list[str]:
+    """graphrec's edges/s beside the raw baseline's, per backend."""
     out = []
     by_key = {(s.backend, s.phase): s for s in steps}
     for backend in dict.fromkeys(s.backend for s in steps):
@@ -496,9 +601,55 @@ def comparison_lines(steps: list[StepResult], data: Dataset) -> list[str]:
         if raw and raw.ok and imp and imp.ok:
             g = data.edges / imp.figures["edges_seconds"]
             r = data.edges / raw.figures["seconds"]
-            out.append(f"{backend:>10}: graphrec import_edges {g:>12,.0f} edges/s | raw bulk load {r:>12,.0f} edges/s | "
-                       f"graphrec/raw = {g / r:.2f} (raw is {r / g:.1f}x faster)")  # fmt: skip
+            out.append(
+                f"{backend:>10}: graphrec import_edges {g:>12,.0f} edges/s | raw bulk load {r:>12,.0f} edges/s | "
+                f"graphrec/raw = {g / r:.2f} (raw is {r / g:.1f}x faster)"
+            )
     return out
+
+
+def pg_store_url(base_url: str, schema: str) -> str:
+    """``base_url`` with ``-csearch_path=<schema>`` added to its libpq ``options``."""
+    from sqlalchemy.engine import make_url
+
+    base = make_url(base_url)
+    options = f"{base.query.get('options', '')} -csearch_path={schema}".strip()  # keep the caller's options
+    return base.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def run_backend(backend: str, args: argparse.Namespace, data: Dataset, steps: list[StepResult], servers: dict[str, str]) -> bool:
+    """Run every phase on one backend (PostgreSQL: in a fresh schema, dropped afterwards); True if all passed.
+
+    Appends each phase's result to ``steps`` and the server version to ``servers``."""
+    schema = ""
+    if backend == "sqlite":
+        servers[backend] = sqlite3.sqlite_version
+        url = f"sqlite:///{data.folder / 'graphrec.db'}"
+    else:
+        schema = f"bench_{secrets.token_hex(4)}"
+        pg_admin(args.pg_url, f"CREATE SCHEMA {schema}")
+        url = pg_store_url(args.pg_url, schema)
+        servers[backend] = pg_server_version(args.pg_url)
+        print(f"postgresql {servers[backend]}: schema {schema}")
+    all_ok = True
+    try:
+        for phase in PHASES:
+            step = run_step(backend, phase, url, data, args.profile)
+            steps.append(step)
+            status = "ok" if step.ok else f"FAILED: {step.error}"
+            print(
+                f"  {backend}/{phase}: {status} (subprocess wall {step.wall_s:.1f} s, "
+                f"load {step.load_before:.1f}->{step.load_after:.1f})",
+                flush=True,
+            )
+            if not step.ok:
+                all_ok = False
+                if phase != "raw":  # later phases need the import
+                    break
+    finally:
+        if schema and not args.keep:
+            pg_admin(args.pg_url, f"DROP SCHEMA {schema} CASCADE")
+    return all_ok
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -513,7 +664,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", default=None, help="also write all figures to this JSON file")
     p.add_argument("--profile", action="store_true", help="run each step under cProfile (slower)")
     # internal: one step in a subprocess
-    p.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
+    p.add_argument("--phase", choices=list(PHASE_FUNCS), help=argparse.SUPPRESS)
     p.add_argument("--backend", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -542,42 +693,25 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="graphrec-bench-", dir=args.workdir))
     steps: list[StepResult] = []
+    servers: dict[str, str] = {}
     failed = False
-    pg_version = ""
+    data = Dataset(folder, args.users, args.edges, args.seed)
     try:
-        start = time.perf_counter()
-        data = generate(folder, args.users, args.edges, args.seed)
-        print(f"data: {data.users:,} users, {data.edges:,} friendships, seed {data.seed}, generated in "
-              f"{time.perf_counter() - start:.1f} s -> {folder} (edges.txt {data.edge_file.stat().st_size / 2**20:,.0f} MiB, "
-              f"users.csv {data.users_file.stat().st_size / 2**20:,.0f} MiB)")  # fmt: skip
+        gen = run_step("data", "generate", "", data, profile=False)
+        if not gen.ok:
+            raise SystemExit(f"data generation failed: {gen.error}")
+        g = gen.figures
+        print(
+            f"data: {data.users:,} users, {data.edges:,} friendships, seed {data.seed}, generated in {g['seconds']:.1f} s "
+            f"-> {folder} (edges.txt {g['edge_file_mib']:,.0f} MiB, users.csv {g['users_file_mib']:,.0f} MiB); "
+            f"degree max {g['max_degree']:,}, median {g['median_degree']:.0f}, isolated users {g['isolated_users']:,}"
+        )
         for backend in args.backend_list:
-            schema = ""
-            if backend == "sqlite":
-                url = f"sqlite:///{folder / 'graphrec.db'}"
-            else:
-                from sqlalchemy.engine import make_url
-
-                pg_version = pg_server_version(args.pg_url)
-                schema = f"bench_{secrets.token_hex(4)}"
-                pg_admin(args.pg_url, f"CREATE SCHEMA {schema}")
-                url = make_url(args.pg_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-                    hide_password=False
-                )
-                print(f"postgresql {pg_version}: schema {schema}")
             try:
-                for phase in PHASES:
-                    step = run_step(backend, phase, url, data, args.profile)
-                    steps.append(step)
-                    status = "ok" if step.ok else f"FAILED: {step.error}"
-                    print(f"  {backend}/{phase}: {status} (subprocess wall {step.wall_s:.1f} s, "
-                          f"load {step.load_before:.1f}->{step.load_after:.1f})", flush=True)  # fmt: skip
-                    if not step.ok:
-                        failed = True
-                        if phase != "raw":
-                            break
-            finally:
-                if schema and not args.keep:
-                    pg_admin(args.pg_url, f"DROP SCHEMA {schema} CASCADE")
+                failed |= not run_backend(backend, args, data, steps, servers)
+            except (OSError, psycopg.Error) as exc:  # e.g. no PostgreSQL server: report it, go on with the next
+                failed = True
+                print(f"  {backend}: setup FAILED: {type(exc).__name__}: {exc}".rstrip(), flush=True)
     finally:
         if args.keep:
             print(f"kept: {folder}")
@@ -586,8 +720,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = report_rows(steps, data)
     print()
-    print(f"N = {data.users:,} users, M = {data.edges:,} friendships; targets: import < {TARGET_IMPORT_S:.0f} s, "
-          f"peak RSS < {TARGET_RSS_MIB:,.0f} MiB, snapshot + to_pyg < {TARGET_SNAPSHOT_S:.0f} s")  # fmt: skip
+    print(
+        f"N = {data.users:,} users, M = {data.edges:,} friendships; targets: import < {TARGET_IMPORT_S:.0f} s, "
+        f"peak RSS < {TARGET_RSS_MIB:,.0f} MiB, snapshot + to_pyg < {TARGET_SNAPSHOT_S:.0f} s"
+    )
     print(markdown_table(rows))
     print()
     for line in comparison_lines(steps, data):
@@ -600,10 +736,11 @@ def main(argv: list[str] | None = None) -> int:
                     "started": started.isoformat(),
                     "command": sys.argv,
                     "machine": machine,
-                    "postgresql": pg_version,
+                    "servers": servers,
                     "users": data.users,
                     "edges": data.edges,
                     "seed": data.seed,
+                    "data": gen.figures,
                     "steps": [asdict(s) for s in steps],
                 },
                 indent=2,

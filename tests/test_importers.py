@@ -237,3 +237,26 @@ def test_atomic_output_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
             raise RuntimeError("boom")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_utf8_check_streams_and_names_the_line(tmp_path: Path) -> None:
+    from graphrec.store.importers import _check_utf8
+
+    data = ("1 2\n" * 7).encode() + b"3 \xc3\xa9\n5 \xff6\n"
+    f = write(tmp_path / "e.txt", data)
+    for chunk in (1, 3, 4, 1 << 20):
+        with pytest.raises(InputError, match=r"e\.txt:9: not valid UTF-8 \(byte 0xff") as info:
+            _check_utf8(f, chunk=chunk)
+        assert "offset %d" % data.index(b"\xff") in str(info.value)
+    _check_utf8(write(tmp_path / "ok.txt", "é\n" * 10), chunk=3)
+
+
+def test_bulk_lookup_of_text_ids_with_special_characters(store: GraphStore, tmp_path: Path) -> None:
+    """More than 500 ids take the temporary-table path (COPY text format on PostgreSQL)."""
+    ids = [f"user{i}" for i in range(600)] + ["tab\there", "back\\slash", "new\\nline", "quote\"d", "comma,x"]
+    rows = "\n".join('"' + i.replace('"', '""') + '",' + str(k) for k, i in enumerate(ids))
+    store.import_users(write(tmp_path / "u.csv", "id,rank\n" + rows + "\n"), id_type="str")
+    edges = "\n".join('"' + a.replace('"', '""') + '","' + b.replace('"', '""') + '"' for a, b in zip(ids, ids[1:]))
+    report = store.import_edges(write(tmp_path / "e.csv", "a,b\n" + edges + "\n"), id_type="str", create_users=False)
+    assert report.users_created == 0 and report.friendships_added == len(ids) - 1
+    assert store.neighbours("back\\slash") == sorted(["tab\there", "new\\nline"])

@@ -97,14 +97,25 @@ def lookup_user_ids(conn: Connection, external_ids: Sequence[str]) -> np.ndarray
             )
             cur.execute("TRUNCATE _graphrec_lookup")
             with cur.copy("COPY _graphrec_lookup (pos, external_id) FROM STDIN") as copy:
-                for row in zip(range(n), external_ids):
-                    copy.write_row(row)
+                copy.write(copy_text_rows(range(n), external_ids))
             cur.execute("SELECT t.pos, u.id FROM _graphrec_lookup t JOIN users u ON u.external_id = t.external_id")
             rows = cur.fetchall()
     if rows:
         arr = np.asarray(rows, dtype=np.int64)
         out[arr[:, 0]] = arr[:, 1]
     return out
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text_rows(positions: Any, values: Sequence[str]) -> bytes:
+    """``pos<TAB>value`` lines in PostgreSQL's COPY text format (values escaped as needed)."""
+    vals = list(values)
+    joined = "".join(vals)
+    if any(ch in joined for ch in "\\\t\n\r"):
+        vals = [v.translate(_COPY_ESCAPES) for v in vals]
+    return "".join(f"{p}\t{v}\n" for p, v in zip(positions, vals)).encode("utf-8")
 
 
 def _expanding(name: str) -> Any:
@@ -190,15 +201,41 @@ def insert_pairs(
     b = np.asarray(second, dtype=np.int64)
     if a.size == 0:
         return 0
-    order = np.lexsort((b, a))
-    a, b = a[order], b[order]
+    order = sort_order(a, b)
+    if order is not None:
+        a, b = a[order], b[order]
     extra = extra or {}
-    large = a.size >= LARGE_BATCH and a.size >= _approx_rows(conn, table) // 2
+    existing = _approx_rows(conn, table)
+    # Rebuilding indexes pays off only when the batch outweighs what is already there; a
+    # re-import of the same file (batch == table) takes the ordinary path and rewrites nothing.
+    large = a.size >= LARGE_BATCH and a.size > existing
+    empty = existing == 0 and table_is_empty(conn, table)
     ctx = _secondary_structures_dropped(conn, table) if large else contextlib.nullcontext()
     with ctx:
         if conn.dialect.name == "sqlite":
             return _sqlite_insert_pairs(conn, table, columns, a, b, extra, progress)
-        return _pg_insert_pairs(conn, table, columns, a, b, extra, progress)
+        return _pg_insert_pairs(conn, table, columns, a, b, extra, progress, direct=empty)
+
+
+def sort_order(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """Permutation sorting pairs by (a, b), or None when they are sorted already.
+
+    Sorts one combined int64 key (about 3x faster than ``np.lexsort``) when ids are small
+    enough to pack, which internal ids always are in practice.
+    """
+    if a.size < 2:
+        return None
+    if a.min() >= 0 and b.min() >= 0 and a.max() < 2**31 and b.max() < 2**31:
+        key = (a << 32) | b
+        if np.all(key[1:] >= key[:-1]):
+            return None
+        return np.argsort(key)
+    return np.lexsort((b, a))
+
+
+def table_is_empty(conn: Connection, table: str) -> bool:
+    """True when ``table`` has no rows (one index probe)."""
+    return conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
 
 
 def _sqlite_insert_pairs(
@@ -247,16 +284,26 @@ def _pg_insert_pairs(
     b: np.ndarray,
     extra: dict[str, Any],
     progress: ProgressFn,
+    *,
+    direct: bool = False,
 ) -> int:
+    """Binary COPY into a staging table, then ``INSERT ... ON CONFLICT DO NOTHING``; or, when the
+    target is empty (nothing to conflict with: batches are de-duplicated), straight into it."""
     payload = pg_binary_pairs(a, b)
     step = 1 << 24
     with driver_connection(conn).cursor() as cur:
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _graphrec_pairs (a bigint, b bigint) ON COMMIT DROP")
-        cur.execute("TRUNCATE _graphrec_pairs")
-        with cur.copy("COPY _graphrec_pairs (a, b) FROM STDIN (FORMAT binary)") as copy:
+        if direct and not extra:
+            target = f"{table} ({', '.join(columns)})"
+        else:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS _graphrec_pairs (a bigint, b bigint) ON COMMIT DROP")
+            cur.execute("TRUNCATE _graphrec_pairs")
+            target = "_graphrec_pairs (a, b)"
+        with cur.copy(f"COPY {target} FROM STDIN (FORMAT binary)") as copy:
             for i in range(0, len(payload), step):
                 copy.write(payload[i : i + step])
                 progress(int(min(step, len(payload) - i) / 26))
+        if direct and not extra:
+            return int(a.size)
         cols = ", ".join(list(columns) + list(extra))
         values = ", ".join(["a", "b"] + [f"%(x{i})s" for i in range(len(extra))])
         params = {f"x{i}": naive_utc(v) if isinstance(v, dt.datetime) else v for i, v in enumerate(extra.values())}

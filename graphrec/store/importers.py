@@ -24,6 +24,7 @@ duplicates and rows with missing or malformed ids, and counts each kind in ``ski
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import re
@@ -104,13 +105,28 @@ def _check_path(path: Path) -> None:
         raise InputError("not a regular file", source=path)
 
 
-def _check_utf8(path: Path) -> None:
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", source=path, line=line) from None
+def _check_utf8(path: Path, chunk: int = 1 << 22) -> None:
+    """Reject files that are not UTF-8, naming the line of the first bad byte (streams the file)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    lines = 1
+    with path.open("rb") as fh:
+        while True:
+            data = fh.read(chunk)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                bad = exc.start  # relative to the undecoded tail the decoder holds plus ``data``
+                pending = len(exc.object) - len(data)
+                pos_in_data = max(bad - pending, 0)
+                line = lines + data[:pos_in_data].count(b"\n")
+                raise InputError(
+                    f"not valid UTF-8 (byte 0x{exc.object[bad]:02x} at offset {offset + pos_in_data})", source=path, line=line
+                ) from None
+            if not data:
+                return
+            lines += data.count(b"\n")
+            offset += len(data)
 
 
 def _snap_line_map(path: Path) -> Callable[[int], int | None]:

@@ -89,7 +89,10 @@ def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progre
     """Create or update the batch's users; returns their internal ids (aligned with the batch)."""
     positions, dim, added = ensure_feature_columns(conn, batch.feature_names)
     report.feature_columns_added += added
-    ids = bulk.lookup_user_ids(conn, batch.external_ids)
+    if bulk.table_is_empty(conn, "users"):
+        ids = np.full(len(batch.external_ids), -1, dtype=np.int64)
+    else:
+        ids = bulk.lookup_user_ids(conn, batch.external_ids)
     new = np.flatnonzero(ids < 0)
     now = utcnow()
     for start in range(0, new.size, USER_CHUNK):
@@ -106,7 +109,9 @@ def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progre
         ids[chunk] = created
         progress(chunk.size)
     report.users_created += int(new.size)
-    existing = np.flatnonzero(~np.isin(np.arange(len(ids)), new))
+    is_new = np.zeros(len(ids), dtype=bool)
+    is_new[new] = True
+    existing = np.flatnonzero(~is_new)
     for start in range(0, existing.size, USER_CHUNK):
         chunk = existing[start : start + USER_CHUNK]
         report.users_updated += _update_existing(conn, batch, chunk, ids[chunk], positions, dim, now)
@@ -182,7 +187,10 @@ def resolve_users(
     progress: Progress = _noop,
 ) -> np.ndarray:
     """Internal ids for ``external_ids``; unknown ones are created (``create``) or an error."""
-    ids = bulk.lookup_user_ids(conn, external_ids)
+    if bulk.table_is_empty(conn, "users"):
+        ids = np.full(len(external_ids), -1, dtype=np.int64)
+    else:
+        ids = bulk.lookup_user_ids(conn, external_ids)
     missing = np.flatnonzero(ids < 0)
     if missing.size:
         if not create:
