@@ -185,6 +185,15 @@ def test_string_ids(store: GraphStore, tmp_path: Path) -> None:
     assert store.mutual_friends("alice", "carol") == ["bob"]
 
 
+def _export_all(store: GraphStore, folder: Path) -> Path:
+    folder.mkdir()
+    with store.read() as conn:
+        exporters.export_users(conn, folder / "users.csv")
+        exporters.export_friendships(conn, folder / "friendships.csv")
+        exporters.export_labels(conn, folder / "labels.csv")
+    return folder
+
+
 def test_export_import_round_trip_is_lossless(store: GraphStore, tmp_path: Path, sqlite_url: str) -> None:
     users = write(
         tmp_path / "u.csv",
@@ -193,24 +202,14 @@ def test_export_import_round_trip_is_lossless(store: GraphStore, tmp_path: Path,
     store.import_users(users)
     store.import_edges(write(tmp_path / "g.txt", "10 11\n11 12\n14 10\n"))
     store.import_labels(write(tmp_path / "l.csv", "id,label\n10,bot\n12,human\n"))
-    out1 = tmp_path / "out1"
-    out1.mkdir()
-    with store.read() as conn:
-        exporters.export_users(conn, out1 / "users.csv")
-        exporters.export_friendships(conn, out1 / "friendships.csv")
-        exporters.export_labels(conn, out1 / "labels.csv")
+    out1 = _export_all(store, tmp_path / "out1")
     other = GraphStore(sqlite_url) if store.dialect != "sqlite" else GraphStore(sqlite_url.replace("store.db", "other.db"))
     other.initialize()
     other.import_users(out1 / "users.csv")
     other.import_edges(out1 / "friendships.csv")
     other.import_labels(out1 / "labels.csv")
     assert other.snapshot().fingerprint() == store.snapshot().fingerprint()
-    out2 = tmp_path / "out2"
-    out2.mkdir()
-    with other.read() as conn:
-        exporters.export_users(conn, out2 / "users.csv")
-        exporters.export_friendships(conn, out2 / "friendships.csv")
-        exporters.export_labels(conn, out2 / "labels.csv")
+    out2 = _export_all(other, tmp_path / "out2")
     for name in ("users.csv", "friendships.csv", "labels.csv"):
         assert (out1 / name).read_text() == (out2 / name).read_text(), name
     text_users = (out1 / "users.csv").read_text().splitlines()
