@@ -30,7 +30,7 @@ _LAZY = {
     "StoreStats": "graphrec.store.store",
     "UserRecord": "graphrec.store.store",
     "Snapshot": "graphrec.store.snapshot",
-    "ImportReport": "graphrec.store.loader",
+    "ImportReport": "graphrec.store.report",
     "Settings": "graphrec.config",
     "GraphrecError": "graphrec.errors",
     "InputError": "graphrec.errors",
@@ -41,7 +41,7 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.config import Settings
     from graphrec.errors import GraphrecError, InputError, NotFoundError, StoreStateError
-    from graphrec.store.loader import ImportReport
+    from graphrec.store.report import ImportReport
     from graphrec.store.snapshot import Snapshot
     from graphrec.store.store import GraphStore, StoreStats, UserRecord
 

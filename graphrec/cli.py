@@ -295,6 +295,121 @@ def user_mutual(ctx: click.Context, user_a: str, user_b: str, fmt: str) -> None:
     _emit({"users": [user_a, user_b], "mutual_friends": mutual}, fmt, lambda d: "\n".join(d["mutual_friends"]))
 
 
+# -- link prediction --------------------------------------------------------------------------
+@cli.group()
+def train() -> None:
+    """Train models (saved as versioned artifacts under GRAPHREC_HOME)."""
+
+
+@train.command("linkpred")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0), help="GCN embedding width (0: no GNN term).")
+@FORMAT
+@click.pass_context
+def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt: str) -> None:
+    """Train the friend-recommendation link ranker on the store's current graph."""
+    from graphrec.linkpred.model import fit_and_save
+    from graphrec.linkpred.train import TrainConfig
+
+    art = fit_and_save(_store(ctx), TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim))
+    training = art.manifest["training"]
+    _emit({"model": "linkpred", "version": art.version, "path": str(art.path), "seconds": training["seconds"], "train_loss": training["train_loss"][-1], "data_revision": art.manifest["data"]["revision"]}, fmt)
+
+
+@cli.group("eval")
+def eval_() -> None:
+    """Evaluate models against baselines measured in the same run."""
+
+
+@eval_.command("linkpred")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--test-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
+@click.option("--max-users", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0))
+@FORMAT
+@click.pass_context
+def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users: int, epochs: int, gnn_dim: int, fmt: str) -> None:
+    """Hold out friendships, rank every non-friend; the model beside CN, AA, RA and PPR."""
+    from graphrec.linkpred.evaluate import evaluate_linkpred
+    from graphrec.linkpred.profiles import ProfileMatrix
+    from graphrec.linkpred.train import TrainConfig
+
+    snap = _store(ctx).snapshot(include_synthetic=False)
+    report, _ = evaluate_linkpred(
+        snap.edge_array(), snap.num_nodes, ProfileMatrix.from_dense(snap.features), seed=seed, test_fraction=test_fraction,
+        max_users=max_users, config=TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim),
+    )
+    data = {"params": report.params, "metrics": report.metrics, "seconds": report.seconds}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{'method':24s} {'recall@20':>9s} {'recall@50':>9s} {'mrr':>7s}"]
+        for name, m in d["metrics"].items():
+            lines.append(f"{name:24s} {m['recall@20']:9.3f} {m['recall@50']:9.3f} {m['mrr']:7.3f}")
+        lines.append(f"users={d['params']['max_users']} test_edges={d['params']['test_edges']} seed={d['params']['seed']}")
+        return "\n".join(lines)
+
+    _emit(data, fmt, table)
+
+
+@cli.command()
+@click.option("--user", "user_id", help="External id of the user to recommend friends to.")
+@click.option("--users-file", type=click.Path(path_type=Path), help="Batch mode: one external id per line.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Batch mode: JSON-lines output file.")
+@click.option("-k", "k", default=20, show_default=True, type=int, help="Number of suggestions.")
+@click.option("--bot-threshold", default=0.5, show_default=True, type=float, help="Drop accounts whose latest bot score is above this.")
+@click.option("--model-version", help="Model version (default: the latest trained).")
+@FORMAT
+@click.pass_context
+def recommend(ctx: click.Context, user_id: str | None, users_file: Path | None, output: Path | None, k: int, bot_threshold: float, model_version: str | None, fmt: str) -> None:
+    """Friend suggestions with scores and reasons (one user, or a batch to JSON lines)."""
+    from graphrec.errors import InputError
+    from graphrec.recommend import Recommender
+
+    if (user_id is None) == (users_file is None):
+        raise InputError("give exactly one of --user ID or --users-file FILE")
+    if k <= 0:
+        raise InputError(f"-k must be a positive integer, got {k}")
+    rec = Recommender(_store(ctx), version=model_version, bot_threshold=bot_threshold)
+    if user_id is not None:
+        suggestions = rec.recommend(user_id, k)
+        data = {"user": user_id, "recommendations": [s.as_dict() for s in suggestions]}
+
+        def table(d: dict[str, Any]) -> str:
+            lines = [f"friend suggestions for {d['user']} (model {rec.version})"]
+            for i, s in enumerate(d["recommendations"], 1):
+                lines.append(f"{i:3d}. {s['user']:>10s}  score {s['score']:7.3f}  {'; '.join(s['reasons'])}")
+            return "\n".join(lines if d["recommendations"] else lines + ["  (no suggestions)"])
+
+        _emit(data, fmt, table)
+        return
+    assert users_file is not None
+    if output is None:
+        raise InputError("--users-file needs --output FILE")
+    from graphrec.store.exporters import atomic_output
+
+    from graphrec.errors import GraphrecError
+
+    if not users_file.is_file():
+        raise InputError("no such file", source=users_file)
+    users = [line.strip() for line in users_file.read_text(encoding="utf-8").splitlines()]
+    count = 0
+    failed = 0
+    with atomic_output(output) as fh:
+        for lineno, uid in enumerate(users, 1):
+            if not uid:
+                continue
+            try:
+                recs = [s.as_dict() for s in rec.recommend(uid, k)]
+                fh.write(json.dumps({"user": uid, "recommendations": recs}) + "\n")
+            except GraphrecError as exc:
+                failed += 1
+                fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
+            count += 1
+    _emit({"users": count, "failed": failed, "output": str(output), "model": rec.version}, fmt)
+
+
 @cli.command("export")
 @click.argument("what", type=click.Choice(["users", "friendships", "labels"]))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="CSV file to write.")

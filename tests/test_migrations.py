@@ -79,3 +79,7 @@ def test_upgrade_is_transactional_on_failure(database_url: str) -> None:
     assert _tables(store) == {"users"}
     with store.engine.connect() as conn:
         assert migrate.current_revision(conn) is None
+
+
+def test_schema_head_constant_matches_the_migration_scripts() -> None:
+    assert migrate.SCHEMA_HEAD == migrate.head_revision()

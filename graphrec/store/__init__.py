@@ -1,6 +1,6 @@
 """The SQL graph store: schema, migrations, importers, snapshots."""
 
-from graphrec.store.loader import ImportReport
+from graphrec.store.report import ImportReport
 from graphrec.store.snapshot import CircleInfo, Snapshot
 from graphrec.store.store import GraphStore, StoreStats, UserRecord
 

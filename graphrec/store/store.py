@@ -20,25 +20,25 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sqlalchemy import Connection, Engine, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 
 from graphrec.config import Settings
 from graphrec.errors import InputError, NotFoundError
-from graphrec.progress import progress_bar
-from graphrec.store import bulk, loader, migrate
+from graphrec.store import bulk, migrate
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
 from graphrec.store.features import decode_vector, encode_vector
-from graphrec.store.importers import EdgeBatch, UserBatch, read_edges, read_labels, read_users, validate_pairs
-from graphrec.store.loader import ImportReport
-from graphrec.store.schema import Block, FeatureColumn, Friendship, Label, User, utcnow
+from graphrec.store.report import ImportReport
+from graphrec.store.schema import Block, FeatureColumn, Friendship, Label, ModelRun, User, utcnow
 from graphrec.store.snapshot import Snapshot, read_snapshot
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.importers import EdgeBatch, UserBatch
 
 UserRef = str | int
 
@@ -211,6 +211,8 @@ class GraphStore:
     def _encode_features(self, conn: Connection, features: Mapping[str, float] | None, base: bytes | None = None) -> bytes | None:
         if not features:
             return base
+        from graphrec.store import loader
+
         names = list(features)
         vals = np.asarray([features[n] for n in names], dtype=np.float64)
         if not np.isfinite(vals).all():
@@ -284,6 +286,10 @@ class GraphStore:
 
     def add_friendships(self, pairs: Iterable[tuple[UserRef, UserRef]], *, create_users: bool = False) -> ImportReport:
         """Bulk-add friendships (validated like an edge file; one transaction)."""
+        import pandas as pd
+
+        from graphrec.store.importers import validate_pairs
+
         pair_list = [(_ext(a), _ext(b)) for a, b in pairs]
         codes, uniques = pd.factorize(np.asarray([x for p in pair_list for x in p], dtype=object))
         codes = codes.reshape(-1, 2) if pair_list else np.empty((0, 2), dtype=np.int64)
@@ -420,6 +426,8 @@ class GraphStore:
 
     def load_edges(self, batch: EdgeBatch, *, create_users: bool = True, kind: str = "edges") -> ImportReport:
         """Write a validated edge batch in one transaction."""
+        from graphrec.progress import progress_bar
+        from graphrec.store import loader
 
         def body(conn: Connection, report: ImportReport) -> None:
             report.rows_read = batch.rows_read
@@ -431,10 +439,15 @@ class GraphStore:
 
     def import_edges(self, path: str | Path, *, create_users: bool = True, **options: Any) -> ImportReport:
         """Import an edge file (see :func:`graphrec.store.importers.read_edges` for options)."""
+        from graphrec.store.importers import read_edges
+
         return self.load_edges(read_edges(path, **options), create_users=create_users)
 
     def import_blocks(self, path: str | Path, **options: Any) -> ImportReport:
         """Import directed blocks (``blocker blocked`` per row, same formats as edges)."""
+        from graphrec.store import loader
+        from graphrec.store.importers import read_edges
+
         batch = read_edges(path, **options)
 
         def body(conn: Connection, report: ImportReport) -> None:
@@ -445,6 +458,10 @@ class GraphStore:
         return self._run_import("blocks", batch.source, body)
 
     def load_users(self, batch: UserBatch) -> ImportReport:
+        """Write a validated user batch in one transaction."""
+        from graphrec.progress import progress_bar
+        from graphrec.store import loader
+
         def body(conn: Connection, report: ImportReport) -> None:
             report.rows_read = len(batch.external_ids)
             with progress_bar(total=len(batch.external_ids), desc="users", unit="user") as bar:
@@ -454,10 +471,15 @@ class GraphStore:
 
     def import_users(self, path: str | Path, **options: Any) -> ImportReport:
         """Import a users CSV (see :func:`graphrec.store.importers.read_users`)."""
+        from graphrec.store.importers import read_users
+
         return self.load_users(read_users(path, **options))
 
     def import_labels(self, path: str | Path, **options: Any) -> ImportReport:
         """Import a labels CSV (see :func:`graphrec.store.importers.read_labels`)."""
+        from graphrec.store import loader
+        from graphrec.store.importers import read_labels
+
         batch = read_labels(path, **options)
 
         def body(conn: Connection, report: ImportReport) -> None:
@@ -470,6 +492,8 @@ class GraphStore:
         """Import SNAP ego-Facebook (bundled copy unless ``path`` names a folder of SNAP files):
         users with their 1,406 binary features, friendships and circles, in one transaction."""
         from graphrec.datasets import load_ego_facebook
+        from graphrec.store import loader
+        from graphrec.store.importers import EdgeBatch, UserBatch
 
         data = load_ego_facebook(path)
         ids = [str(u) for u in data.user_ids.tolist()]
@@ -499,6 +523,99 @@ class GraphStore:
             loader.write_circles(conn, circles, report, source="ego-facebook")
 
         return self._run_import("ego-facebook", users.source, body)
+
+    # -- model runs and serving reads --------------------------------------------------------
+    def record_model_run(
+        self,
+        kind: str,
+        version: str,
+        *,
+        seed: int | None,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+        data_revision: int,
+        data_fingerprint: str,
+        artifact_path: str,
+    ) -> None:
+        """Record a completed training run (reproducibility: params, seed, metrics, data version)."""
+        now = utcnow()
+        with self.write() as conn:
+            conn.execute(
+                ModelRun.__table__.insert().values(
+                    kind=kind,
+                    version=version,
+                    status="completed",
+                    seed=seed,
+                    params=params,
+                    metrics=metrics,
+                    data_revision=data_revision,
+                    data_fingerprint=data_fingerprint,
+                    artifact_path=artifact_path,
+                    started_at=now,
+                    finished_at=now,
+                )
+            )
+
+    def serving_context(self, user: UserRef) -> dict[str, Any]:
+        """What a recommendation request needs from the live store, in one read transaction:
+        the user's live friends, the users blocked either way, and the user's feature vector."""
+        with self.read() as conn:
+            uid = self._user_id(conn, user)
+            friends = [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT u.external_id FROM users u JOIN ("
+                        "SELECT user_hi AS n FROM friendships WHERE user_lo = :u "
+                        "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = :u"
+                        ") f ON u.id = f.n WHERE u.deleted_at IS NULL"
+                    ),
+                    {"u": uid},
+                )
+            ]
+            blocked = [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT u.external_id FROM users u JOIN ("
+                        "SELECT blocked_id AS n FROM blocks WHERE blocker_id = :u "
+                        "UNION SELECT blocker_id AS n FROM blocks WHERE blocked_id = :u) b ON u.id = b.n"
+                    ),
+                    {"u": uid},
+                )
+            ]
+            blob = conn.execute(select(User.features).where(User.id == uid)).scalar_one()
+            dim = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
+        return {"friends": friends, "blocked": blocked, "features": decode_vector(blob, dim)}
+
+    def excluded_candidates(self, external_ids: Sequence[str], *, bot_threshold: float | None) -> set[str]:
+        """Which of ``external_ids`` must never be recommended: unknown or deleted users, synthetic
+        users, and users whose latest bot score is above ``bot_threshold``."""
+        if not external_ids:
+            return set()
+        ids = list(external_ids)
+        with self.read() as conn:
+            rows = conn.execute(
+                select(User.external_id, User.deleted_at, User.is_synthetic).where(
+                    User.external_id.in_(bindparam("ids", expanding=True))
+                ),
+                {"ids": ids},
+            ).all()
+            ok = {r.external_id for r in rows if r.deleted_at is None and not r.is_synthetic}
+            if bot_threshold is not None:
+                run = conn.execute(
+                    text("SELECT id FROM scoring_runs WHERE kind = 'bot' AND status = 'complete' ORDER BY run_date DESC, id DESC LIMIT 1")
+                ).scalar()
+                if run is not None:
+                    flagged = conn.execute(
+                        text(
+                            "SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id "
+                            "WHERE s.run_id = :r AND s.score > :t AND u.external_id IN :ids"
+                        ).bindparams(bindparam("ids", expanding=True)),
+                        {"r": run, "t": bot_threshold, "ids": ids},
+                    )
+                    ok -= {r[0] for r in flagged}
+        return set(ids) - ok
 
     # -- snapshot, stats ---------------------------------------------------------------------
     def snapshot(self, *, include_synthetic: bool = True, label_source: str | None = None) -> Snapshot:

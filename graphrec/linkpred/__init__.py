@@ -1,0 +1,1 @@
+"""Friend recommendation by link prediction: graph algorithms, evaluation protocol, models."""

@@ -1,0 +1,198 @@
+"""Training the link ranker without leakage.
+
+Given a training graph ``G`` (for evaluation: the graph minus the held-out test edges), each of
+``rounds`` rounds hides a further ``supervision_fraction`` of G's edges (seeded). Features and GNN
+messages are computed on the remaining *message-passing* graph only; the hidden edges are the
+positives; every other friend-of-friend candidate of the same user is a negative. The model never
+sees an edge that it is asked to predict, and the test edges never reach training at all.
+After training, the GNN embeddings are recomputed on the whole of G for serving.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphrec.linkpred.features import FEATURE_NAMES, PairFeaturizer
+from graphrec.linkpred.graph import csr_from_edges
+from graphrec.linkpred.profiles import ProfileMatrix
+from graphrec.linkpred.scorer import RankerWeights
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train_ranker` (all recorded in the model manifest)."""
+
+    seed: int = 0
+    supervision_fraction: float = 0.1
+    rounds: int = 3
+    users_per_round: int = 1500
+    epochs: int = 6
+    batch_users: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    shared_weight_decay: float = 1e-3
+    hidden: int = 64
+    shared_rank: int = 8
+    gnn_dim: int = 16
+    threads: int = 2
+
+
+@dataclass
+class TrainResult:
+    weights: RankerWeights
+    config: TrainConfig
+    history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    groups: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "train_loss": self.history, "seconds": round(self.seconds, 2), "groups": self.groups}
+
+
+def split_edges(edges: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random edge split: (kept, held out), ``round(fraction * m)`` held out."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(edges))
+    k = int(round(fraction * len(edges)))
+    return edges[perm[k:]], edges[perm[:k]]
+
+
+def _positives(held: np.ndarray) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    for u, v in held.tolist():
+        out.setdefault(u, set()).add(v)
+        out.setdefault(v, set()).add(u)
+    return out
+
+
+def _norm_adj(indptr: np.ndarray, indices: np.ndarray, n: int) -> Any:
+    """``D^-1/2 (A + I) D^-1/2`` as a torch sparse CSR tensor."""
+    import torch
+
+    deg = np.diff(indptr).astype(np.float64) + 1.0
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr)), np.arange(n)])
+    cols = np.concatenate([indices, np.arange(n)])
+    vals = (1.0 / np.sqrt(deg[rows] * deg[cols])).astype(np.float32)
+    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n)).coalesce()
+    return coo.to_sparse_csr()
+
+
+def _node_inputs(profiles: ProfileMatrix, indptr: np.ndarray) -> Any:
+    """GNN input: profile features plus scaled log-degree, as a torch sparse matrix."""
+    import torch
+
+    n = profiles.num_rows
+    deg = np.log1p(np.diff(indptr)).astype(np.float32) / 5.0
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(profiles.indptr)), np.arange(n)])
+    cols = np.concatenate([profiles.indices, np.full(n, profiles.dim)])
+    vals = np.concatenate([profiles.data, deg])
+    return torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, profiles.dim + 1)).coalesce()
+
+
+def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | None, config: TrainConfig) -> TrainResult:
+    """Train a :class:`~graphrec.nn.link_ranker.LinkRanker` on the graph ``edges`` (index pairs)."""
+    import torch
+
+    from graphrec.nn.link_ranker import LinkRanker, listwise_loss
+
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    profiles = profiles if profiles is not None else ProfileMatrix.empty(num_nodes)
+    use_profiles = profiles.dim > 0
+    groups: list[tuple[int, int, np.ndarray, np.ndarray, Any, np.ndarray]] = []
+    rounds: list[tuple[Any, Any]] = []
+    for r in range(config.rounds):
+        mp_edges, held = split_edges(edges, config.supervision_fraction, config.seed * 1000 + r + 1)
+        indptr, indices = csr_from_edges(mp_edges, num_nodes)
+        feat = PairFeaturizer(indptr, indices, profiles if use_profiles else None)
+        pos = _positives(held)
+        users = np.array(sorted(pos), dtype=np.int64)
+        rng = np.random.default_rng(config.seed * 1000 + r + 101)
+        if users.size > config.users_per_round:
+            users = rng.choice(users, config.users_per_round, replace=False)
+        rounds.append((_norm_adj(indptr, indices, num_nodes), _node_inputs(profiles, indptr)) if config.gnn_dim else (None, None))
+        for u in users.tolist():
+            c = feat.candidates(u)
+            if c.nodes.size == 0:
+                continue
+            y = np.isin(c.nodes, np.fromiter(pos[u], dtype=np.int64))
+            if not y.any():
+                continue
+            shared = _shared_rows(profiles, u, c.nodes) if use_profiles else None
+            groups.append((r, u, c.nodes, c.features, shared, y))
+    if not groups:
+        raise ValueError("no training signal: the graph has no friend-of-friend candidates")
+    allf = np.concatenate([g[3] for g in groups])
+    mean = allf.mean(axis=0)
+    std = allf.std(axis=0) + 1e-6
+
+    model = LinkRanker(len(FEATURE_NAMES), profiles.dim, shared_rank=config.shared_rank, hidden=config.hidden, gnn_dim=config.gnn_dim)
+    params = [{"params": [p for n, p in model.named_parameters() if not n.startswith("shared")], "weight_decay": config.weight_decay}]
+    if model.shared is not None:
+        params.append({"params": list(model.shared.parameters()), "weight_decay": config.shared_weight_decay})
+    opt = torch.optim.Adam(params, lr=config.lr)
+    tensors = [
+        (r, u, torch.from_numpy(nodes), torch.from_numpy(((f - mean) / std).astype(np.float32)), shared, torch.from_numpy(y))
+        for r, u, nodes, f, shared, y in groups
+    ]
+    history = []
+    model.train()
+    for epoch in range(config.epochs):
+        order = np.random.default_rng(config.seed * 7919 + epoch).permutation(len(tensors))
+        total = 0.0
+        for b in range(0, len(order), config.batch_users):
+            batch = order[b : b + config.batch_users]
+            embeddings: dict[int, Any] = {}
+            loss = torch.zeros(())
+            for i in batch.tolist():
+                r, u, nodes, f, shared, y = tensors[i]
+                h = None
+                if config.gnn_dim:
+                    if r not in embeddings:
+                        adj, x = rounds[r]
+                        embeddings[r] = model.embed(x, adj)
+                    h = embeddings[r]
+                scores = model(f, shared, None if h is None else h[u], None if h is None else h[nodes])
+                loss = loss + listwise_loss(scores, y)
+            loss = loss / len(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(batch)
+        history.append(round(total / len(tensors), 5))
+
+    model.eval()
+    embeddings_full = None
+    if config.gnn_dim:
+        indptr, indices = csr_from_edges(edges, num_nodes)
+        with torch.no_grad():
+            embeddings_full = model.embed(_node_inputs(profiles, indptr), _norm_adj(indptr, indices, num_nodes)).numpy()
+    layers = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in model.mlp if isinstance(m, torch.nn.Linear)]
+    weights = RankerWeights(
+        mean=mean.astype(np.float32),
+        std=std.astype(np.float32),
+        shared=None if model.shared is None else model.shared.weight.detach().numpy().T.copy(),
+        layers=layers,
+        embeddings=embeddings_full,
+    )
+    return TrainResult(weights, config, history, time.perf_counter() - start, len(groups))
+
+
+def _shared_rows(profiles: ProfileMatrix, user: int, nodes: np.ndarray) -> Any:
+    """``x_u ⊙ x_v`` for each candidate v, as a torch sparse COO matrix ``[c, d]``."""
+    import torch
+
+    from graphrec.linkpred.graph import ragged_positions
+
+    xu = profiles.dense_row(user)
+    positions, owner = ragged_positions(profiles.indptr, nodes)
+    cols = profiles.indices[positions]
+    prod = profiles.data[positions] * xu[cols]
+    keep = prod != 0
+    idx = np.stack([owner[keep], cols[keep]])
+    return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(prod[keep].astype(np.float32)), (nodes.size, profiles.dim)).coalesce()

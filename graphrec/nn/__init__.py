@@ -1,0 +1,1 @@
+"""PyTorch modules (no I/O, no database): encoders and scorers used by graphrec's tasks."""

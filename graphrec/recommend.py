@@ -1,0 +1,174 @@
+"""Friend recommendations: candidates -> rank -> filter -> explain.
+
+Serving path (numpy, FAISS and small SQL reads; no torch, no torch_geometric):
+
+1. **Candidates**: friends-of-friends of the user's *live* friends (read from the store, so a
+   friendship made after training counts at once) over the trained graph, plus the nearest users
+   in GNN-embedding space from the FAISS index (so users with few friends still get candidates).
+2. **Rank** with the trained link ranker (:mod:`graphrec.linkpred.scorer`).
+3. **Filter**: the user, current friends, users blocked either way, deleted and synthetic users,
+   and accounts whose latest bot score is above ``bot_threshold``.
+4. **Explain**: mutual friends (count and a few ids), embedding and profile similarity.
+
+A user who is not in the trained model (signed up since training) is served from the live
+friends if any (friends-of-friends over the trained graph), else from profile similarity.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphrec import artifacts
+from graphrec.errors import InputError
+from graphrec.linkpred.features import FEATURE_NAMES, PairFeaturizer
+from graphrec.linkpred.model import IDS_FILE, INDEX_FILE, KIND
+from graphrec.linkpred.profiles import ProfileMatrix
+from graphrec.linkpred.scorer import RankerWeights
+
+DEFAULT_BOT_THRESHOLD = 0.5
+_COSINE = FEATURE_NAMES.index("cosine")
+
+
+@dataclass
+class Suggestion:
+    """One recommended friend."""
+
+    user: str
+    score: float
+    mutual_friends: int
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Recommender:
+    """Loads the served link-prediction model once; answers many requests (thread-safe reads).
+
+    Args:
+        store: the live :class:`~graphrec.store.store.GraphStore` (filters and live friendships).
+        version: model version to load (default: the one ``LATEST`` points at).
+        bot_threshold: drop candidates whose latest bot score is above this (None: keep all).
+        embedding_candidates: how many FAISS neighbours join the friends-of-friends.
+    """
+
+    def __init__(self, store: Any, *, version: str | None = None, bot_threshold: float | None = DEFAULT_BOT_THRESHOLD, embedding_candidates: int = 50) -> None:
+        self.store = store
+        art = artifacts.load(store.settings.home, KIND, version)
+        self.version = art.version
+        self.manifest = art.manifest
+        a = art.arrays
+        self.ids: list[str] = json.loads((art.path / IDS_FILE).read_text(encoding="utf-8"))
+        self._pos = {ext: i for i, ext in enumerate(self.ids)}
+        indptr, indices = a["graph.indptr"], a["graph.indices"]
+        if indptr.size != len(self.ids) + 1:
+            raise artifacts.ArtifactError(f"{KIND} model {art.version}: id list and graph disagree")
+        self.profiles = ProfileMatrix(a["profiles.indptr"], a["profiles.indices"], a["profiles.data"], int(self.manifest["profile_dim"]))
+        self.featurizer = PairFeaturizer(indptr, indices, self.profiles if self.profiles.dim else None)
+        self.weights = RankerWeights.from_arrays({k.removeprefix("ranker."): v for k, v in a.items() if k.startswith("ranker.")})
+        self.index = None
+        if (art.path / INDEX_FILE).exists():
+            from graphrec.index import EmbeddingIndex
+
+            self.index = EmbeddingIndex.load(art.path / INDEX_FILE)
+            if self.index.size != len(self.ids):
+                raise artifacts.ArtifactError(f"{KIND} model {art.version}: index has {self.index.size} vectors for {len(self.ids)} users")
+        self.bot_threshold = bot_threshold
+        self.embedding_candidates = embedding_candidates
+        self._lock = threading.Lock()  # FAISS search is thread-safe; the lock guards lazy state only
+
+    def recommend(self, user: str | int, k: int = 20) -> list[Suggestion]:
+        """Top ``k`` friend suggestions for ``user`` (an external id), best first."""
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        ext = str(user).strip()
+        ctx = self.store.serving_context(ext)  # NotFoundError for unknown or deleted users
+        u = self._pos.get(ext, -1)
+        friends = np.array(sorted(self._pos[f] for f in ctx["friends"] if f in self._pos), dtype=np.int64)
+        profile = self._profile_vector(ctx["features"]) if u < 0 else None
+        extra = self._embedding_neighbours(u, friends, profile)
+        cands = self.featurizer.candidates(u, friends=friends, extra=extra, profile=profile, shared_weights=self.weights.shared)
+        if cands.nodes.size == 0:
+            return []
+        emb_u = self._user_embedding(u, friends)
+        scores = self.weights.score(cands, emb_u)
+        order = np.argsort(-scores, kind="stable")
+        blocked = set(ctx["blocked"])
+        friend_ids = set(ctx["friends"])
+        out: list[Suggestion] = []
+        start = 0
+        while len(out) < k and start < order.size:
+            window = order[start : start + max(3 * k, 50)]
+            start += window.size
+            names = [self.ids[cands.nodes[i]] for i in window]
+            excluded = self.store.excluded_candidates([n for n in names if n not in blocked and n not in friend_ids and n != ext], bot_threshold=self.bot_threshold)
+            for i, name in zip(window.tolist(), names):
+                if name == ext or name in blocked or name in friend_ids or name in excluded:
+                    continue
+                out.append(self._explain(u, friends, cands, i, name, float(scores[i]), emb_u))
+                if len(out) == k:
+                    break
+        return out
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _profile_vector(self, features: np.ndarray) -> np.ndarray | None:
+        if self.profiles.dim == 0:
+            return None
+        out = np.zeros(self.profiles.dim, dtype=np.float32)
+        m = min(self.profiles.dim, features.size)
+        out[:m] = features[:m]
+        return out
+
+    def _user_embedding(self, u: int, friends: np.ndarray) -> np.ndarray | None:
+        emb = self.weights.embeddings
+        if emb is None:
+            return None
+        if u >= 0:
+            return emb[u]
+        if friends.size:  # a new user: the mean of its friends' embeddings, normalised
+            v = emb[friends].mean(axis=0)
+            return v / max(float(np.linalg.norm(v)), 1e-12)
+        return None
+
+    def _embedding_neighbours(self, u: int, friends: np.ndarray, profile: np.ndarray | None) -> np.ndarray | None:
+        if self.index is None or self.embedding_candidates <= 0:
+            if u < 0 and friends.size == 0 and profile is not None:
+                return self._profile_neighbours(profile)
+            return None
+        q = self._user_embedding(u, friends)
+        if q is None:
+            return self._profile_neighbours(profile) if profile is not None else None
+        _, ids = self.index.search(q, self.embedding_candidates + 1)
+        ids = ids[0]
+        return ids[ids >= 0].astype(np.int64)
+
+    def _profile_neighbours(self, profile: np.ndarray, count: int = 200) -> np.ndarray:
+        """Cold start without friends: the users with the most similar profiles."""
+        nodes = np.arange(self.profiles.num_rows)
+        dots, _, _ = self.profiles.pair_terms(profile, nodes)
+        sims = dots / np.maximum(self.profiles.norms * max(float(np.linalg.norm(profile)), 1e-12), 1e-12)
+        top = np.argsort(-sims, kind="stable")[:count]
+        return top[sims[top] > 0].astype(np.int64)
+
+    def _explain(self, u: int, friends: np.ndarray, cands: Any, i: int, name: str, score: float, emb_u: np.ndarray | None) -> Suggestion:
+        v = int(cands.nodes[i])
+        mutual = np.intersect1d(friends, self.featurizer.neighbors(v), assume_unique=True)
+        reasons = []
+        if mutual.size:
+            sample = ", ".join(self.ids[m] for m in mutual[:3])
+            reasons.append(f"{mutual.size} mutual friend{'s' if mutual.size != 1 else ''} ({sample}{', ...' if mutual.size > 3 else ''})")
+        if emb_u is not None and self.weights.embeddings is not None:
+            sim = float(self.weights.embeddings[v] @ emb_u)
+            if sim > 0.5:
+                reasons.append(f"close in the friendship graph (embedding similarity {sim:.2f})")
+        cos = float(cands.features[i, _COSINE])
+        if cos > 0:
+            reasons.append(f"similar profile (cosine {cos:.2f})")
+        if not reasons:
+            reasons.append("suggested by the link model")
+        return Suggestion(user=name, score=round(score, 4), mutual_friends=int(mutual.size), reasons=reasons)
