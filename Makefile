@@ -14,17 +14,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-# The main job on the bundled dataset with the embedded SQLite store (./graphrec.db).
+# The main job on the bundled dataset with the embedded SQLite store (./graphrec.db):
+# load the graph, train the friend-recommendation model, recommend friends for user 0.
 demo: $(STAMP)
 	$(BIN)/graphrec db upgrade
 	$(BIN)/graphrec import ego-facebook
 	$(BIN)/graphrec stats
+	$(BIN)/graphrec train linkpred --seed 0
+	$(BIN)/graphrec recommend --user 0 -k 10
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
+	$(BIN)/python benchmarks/bench_linkpred.py
 
 clean:
 	rm -rf $(VENV) graphrec.db graphrec.db-wal graphrec.db-shm graphrec-home

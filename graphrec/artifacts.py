@@ -132,11 +132,12 @@ def load(home: Path, kind: str, version: str | None = None) -> Artifact:
     if version is None:
         raise ArtifactError(f"no trained {kind} model under {Path(home)}: run `graphrec train {kind}` first")
     folder = _kind_dir(home, kind) / version
+    for name in (MANIFEST, ARRAYS):
+        if not (folder / name).exists():
+            raise ArtifactError(f"{kind} model {version} is incomplete: {name} missing in {folder}")
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         arrays = load_file(str(folder / ARRAYS))
-    except FileNotFoundError as exc:
-        raise ArtifactError(f"{kind} model {version} is incomplete: {Path(exc.filename).name} missing") from None
     except (json.JSONDecodeError, OSError, ValueError) as exc:
         raise ArtifactError(f"{kind} model {version} is unreadable: {exc}") from None
     if manifest.get("format") != FORMAT_VERSION or manifest.get("kind") != kind:

@@ -1,8 +1,8 @@
 """The ``graphrec`` command line. Thin by design: parse options, call the library, print.
 
 Every read command takes ``--format table|json``. Exit codes: 0 success, 1 unexpected failure,
-2 bad input or usage, 3 unknown user, 4 database not ready (not initialised, older schema,
-unreachable).
+2 bad input or usage, 3 unknown user, 4 not ready (database not initialised, older schema,
+unreachable, no trained model).
 """
 
 from __future__ import annotations
@@ -387,9 +387,8 @@ def recommend(ctx: click.Context, user_id: str | None, users_file: Path | None, 
     assert users_file is not None
     if output is None:
         raise InputError("--users-file needs --output FILE")
-    from graphrec.store.exporters import atomic_output
-
     from graphrec.errors import GraphrecError
+    from graphrec.store.exporters import atomic_output
 
     if not users_file.is_file():
         raise InputError("no such file", source=users_file)
@@ -408,6 +407,10 @@ def recommend(ctx: click.Context, user_id: str | None, users_file: Path | None, 
                 fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
             count += 1
     _emit({"users": count, "failed": failed, "output": str(output), "model": rec.version}, fmt)
+    if failed:
+        from graphrec.errors import NotFoundError
+
+        raise NotFoundError(f"{failed} of {count} users could not be served (their lines in {output} say why)")
 
 
 @cli.command("export")

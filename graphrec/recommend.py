@@ -87,7 +87,7 @@ class Recommender:
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
         ext = str(user).strip()
-        ctx = self.store.serving_context(ext)  # NotFoundError for unknown or deleted users
+        ctx = self.store.serving_context(ext, feature_dim=self.profiles.dim)  # NotFoundError if unknown or deleted
         u = self._pos.get(ext, -1)
         friends = np.array(sorted(self._pos[f] for f in ctx["friends"] if f in self._pos), dtype=np.int64)
         profile = self._profile_vector(ctx["features"]) if u < 0 else None

@@ -25,6 +25,7 @@ Everything is relative to one user's candidate list, which is what a per-user ra
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,14 @@ class PairFeaturizer:
         self._inv_deg = 1.0 / np.maximum(self.deg, 1.0)
         self._inv_log = 1.0 / np.log(np.maximum(self.deg, 2.0))
         self.profiles = profiles if profiles is not None and profiles.dim > 0 else None
+        self._local = threading.local()
+
+    def _slots(self) -> np.ndarray:
+        """A per-thread ``int64[n]`` scratch array of -1 (node -> candidate slot lookups)."""
+        slots = getattr(self._local, "slots", None)
+        if slots is None:
+            slots = self._local.slots = np.full(self.num_nodes, -1, dtype=np.int64)
+        return slots
 
     def neighbors(self, node: int) -> np.ndarray:
         return self.indices[self.indptr[node] : self.indptr[node + 1]]
@@ -124,9 +133,11 @@ class PairFeaturizer:
             w2 = np.bincount(mid_inv, minlength=mid.size).astype(np.float64)
             r2 = np.bincount(mid_inv, weights=self._inv_deg[via], minlength=mid.size)
             end, end_owner = gather_neighbors(self.indptr, self.indices, mid)
-            pos = np.searchsorted(nodes, end)
-            hit = pos < nodes.size
-            hit[hit] &= nodes[pos[hit]] == end[hit]
+            slots = self._slots()
+            slots[nodes] = np.arange(nodes.size)
+            pos = slots[end]
+            slots[nodes] = -1
+            hit = pos >= 0
             if hit.any():
                 src = end_owner[hit]
                 walks3 = np.bincount(pos[hit], weights=w2[src], minlength=nodes.size)

@@ -59,7 +59,9 @@ class ProfileMatrix:
         weighted = None
         if weights is not None:
             weighted = np.zeros((nodes.size, weights.shape[1]), dtype=np.float64)
-            nz = prod != 0
-            if nz.any():
-                np.add.at(weighted, owner[nz], prod[nz, None] * weights[cols[nz]])
+            nz = np.flatnonzero(prod)
+            if nz.size:
+                who, contrib = owner[nz], prod[nz, None] * weights[cols[nz]]
+                for j in range(weights.shape[1]):
+                    weighted[:, j] = np.bincount(who, weights=contrib[:, j], minlength=nodes.size)
         return dots, shared, weighted

@@ -11,6 +11,7 @@ After training, the GNN embeddings are recomputed on the whole of G for serving.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,8 +78,10 @@ def _norm_adj(indptr: np.ndarray, indices: np.ndarray, n: int) -> Any:
     rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr)), np.arange(n)])
     cols = np.concatenate([indices, np.arange(n)])
     vals = (1.0 / np.sqrt(deg[rows] * deg[cols])).astype(np.float32)
-    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n)).coalesce()
-    return coo.to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n), check_invariants=False).coalesce()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
 
 
 def _node_inputs(profiles: ProfileMatrix, indptr: np.ndarray) -> Any:
@@ -90,7 +93,7 @@ def _node_inputs(profiles: ProfileMatrix, indptr: np.ndarray) -> Any:
     rows = np.concatenate([np.repeat(np.arange(n), np.diff(profiles.indptr)), np.arange(n)])
     cols = np.concatenate([profiles.indices, np.full(n, profiles.dim)])
     vals = np.concatenate([profiles.data, deg])
-    return torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, profiles.dim + 1)).coalesce()
+    return torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, profiles.dim + 1), check_invariants=False).coalesce()
 
 
 def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | None, config: TrainConfig) -> TrainResult:
@@ -195,4 +198,4 @@ def _shared_rows(profiles: ProfileMatrix, user: int, nodes: np.ndarray) -> Any:
     prod = profiles.data[positions] * xu[cols]
     keep = prod != 0
     idx = np.stack([owner[keep], cols[keep]])
-    return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(prod[keep].astype(np.float32)), (nodes.size, profiles.dim)).coalesce()
+    return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(prod[keep].astype(np.float32)), (nodes.size, profiles.dim), check_invariants=False).coalesce()

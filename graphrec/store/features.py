@@ -81,6 +81,16 @@ def decode_rows(blobs: Sequence[bytes | None], dim: int) -> np.ndarray:
     return out
 
 
+def stored_length(blob: bytes | None) -> int:
+    """The smallest width that holds a stored vector (0 for ``None``)."""
+    if not blob:
+        return 0
+    if blob[:1] == _DENSE:
+        return (len(blob) - 1) // 4
+    nnz = (len(blob) - 1) // 8
+    return int(np.frombuffer(blob, dtype="<u4", count=nnz, offset=1)[-1]) + 1 if nnz else 0
+
+
 def encode_vector(vector: Sequence[float] | np.ndarray) -> bytes:
     """Encode one vector (convenience wrapper around :func:`encode_rows`)."""
     return encode_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]

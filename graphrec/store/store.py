@@ -32,7 +32,7 @@ from graphrec.config import Settings
 from graphrec.errors import InputError, NotFoundError
 from graphrec.store import bulk, migrate
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
-from graphrec.store.features import decode_vector, encode_vector
+from graphrec.store.features import decode_vector, encode_vector, stored_length
 from graphrec.store.report import ImportReport
 from graphrec.store.schema import Block, FeatureColumn, Friendship, Label, ModelRun, User, utcnow
 from graphrec.store.snapshot import Snapshot, read_snapshot
@@ -556,37 +556,35 @@ class GraphStore:
                 )
             )
 
-    def serving_context(self, user: UserRef) -> dict[str, Any]:
+    def serving_context(self, user: UserRef, *, feature_dim: int | None = None) -> dict[str, Any]:
         """What a recommendation request needs from the live store, in one read transaction:
-        the user's live friends, the users blocked either way, and the user's feature vector."""
+        the user's live friends, the users blocked either way, and the user's feature vector
+        (``feature_dim`` wide, default: the store's current width)."""
+        ext = _ext(user)
         with self.read() as conn:
-            uid = self._user_id(conn, user)
-            friends = [
-                r[0]
-                for r in conn.execute(
-                    text(
-                        "SELECT u.external_id FROM users u JOIN ("
-                        "SELECT user_hi AS n FROM friendships WHERE user_lo = :u "
-                        "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = :u"
-                        ") f ON u.id = f.n WHERE u.deleted_at IS NULL"
-                    ),
-                    {"u": uid},
-                )
-            ]
-            blocked = [
-                r[0]
-                for r in conn.execute(
-                    text(
-                        "SELECT u.external_id FROM users u JOIN ("
-                        "SELECT blocked_id AS n FROM blocks WHERE blocker_id = :u "
-                        "UNION SELECT blocker_id AS n FROM blocks WHERE blocked_id = :u) b ON u.id = b.n"
-                    ),
-                    {"u": uid},
-                )
-            ]
-            blob = conn.execute(select(User.features).where(User.id == uid)).scalar_one()
-            dim = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
-        return {"friends": friends, "blocked": blocked, "features": decode_vector(blob, dim)}
+            row = conn.execute(
+                text("SELECT id, features, deleted_at FROM users WHERE external_id = :e"), {"e": ext}
+            ).first()
+            if row is None or row[2] is not None:
+                raise NotFoundError(f"unknown user {ext!r}")
+            uid, blob = row[0], row[1]
+            rows = conn.execute(
+                text(
+                    "SELECT r.kind, u.external_id FROM users u JOIN ("
+                    "SELECT 'f' AS kind, user_hi AS n FROM friendships WHERE user_lo = :u "
+                    "UNION ALL SELECT 'f', user_lo FROM friendships WHERE user_hi = :u "
+                    "UNION ALL SELECT 'b', blocked_id FROM blocks WHERE blocker_id = :u "
+                    "UNION ALL SELECT 'b', blocker_id FROM blocks WHERE blocked_id = :u"
+                    ") r ON u.id = r.n WHERE u.deleted_at IS NULL OR r.kind = 'b'"
+                ),
+                {"u": uid},
+            ).all()
+            if feature_dim is None:
+                feature_dim = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
+        vec = decode_vector(blob, max(feature_dim, stored_length(blob)))[:feature_dim]
+        friends = sorted({e for k, e in rows if k == "f"})
+        blocked = sorted({e for k, e in rows if k == "b"})
+        return {"friends": friends, "blocked": blocked, "features": vec}
 
     def excluded_candidates(self, external_ids: Sequence[str], *, bot_threshold: float | None) -> set[str]:
         """Which of ``external_ids`` must never be recommended: unknown or deleted users, synthetic
@@ -603,18 +601,15 @@ class GraphStore:
             ).all()
             ok = {r.external_id for r in rows if r.deleted_at is None and not r.is_synthetic}
             if bot_threshold is not None:
-                run = conn.execute(
-                    text("SELECT id FROM scoring_runs WHERE kind = 'bot' AND status = 'complete' ORDER BY run_date DESC, id DESC LIMIT 1")
-                ).scalar()
-                if run is not None:
-                    flagged = conn.execute(
-                        text(
-                            "SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id "
-                            "WHERE s.run_id = :r AND s.score > :t AND u.external_id IN :ids"
-                        ).bindparams(bindparam("ids", expanding=True)),
-                        {"r": run, "t": bot_threshold, "ids": ids},
-                    )
-                    ok -= {r[0] for r in flagged}
+                flagged = conn.execute(
+                    text(
+                        "SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id "
+                        "WHERE s.run_id = (SELECT id FROM scoring_runs WHERE kind = 'bot' AND status = 'complete' "
+                        "ORDER BY run_date DESC, id DESC LIMIT 1) AND s.score > :t AND u.external_id IN :ids"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    {"t": bot_threshold, "ids": ids},
+                )
+                ok -= {r[0] for r in flagged}
         return set(ids) - ok
 
     # -- snapshot, stats ---------------------------------------------------------------------

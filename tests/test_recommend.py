@@ -1,0 +1,145 @@
+"""Artifacts and the Recommender: filters, reasons, cold start, live friendships, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from conftest import write
+from graphrec import artifacts
+from graphrec.cli import cli
+from graphrec.errors import InputError, NotFoundError
+from graphrec.linkpred.model import fit_and_save
+from graphrec.linkpred.train import TrainConfig
+from graphrec.recommend import Recommender
+from graphrec.store.store import GraphStore
+
+FAST = TrainConfig(seed=0, rounds=1, users_per_round=400, epochs=2, gnn_dim=8)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> GraphStore:
+    root = tmp_path_factory.mktemp("rec")
+    store = GraphStore(f"sqlite:///{root / 'g.db'}", home=root / "home")
+    store.initialize()
+    store.import_ego_facebook()
+    fit_and_save(store, FAST)
+    return store
+
+
+def test_artifact_round_trip_without_pickle(tmp_path: Path) -> None:
+    arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([1, 2], dtype=np.int64)}
+    art = artifacts.save(tmp_path, "demo", arrays, {"params": {"x": 1}, "seed": 3})
+    loaded = artifacts.load(tmp_path, "demo")
+    assert loaded.version == art.version and loaded.manifest["seed"] == 3
+    np.testing.assert_array_equal(loaded.arrays["a"], arrays["a"])
+    assert not any(p.suffix in (".pkl", ".pt", ".pickle") for p in art.path.iterdir())
+    (art.path / artifacts.ARRAYS).unlink()
+    with pytest.raises(artifacts.ArtifactError, match="incomplete"):
+        artifacts.load(tmp_path, "demo")
+    with pytest.raises(artifacts.ArtifactError, match="graphrec train other"):
+        artifacts.load(tmp_path, "other")
+
+
+def test_model_run_recorded_with_data_version(trained: GraphStore) -> None:
+    with trained.read() as conn:
+        kind, seed, rev, params = conn.execute(text("SELECT kind, seed, data_revision, params FROM model_runs")).one()
+    assert (kind, seed, rev) == ("linkpred", 0, trained.revision())
+    assert (json.loads(params) if isinstance(params, str) else params)["epochs"] == 2
+
+
+def test_recommendations_are_filtered_and_explained(trained: GraphStore) -> None:
+    rec = Recommender(trained, bot_threshold=None)
+    out = rec.recommend("0", k=10)
+    assert len(out) == 10
+    friends = set(trained.neighbours("0"))
+    assert all(s.user != "0" and s.user not in friends for s in out)
+    assert [s.score for s in out] == sorted((s.score for s in out), reverse=True)
+    top = out[0]
+    assert top.mutual_friends == len(trained.mutual_friends("0", top.user)) > 0
+    assert top.reasons[0].startswith(f"{top.mutual_friends} mutual friend")
+    with pytest.raises(InputError):
+        rec.recommend("0", k=0)
+    with pytest.raises(NotFoundError):
+        rec.recommend("no-such-user")
+
+
+def test_blocked_deleted_synthetic_and_bots_are_never_suggested(tmp_path: Path, trained: GraphStore) -> None:
+    store = GraphStore(trained.settings.database_url, home=trained.settings.home)
+    rec = Recommender(store, bot_threshold=0.9)
+    first = [s.user for s in rec.recommend("1", k=6)]
+    blocked, blocker, deleted, synthetic, bot = first[:5]
+    store.block("1", blocked)
+    store.block(blocker, "1")
+    store.remove_user(deleted)
+    with store.write() as conn:
+        conn.execute(text("UPDATE users SET is_synthetic = :t WHERE external_id = :e"), {"t": True, "e": synthetic})
+        run = conn.execute(
+            text("INSERT INTO scoring_runs (kind, run_date, status, n_scored, n_flagged, started_at) VALUES ('bot', :d, 'complete', 1, 1, :now) RETURNING id"),
+            {"d": dt.date(2026, 11, 27), "now": dt.datetime(2026, 11, 27)},
+        ).scalar_one()
+        uid = conn.execute(text("SELECT id FROM users WHERE external_id = :e"), {"e": bot}).scalar_one()
+        conn.execute(text("INSERT INTO scores (run_id, user_id, score, flagged) VALUES (:r, :u, 0.97, :t)"), {"r": run, "u": uid, "t": True})
+    try:
+        after = [s.user for s in rec.recommend("1", k=6)]
+        assert not set(after) & {blocked, blocker, deleted, synthetic, bot}
+        assert first[5] in after
+        lenient = Recommender(store, bot_threshold=None)
+        assert bot in [s.user for s in lenient.recommend("1", k=6)]
+    finally:
+        store.unblock("1", blocked)
+        store.unblock(blocker, "1")
+        with store.write() as conn:
+            conn.execute(text("UPDATE users SET deleted_at = NULL, is_synthetic = :f WHERE external_id IN (:a, :b)"), {"f": False, "a": deleted, "b": synthetic})
+            conn.execute(text("DELETE FROM scoring_runs"))
+
+
+def test_new_users_after_training(trained: GraphStore) -> None:
+    """A user who joined after training: served from live friends, or from the profile alone."""
+    rec = Recommender(trained)
+    trained.add_user("newbie-1")
+    trained.add_friendship("newbie-1", "0")
+    trained.add_friendship("newbie-1", "1")
+    out = rec.recommend("newbie-1", k=5)
+    assert len(out) == 5 and all(s.user not in ("0", "1") for s in out)
+    assert all(s.mutual_friends >= 1 for s in out)
+    profile = trained.get_user("5").features
+    trained.add_user("newbie-2", features=profile)
+    cold = rec.recommend("newbie-2", k=5)
+    assert len(cold) == 5 and all(s.mutual_friends == 0 for s in cold)
+    assert any("similar profile" in r for s in cold for r in s.reasons)
+
+
+def test_cli_train_recommend_and_batch(tmp_path: Path) -> None:
+    env = {"GRAPHREC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "GRAPHREC_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    assert run("import", "ego-facebook").exit_code == 0
+    r = run("recommend", "--user", "0")
+    assert r.exit_code == 4 and "graphrec train linkpred" in r.output
+    r = run("train", "linkpred", "--epochs", "1", "--gnn-dim", "0", "--format", "json")
+    assert r.exit_code == 0, r.output
+    r = run("recommend", "--user", "0", "-k", "3", "--format", "json")
+    data = json.loads(r.output)
+    assert data["user"] == "0" and len(data["recommendations"]) == 3
+    assert set(data["recommendations"][0]) == {"user", "score", "mutual_friends", "reasons"}
+    r = run("recommend", "--user", "0", "-k", "0")
+    assert r.exit_code == 2 and "positive" in r.output
+    r = run("recommend", "--user", "nobody")
+    assert r.exit_code == 3
+    users = write(tmp_path / "users.txt", "0\n107\n\nnobody\n")
+    out = tmp_path / "recs.jsonl"
+    r = run("recommend", "--users-file", str(users), "--output", str(out), "-k", "2", "--format", "json")
+    assert r.exit_code == 3 and "1 of 3 users could not be served" in r.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["user"] for x in lines] == ["0", "107", "nobody"]
+    assert len(lines[1]["recommendations"]) == 2 and "unknown user" in lines[2]["error"]
