@@ -114,8 +114,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated split seeds")
     parser.add_argument("--ablation", action="store_true", help="also train without the GNN term")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args()
-    quality([int(s) for s in args.seeds.split(",")], args.ablation)
+    if not args.skip_quality:
+        quality([int(s) for s in args.seeds.split(",")], args.ablation)
     if not args.skip_latency:
         latency()
 

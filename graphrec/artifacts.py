@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -30,6 +31,7 @@ import numpy as np
 
 from graphrec.errors import GraphrecError
 
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.safetensors"
 LATEST = "LATEST"
@@ -117,13 +119,6 @@ def latest_version(home: Path, kind: str) -> str | None:
     return marker.read_text().strip() or None
 
 
-def list_versions(home: Path, kind: str) -> list[str]:
-    root = _kind_dir(home, kind)
-    if not root.exists():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists())
-
-
 def load(home: Path, kind: str, version: str | None = None) -> Artifact:
     """Load a model version (default: ``LATEST``) without unpickling anything."""
     from safetensors.numpy import load_file
@@ -131,7 +126,11 @@ def load(home: Path, kind: str, version: str | None = None) -> Artifact:
     version = version or latest_version(home, kind)
     if version is None:
         raise ArtifactError(f"no trained {kind} model under {Path(home)}: run `graphrec train {kind}` first")
+    if not _VERSION_RE.match(version):
+        raise ArtifactError(f"invalid model version {version!r}")
     folder = _kind_dir(home, kind) / version
+    if not folder.is_dir():
+        raise ArtifactError(f"no {kind} model version {version!r} under {_kind_dir(home, kind)}")
     for name in (MANIFEST, ARRAYS):
         if not (folder / name).exists():
             raise ArtifactError(f"{kind} model {version} is incomplete: {name} missing in {folder}")

@@ -357,21 +357,38 @@ def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users
 @click.option("--user", "user_id", help="External id of the user to recommend friends to.")
 @click.option("--users-file", type=click.Path(path_type=Path), help="Batch mode: one external id per line.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Batch mode: JSON-lines output file.")
-@click.option("-k", "k", default=20, show_default=True, type=int, help="Number of suggestions.")
-@click.option("--bot-threshold", default=0.5, show_default=True, type=float, help="Drop accounts whose latest bot score is above this.")
+@click.option("-k", "k", default=20, show_default=True, type=click.IntRange(1), help="Number of suggestions.")
+@click.option("--bot-threshold", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0), help="Drop accounts whose score in the latest bot-scoring run is above this.")
+@click.option("--no-bot-filter", is_flag=True, help="Keep accounts regardless of bot scores.")
 @click.option("--model-version", help="Model version (default: the latest trained).")
 @FORMAT
 @click.pass_context
-def recommend(ctx: click.Context, user_id: str | None, users_file: Path | None, output: Path | None, k: int, bot_threshold: float, model_version: str | None, fmt: str) -> None:
+def recommend(
+    ctx: click.Context,
+    user_id: str | None,
+    users_file: Path | None,
+    output: Path | None,
+    k: int,
+    bot_threshold: float,
+    no_bot_filter: bool,
+    model_version: str | None,
+    fmt: str,
+) -> None:
     """Friend suggestions with scores and reasons (one user, or a batch to JSON lines)."""
-    from graphrec.errors import InputError
-    from graphrec.recommend import Recommender
+    from graphrec.errors import GraphrecError, InputError, NotFoundError
+    from graphrec.fileio import atomic_output, read_id_lines
 
     if (user_id is None) == (users_file is None):
         raise InputError("give exactly one of --user ID or --users-file FILE")
-    if k <= 0:
-        raise InputError(f"-k must be a positive integer, got {k}")
-    rec = Recommender(_store(ctx), version=model_version, bot_threshold=bot_threshold)
+    if user_id is not None and output is not None:
+        raise InputError("--output goes with --users-file (use --format json for one user)")
+    if users_file is not None and output is None:
+        raise InputError("--users-file needs --output FILE")
+    users = read_id_lines(users_file) if users_file is not None else []
+
+    from graphrec.recommend import Recommender
+
+    rec = Recommender(_store(ctx), version=model_version, bot_threshold=None if no_bot_filter else bot_threshold)
     if user_id is not None:
         suggestions = rec.recommend(user_id, k)
         data = {"user": user_id, "recommendations": [s.as_dict() for s in suggestions]}
@@ -384,33 +401,19 @@ def recommend(ctx: click.Context, user_id: str | None, users_file: Path | None, 
 
         _emit(data, fmt, table)
         return
-    assert users_file is not None
-    if output is None:
-        raise InputError("--users-file needs --output FILE")
-    from graphrec.errors import GraphrecError
-    from graphrec.store.exporters import atomic_output
-
-    if not users_file.is_file():
-        raise InputError("no such file", source=users_file)
-    users = [line.strip() for line in users_file.read_text(encoding="utf-8").splitlines()]
-    count = 0
+    assert output is not None
     failed = 0
     with atomic_output(output) as fh:
-        for lineno, uid in enumerate(users, 1):
-            if not uid:
-                continue
+        for lineno, uid in users:
             try:
                 recs = [s.as_dict() for s in rec.recommend(uid, k)]
                 fh.write(json.dumps({"user": uid, "recommendations": recs}) + "\n")
             except GraphrecError as exc:
                 failed += 1
                 fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
-            count += 1
-    _emit({"users": count, "failed": failed, "output": str(output), "model": rec.version}, fmt)
+    _emit({"users": len(users), "failed": failed, "output": str(output), "model": rec.version}, fmt)
     if failed:
-        from graphrec.errors import NotFoundError
-
-        raise NotFoundError(f"{failed} of {count} users could not be served (their lines in {output} say why)")
+        raise NotFoundError(f"{failed} of {len(users)} users could not be served (their lines in {output} say why)")
 
 
 @cli.command("export")

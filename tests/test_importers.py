@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from conftest import write
 from graphrec.errors import InputError
+from graphrec.fileio import atomic_output
 from graphrec.store import exporters
 from graphrec.store.importers import read_edges, read_labels, read_users
 from graphrec.store.store import GraphStore
@@ -231,7 +232,7 @@ def test_export_never_leaves_partial_files(store: GraphStore, tmp_path: Path) ->
 def test_atomic_output_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
     target = write(tmp_path / "out.csv", "old\n")
     with pytest.raises(RuntimeError):
-        with exporters.atomic_output(target) as fh:
+        with atomic_output(target) as fh:
             fh.write("new, half written")
             raise RuntimeError("boom")
     assert target.read_text() == "old\n"

@@ -95,3 +95,53 @@ def test_model_learns_and_beats_every_heuristic_on_ego_facebook(ego) -> None:
     best_name, best = report.best_baseline("recall@20")
     assert model > best, (model, best_name, best)
     assert result is not None and result.history[-1] < result.history[0]  # the loss went down
+
+
+def test_numpy_scorer_equals_the_torch_module() -> None:
+    """Serving (numpy) computes exactly what the trained torch module computes."""
+    import torch
+
+    from graphrec.linkpred.scorer import RankerWeights
+    from graphrec.linkpred.train import _norm_adj, _node_inputs, _shared_rows
+    from graphrec.nn.link_ranker import LinkRanker
+
+    edges = _random_graph(n=80, m=500, seed=5)
+    n = 80
+    indptr, indices = csr_from_edges(edges, n)
+    x = (np.random.default_rng(2).random((n, 10)) < 0.3).astype(np.float32)
+    prof = ProfileMatrix.from_dense(x)
+    torch.manual_seed(0)
+    model = LinkRanker(len(FEATURE_NAMES), 10, shared_rank=4, hidden=16, gnn_dim=8)
+    torch.nn.init.normal_(model.shared.weight)
+    model.eval()
+    feat = PairFeaturizer(indptr, indices, prof)
+    mean = np.random.default_rng(3).random(len(FEATURE_NAMES)).astype(np.float32)
+    std = 1 + np.random.default_rng(4).random(len(FEATURE_NAMES)).astype(np.float32)
+    with torch.no_grad():
+        h = model.embed(_node_inputs(prof, indptr), _norm_adj(indptr, indices, n))
+        weights = RankerWeights(
+            mean=mean,
+            std=std,
+            shared=model.shared.weight.numpy().T.copy(),
+            layers=[(m.weight.numpy().copy(), m.bias.numpy().copy()) for m in model.mlp if isinstance(m, torch.nn.Linear)],
+            embeddings=h.numpy(),
+        )
+        for u in range(0, n, 7):
+            c = feat.candidates(u, shared_weights=weights.shared)
+            if c.nodes.size == 0:
+                continue
+            pair = torch.from_numpy(((c.features - mean) / std).astype(np.float32))
+            expected = model(pair, _shared_rows(prof, u, c.nodes), h[u], h[torch.from_numpy(c.nodes)]).numpy()
+            np.testing.assert_allclose(weights.score(c, h[u].numpy()), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_extra_candidates_do_not_change_friend_of_friend_features() -> None:
+    edges = _random_graph()
+    indptr, indices = csr_from_edges(edges, 60)
+    feat = PairFeaturizer(indptr, indices)
+    base = feat.candidates(3)
+    far = np.setdiff1d(np.arange(60), np.concatenate([base.nodes, feat.neighbors(3), [3]]))
+    more = feat.candidates(3, extra=far[:5])
+    assert set(more.nodes.tolist()) == set(base.nodes.tolist()) | set(far[:5].tolist())
+    rows = {v: i for i, v in enumerate(more.nodes.tolist())}
+    np.testing.assert_allclose(more.features[[rows[v] for v in base.nodes.tolist()]], base.features)

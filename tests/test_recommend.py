@@ -133,13 +133,58 @@ def test_cli_train_recommend_and_batch(tmp_path: Path) -> None:
     assert data["user"] == "0" and len(data["recommendations"]) == 3
     assert set(data["recommendations"][0]) == {"user", "score", "mutual_friends", "reasons"}
     r = run("recommend", "--user", "0", "-k", "0")
-    assert r.exit_code == 2 and "positive" in r.output
+    assert r.exit_code == 2 and "-k" in r.output
+    r = run("recommend", "--user", "0", "--bot-threshold", "-1")
+    assert r.exit_code == 2 and "--bot-threshold" in r.output
+    r = run("recommend", "--user", "0", "--model-version", "../../etc")
+    assert r.exit_code == 4 and "invalid model version" in r.output
+    r = run("recommend", "--users-file", str(write(tmp_path / "bad.txt", b"0\n\xff1\n")), "--output", str(tmp_path / "x.jsonl"))
+    assert r.exit_code == 2 and "bad.txt:2: not valid UTF-8" in r.output
     r = run("recommend", "--user", "nobody")
     assert r.exit_code == 3
-    users = write(tmp_path / "users.txt", "0\n107\n\nnobody\n")
+    users = write(tmp_path / "users.txt", "\ufeff0\n107\n\nnobody\n")  # a BOM is tolerated
     out = tmp_path / "recs.jsonl"
     r = run("recommend", "--users-file", str(users), "--output", str(out), "-k", "2", "--format", "json")
     assert r.exit_code == 3 and "1 of 3 users could not be served" in r.output
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["user"] for x in lines] == ["0", "107", "nobody"]
     assert len(lines[1]["recommendations"]) == 2 and "unknown user" in lines[2]["error"]
+
+
+def test_unfriended_users_are_not_suggested_back_and_mutuals_are_live(trained: GraphStore) -> None:
+    rec = Recommender(trained, bot_threshold=None)
+    friend = max(trained.neighbours("0"), key=lambda f: len(trained.mutual_friends("0", f)))
+    trained.remove_friendship("0", friend)
+    try:
+        out = rec.recommend("0", k=20)
+        assert friend not in [s.user for s in out]
+        top = out[0]
+        mutual = trained.mutual_friends("0", top.user)
+        trained.remove_friendship(top.user, mutual[0])  # the candidate's side changes after training
+        again = {s.user: s for s in rec.recommend("0", k=20)}
+        if top.user in again:
+            assert again[top.user].mutual_friends == len(mutual) - 1
+        trained.add_friendship(top.user, mutual[0])
+    finally:
+        trained.add_friendship("0", friend)
+
+
+def test_broken_artifacts_give_clear_errors(trained: GraphStore, tmp_path: Path) -> None:
+    import shutil
+
+    version = artifacts.latest_version(trained.settings.home, "linkpred")
+    src = trained.settings.home / "models" / "linkpred" / version
+    home = tmp_path / "home"
+    dst = home / "models" / "linkpred" / version
+    shutil.copytree(src, dst)
+    artifacts.set_latest(home, "linkpred", version)
+    store = GraphStore(trained.settings.database_url, home=home)
+    (dst / "ids.json").unlink()
+    with pytest.raises(artifacts.ArtifactError, match="incomplete or corrupt"):
+        Recommender(store)
+    shutil.copy(src / "ids.json", dst / "ids.json")
+    (dst / "embeddings.faiss").write_bytes(b"not an index")
+    with pytest.raises(artifacts.ArtifactError, match="unreadable FAISS index"):
+        Recommender(store)
+    with pytest.raises(artifacts.ArtifactError, match="no linkpred model version 'nope'"):
+        Recommender(store, version="nope")

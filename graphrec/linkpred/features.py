@@ -13,7 +13,8 @@ jaccard         cn / |N(u) ∪ N(v)|
 cn_u, cn_v      cn / d(u), cn / d(v) (hub-promoted / hub-depressed shares)
 deg_u, deg_v    log1p degrees
 ra_rel, cn_rel  ra and cn relative to the user's best candidate (scale-free across graphs)
-ra_pct          percentile of ra among the user's candidates
+ra_pct          rank of ra among the user's friends-of-friends as a fraction (0 = best; ties share
+                their mean rank; 1 for candidates that are not friends-of-friends)
 walks3          number of length-3 walks u -> v (log1p)   -- local path index (Lü et al. 2009)
 ra3             Σ over length-3 walks of 1/(d(a) d(b)) (log1p)
 cosine          cosine similarity of the profile feature vectors
@@ -62,6 +63,22 @@ class Candidates:
     ra: np.ndarray  # float64[c] raw resource-allocation scores
     features: np.ndarray  # float32[c, len(FEATURE_NAMES)]
     shared: np.ndarray | None = None  # float64[c, r]: (x_u ⊙ x_v) @ W when weights were given
+
+
+def _rank_fraction(values: np.ndarray) -> np.ndarray:
+    """Descending rank of each value as a fraction in [0, 1] (0 = largest); ties get their mean
+    rank, so the result never depends on node numbering."""
+    n = values.size
+    if n <= 1:
+        return np.zeros(n)
+    order = np.argsort(-values, kind="stable")
+    sorted_vals = values[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_vals[1:] != sorted_vals[:-1]]))
+    ends = np.concatenate([starts[1:], [n]])
+    mean_rank = (starts + ends - 1) / 2.0
+    ranks = np.empty(n)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks / (n - 1)
 
 
 class PairFeaturizer:
@@ -114,24 +131,25 @@ class PairFeaturizer:
         du = float(friends.size)
         reach, owner = gather_neighbors(self.indptr, self.indices, friends)
         via = friends[owner]
-        pool = reach if extra is None or extra.size == 0 else np.concatenate([reach, np.asarray(extra, dtype=np.int64)])
-        nodes, inv = np.unique(pool, return_inverse=True)
-        m = reach.size
-        cn = np.bincount(inv[:m], minlength=nodes.size).astype(np.float64)
-        aa = np.bincount(inv[:m], weights=self._inv_log[via], minlength=nodes.size)
-        ra = np.bincount(inv[:m], weights=self._inv_deg[via], minlength=nodes.size)
-        keep = nodes != user
+        # Everything two steps away, with multiplicities (= common neighbours) and RA mass.
+        mid, mid_inv = np.unique(reach, return_inverse=True)
+        w2 = np.bincount(mid_inv, minlength=mid.size).astype(np.float64)
+        r2 = np.bincount(mid_inv, weights=self._inv_deg[via], minlength=mid.size)
+        a2 = np.bincount(mid_inv, weights=self._inv_log[via], minlength=mid.size)
+        keep = mid != user
         if friends.size:
-            keep &= ~np.isin(nodes, friends)
-        nodes, cn, aa, ra = nodes[keep], cn[keep], aa[keep], ra[keep]
+            keep &= ~np.isin(mid, friends)
+        nodes, cn, ra, aa = mid[keep], w2[keep], r2[keep], a2[keep]
+        if extra is not None and extra.size:
+            more = np.setdiff1d(np.asarray(extra, dtype=np.int64), np.concatenate([nodes, friends, [user]]))
+            nodes = np.concatenate([nodes, more])
+            cn, ra, aa = (np.concatenate([x, np.zeros(more.size)]) for x in (cn, ra, aa))
+        fof = cn > 0
 
         # length-3 walks u - a - b - v: expand once more from every 2-hop node b, weighted.
         walks3 = np.zeros(nodes.size)
         ra3 = np.zeros(nodes.size)
-        if reach.size:
-            mid, mid_inv = np.unique(reach, return_inverse=True)
-            w2 = np.bincount(mid_inv, minlength=mid.size).astype(np.float64)
-            r2 = np.bincount(mid_inv, weights=self._inv_deg[via], minlength=mid.size)
+        if mid.size:
             end, end_owner = gather_neighbors(self.indptr, self.indices, mid)
             slots = self._slots()
             slots[nodes] = np.arange(nodes.size)
@@ -148,11 +166,12 @@ class PairFeaturizer:
         if c == 0:
             return Candidates(user, nodes, cn, ra, feats, None)
         union = np.maximum(du + dv - cn, 1.0)
-        ra_max = max(float(ra.max()), 1e-12)
-        cn_max = max(float(cn.max()), 1e-12)
-        order = np.argsort(-ra, kind="stable")
-        pct = np.empty(c)
-        pct[order] = np.arange(c) / max(c - 1, 1)
+        # Relative features are taken over the friends-of-friends only, so extra candidates
+        # (e.g. from an embedding index) never change how the friends-of-friends look.
+        ra_max = max(float(ra[fof].max()), 1e-12) if fof.any() else 1.0
+        cn_max = max(float(cn[fof].max()), 1e-12) if fof.any() else 1.0
+        pct = np.ones(c)
+        pct[fof] = _rank_fraction(ra[fof])
         feats[:, 0] = np.log1p(cn)
         feats[:, 1] = np.log1p(aa)
         feats[:, 2] = np.log1p(ra)

@@ -24,10 +24,18 @@ def fit_and_save(store: Any, config: TrainConfig, *, metrics: dict[str, Any] | N
     """
     from graphrec.linkpred.graph import csr_from_edges
 
+    from graphrec.store.schema import utcnow
+
+    started = utcnow()
     snap = store.snapshot(include_synthetic=False)
     edges = snap.edge_array()
     profiles = ProfileMatrix.from_dense(snap.features)
-    result: TrainResult = train_ranker(edges, snap.num_nodes, profiles, config)
+    try:
+        result: TrainResult = train_ranker(edges, snap.num_nodes, profiles, config)
+    except ValueError as exc:
+        from graphrec.errors import StoreStateError
+
+        raise StoreStateError(f"cannot train {KIND}: {exc}") from None
     indptr, indices = csr_from_edges(edges, snap.num_nodes)
     arrays = {
         "graph.indptr": indptr,
@@ -55,8 +63,19 @@ def fit_and_save(store: Any, config: TrainConfig, *, metrics: dict[str, Any] | N
 
             build_index(result.weights.embeddings).save(folder / INDEX_FILE)
 
-    art = artifacts.save(store.settings.home, KIND, arrays, manifest, extra=extra)
-    store.record_model_run(KIND, art.version, seed=config.seed, params=asdict(config), metrics=metrics or {}, data_revision=snap.revision, data_fingerprint=manifest["data"]["fingerprint"], artifact_path=str(art.path))
+    art = artifacts.save(store.settings.home, KIND, arrays, manifest, extra=extra, make_latest=False)
+    store.record_model_run(
+        KIND,
+        art.version,
+        seed=config.seed,
+        params=asdict(config),
+        metrics=metrics or {},
+        data_revision=snap.revision,
+        data_fingerprint=manifest["data"]["fingerprint"],
+        artifact_path=str(art.path),
+        started_at=started,
+    )
+    artifacts.set_latest(store.settings.home, KIND, art.version)  # served only once recorded
     return art
 
 

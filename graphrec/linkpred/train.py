@@ -129,7 +129,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
             shared = _shared_rows(profiles, u, c.nodes) if use_profiles else None
             groups.append((r, u, c.nodes, c.features, shared, y))
     if not groups:
-        raise ValueError("no training signal: the graph has no friend-of-friend candidates")
+        raise ValueError("no training signal: no held-out friendship closes a friend-of-friend pair (the graph is too small or has no triangles)")
     allf = np.concatenate([g[3] for g in groups])
     mean = allf.mean(axis=0)
     std = allf.std(axis=0) + 1e-6

@@ -28,10 +28,12 @@ from torch import Tensor, nn
 
 
 class GCNEncoder(nn.Module):
-    """Two GCN layers over a normalised sparse adjacency ``Â = D^-1/2 (A + I) D^-1/2``.
+    """Two GCN layers over a normalised sparse adjacency ``Â = D^-1/2 (A + I) D^-1/2``:
+    ``h1 = ReLU(Â (X W0 + b0))``, ``h = normalise(Â (h1 W1 + b1))``.
 
-    Written with ``torch.sparse`` products (full batch), which is what PyG's ``GCNConv`` computes
-    with a cached normalised adjacency; pyg-lib/torch-sparse are not needed.
+    Kipf & Welling's propagation written with ``torch.sparse`` products (full batch; pyg-lib and
+    torch-sparse are not available here). Unlike PyG's ``GCNConv`` the bias is added before
+    propagation, which only rescales it by the row sums of ``Â``.
     """
 
     def __init__(self, in_dim: int, hidden: int = 32, out_dim: int = 16, dropout: float = 0.3) -> None:
@@ -39,7 +41,6 @@ class GCNEncoder(nn.Module):
         self.lin0 = nn.Linear(in_dim, hidden)
         self.lin1 = nn.Linear(hidden, out_dim)
         self.dropout = nn.Dropout(dropout)
-        self.out_dim = out_dim
 
     def reset_parameters(self) -> None:
         self.lin0.reset_parameters()

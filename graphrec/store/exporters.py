@@ -14,39 +14,16 @@ half-written file.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from graphrec.errors import GraphrecError, InputError
+from graphrec.errors import GraphrecError
+from graphrec.fileio import atomic_output
 from graphrec.store.snapshot import read_snapshot
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[IO[str]]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
-    target = Path(path)
-    if target.is_dir():
-        raise InputError("is a folder, expected a file name", source=target)
-    if not target.parent.exists():
-        raise InputError("folder does not exist", source=target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _format_column(values: np.ndarray) -> np.ndarray:

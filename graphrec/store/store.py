@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, select, text, update
 
 from graphrec.config import Settings
 from graphrec.errors import InputError, NotFoundError
@@ -536,6 +537,7 @@ class GraphStore:
         data_revision: int,
         data_fingerprint: str,
         artifact_path: str,
+        started_at: dt.datetime | None = None,
     ) -> None:
         """Record a completed training run (reproducibility: params, seed, metrics, data version)."""
         now = utcnow()
@@ -551,7 +553,7 @@ class GraphStore:
                     data_revision=data_revision,
                     data_fingerprint=data_fingerprint,
                     artifact_path=artifact_path,
-                    started_at=now,
+                    started_at=started_at or now,
                     finished_at=now,
                 )
             )
@@ -586,30 +588,62 @@ class GraphStore:
         blocked = sorted({e for k, e in rows if k == "b"})
         return {"friends": friends, "blocked": blocked, "features": vec}
 
+    def mutual_friends_with(self, user: UserRef, candidates: Sequence[str]) -> dict[str, list[str]]:
+        """Live mutual friends of ``user`` and each of ``candidates`` (active users, sorted), in one
+        query: what a suggestion's "N mutual friends" reason must show."""
+        if not candidates:
+            return {}
+        ext = _ext(user)
+        if self.dialect == "sqlite":
+            source = "json_each(:ids) j CROSS JOIN users c ON c.external_id = j.value"
+            ids: Any = json.dumps(list(candidates))
+        else:
+            source = "unnest(CAST(:ids AS text[])) AS j(value) JOIN users c ON c.external_id = j.value"
+            ids = list(candidates)
+        sql = (
+            "WITH me AS (SELECT id FROM users WHERE external_id = :e), "
+            "mine AS (SELECT user_hi AS n FROM friendships WHERE user_lo = (SELECT id FROM me) "
+            "UNION ALL SELECT user_lo FROM friendships WHERE user_hi = (SELECT id FROM me)), "
+            f"cand AS (SELECT c.id, c.external_id FROM {source}), "
+            "theirs AS (SELECT cand.external_id AS c, f.user_hi AS n FROM cand JOIN friendships f ON f.user_lo = cand.id "
+            "UNION ALL SELECT cand.external_id, f.user_lo FROM cand JOIN friendships f ON f.user_hi = cand.id) "
+            "SELECT theirs.c, m.external_id FROM theirs JOIN mine ON mine.n = theirs.n "
+            "JOIN users m ON m.id = theirs.n WHERE m.deleted_at IS NULL"
+        )
+        out: dict[str, list[str]] = {c: [] for c in candidates}
+        with self.read() as conn:
+            for cand, mutual in conn.execute(text(sql), {"e": ext, "ids": ids}):
+                out[cand].append(mutual)
+        return {c: sorted(v) for c, v in out.items()}
+
     def excluded_candidates(self, external_ids: Sequence[str], *, bot_threshold: float | None) -> set[str]:
         """Which of ``external_ids`` must never be recommended: unknown or deleted users, synthetic
-        users, and users whose latest bot score is above ``bot_threshold``."""
+        users, and users whose score in the latest complete bot-scoring run is above
+        ``bot_threshold`` (one query)."""
         if not external_ids:
             return set()
         ids = list(external_ids)
+        # One bound parameter for the whole id list (a JSON array on SQLite, a text[] on
+        # PostgreSQL) keeps the statement text constant, so it compiles once and is cached; the
+        # id list drives the join (CROSS JOIN pins SQLite's join order to the unique index).
+        if self.dialect == "sqlite":
+            source = "json_each(:ids) j CROSS JOIN users u ON u.external_id = j.value "
+            params: dict[str, Any] = {"ids": json.dumps(ids), "f": False}
+        else:
+            source = "unnest(CAST(:ids AS text[])) AS j(value) JOIN users u ON u.external_id = j.value "
+            params = {"ids": ids, "f": False}
+        sql = "SELECT u.external_id FROM " + source
+        if bot_threshold is not None:
+            sql += (
+                "LEFT JOIN scores s ON s.user_id = u.id AND s.run_id = (SELECT id FROM scoring_runs "
+                "WHERE kind = 'bot' AND status = 'complete' ORDER BY run_date DESC, id DESC LIMIT 1) "
+            )
+        sql += "WHERE u.deleted_at IS NULL AND u.is_synthetic = :f"
+        if bot_threshold is not None:
+            sql += " AND (s.score IS NULL OR s.score <= :t)"
+            params["t"] = bot_threshold
         with self.read() as conn:
-            rows = conn.execute(
-                select(User.external_id, User.deleted_at, User.is_synthetic).where(
-                    User.external_id.in_(bindparam("ids", expanding=True))
-                ),
-                {"ids": ids},
-            ).all()
-            ok = {r.external_id for r in rows if r.deleted_at is None and not r.is_synthetic}
-            if bot_threshold is not None:
-                flagged = conn.execute(
-                    text(
-                        "SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id "
-                        "WHERE s.run_id = (SELECT id FROM scoring_runs WHERE kind = 'bot' AND status = 'complete' "
-                        "ORDER BY run_date DESC, id DESC LIMIT 1) AND s.score > :t AND u.external_id IN :ids"
-                    ).bindparams(bindparam("ids", expanding=True)),
-                    {"t": bot_threshold, "ids": ids},
-                )
-                ok -= {r[0] for r in flagged}
+            ok = {r[0] for r in conn.execute(text(sql), params)}
         return set(ids) - ok
 
     # -- snapshot, stats ---------------------------------------------------------------------
