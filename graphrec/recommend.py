@@ -128,7 +128,14 @@ class Recommender:
                 if len(picked) == k:
                     break
         names = [self.ids[cands.nodes[i]] for i in picked]
-        mutual = self.store.mutual_friends_with(ext, names)  # live, not as of training
+        if ctx["revision"] == self.manifest["data"]["revision"]:
+            # The store has not changed since training: the trained graph is the live graph.
+            mutual = {
+                n: sorted(self.ids[m] for m in np.intersect1d(friends, self.featurizer.neighbors(int(cands.nodes[i])), assume_unique=True))
+                for i, n in zip(picked, names)
+            }
+        else:
+            mutual = self.store.mutual_friends_with(ext, names)  # live, not as of training
         return [self._explain(cands, i, name, float(scores[i]), emb_u, mutual[name]) for i, name in zip(picked, names)]
 
     # -- helpers -------------------------------------------------------------------------------

@@ -560,8 +560,8 @@ class GraphStore:
 
     def serving_context(self, user: UserRef, *, feature_dim: int | None = None) -> dict[str, Any]:
         """What a recommendation request needs from the live store, in one read transaction:
-        the user's live friends, the users blocked either way, and the user's feature vector
-        (``feature_dim`` wide, default: the store's current width)."""
+        the user's live friends, the users blocked either way, the user's feature vector
+        (``feature_dim`` wide, default: the store's current width) and the store revision."""
         ext = _ext(user)
         with self.read() as conn:
             row = conn.execute(
@@ -583,14 +583,15 @@ class GraphStore:
             ).all()
             if feature_dim is None:
                 feature_dim = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
+            revision = int(conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar_one())
         vec = decode_vector(blob, max(feature_dim, stored_length(blob)))[:feature_dim]
         friends = sorted({e for k, e in rows if k == "f"})
         blocked = sorted({e for k, e in rows if k == "b"})
-        return {"friends": friends, "blocked": blocked, "features": vec}
+        return {"friends": friends, "blocked": blocked, "features": vec, "revision": revision}
 
     def mutual_friends_with(self, user: UserRef, candidates: Sequence[str]) -> dict[str, list[str]]:
-        """Live mutual friends of ``user`` and each of ``candidates`` (active users, sorted), in one
-        query: what a suggestion's "N mutual friends" reason must show."""
+        """Live mutual friends of ``user`` and each of ``candidates`` (active, real users, sorted),
+        in one query: what a suggestion's "N mutual friends" reason must show."""
         if not candidates:
             return {}
         ext = _ext(user)
@@ -608,11 +609,11 @@ class GraphStore:
             "theirs AS (SELECT cand.external_id AS c, f.user_hi AS n FROM cand JOIN friendships f ON f.user_lo = cand.id "
             "UNION ALL SELECT cand.external_id, f.user_lo FROM cand JOIN friendships f ON f.user_hi = cand.id) "
             "SELECT theirs.c, m.external_id FROM theirs JOIN mine ON mine.n = theirs.n "
-            "JOIN users m ON m.id = theirs.n WHERE m.deleted_at IS NULL"
+            "JOIN users m ON m.id = theirs.n WHERE m.deleted_at IS NULL AND m.is_synthetic = :f"
         )
         out: dict[str, list[str]] = {c: [] for c in candidates}
         with self.read() as conn:
-            for cand, mutual in conn.execute(text(sql), {"e": ext, "ids": ids}):
+            for cand, mutual in conn.execute(text(sql), {"e": ext, "ids": ids, "f": False}):
                 out[cand].append(mutual)
         return {c: sorted(v) for c, v in out.items()}
 
