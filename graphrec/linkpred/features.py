@@ -34,6 +34,9 @@ import numpy as np
 from graphrec.linkpred.graph import gather_neighbors
 from graphrec.linkpred.profiles import ProfileMatrix
 
+#: Neighbours expanded per node by default (ego-Facebook's largest degree is 1,045: unaffected).
+DEFAULT_MAX_FANOUT = 2000
+
 FEATURE_NAMES = (
     "cn",
     "aa",
@@ -87,9 +90,16 @@ class PairFeaturizer:
     Args:
         indptr, indices: symmetric CSR adjacency (no self-loops).
         profiles: optional profile vectors of the same nodes.
+        max_fanout: expand at most this many neighbours of any node (the first ones in CSR order,
+            i.e. the oldest accounts). Bounds the cost of users next to hubs on power-law graphs;
+            degrees and the resource-allocation weights still use the true degree. Friends of
+            the user themselves are never cut.
     """
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, profiles: ProfileMatrix | None = None) -> None:
+    def __init__(
+        self, indptr: np.ndarray, indices: np.ndarray, profiles: ProfileMatrix | None = None, *, max_fanout: int | None = DEFAULT_MAX_FANOUT
+    ) -> None:
+        self.max_fanout = max_fanout
         self.indptr = np.asarray(indptr, dtype=np.int64)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.num_nodes = self.indptr.size - 1
@@ -129,7 +139,7 @@ class PairFeaturizer:
             friends = self.neighbors(user) if 0 <= user < self.num_nodes else np.empty(0, dtype=np.int64)
         friends = np.asarray(friends, dtype=np.int64)
         du = float(friends.size)
-        reach, owner = gather_neighbors(self.indptr, self.indices, friends)
+        reach, owner = gather_neighbors(self.indptr, self.indices, friends, self.max_fanout)
         via = friends[owner]
         # Everything two steps away, with multiplicities (= common neighbours) and RA mass.
         mid, mid_inv = np.unique(reach, return_inverse=True)
@@ -150,7 +160,7 @@ class PairFeaturizer:
         walks3 = np.zeros(nodes.size)
         ra3 = np.zeros(nodes.size)
         if mid.size:
-            end, end_owner = gather_neighbors(self.indptr, self.indices, mid)
+            end, end_owner = gather_neighbors(self.indptr, self.indices, mid, self.max_fanout)
             slots = self._slots()
             slots[nodes] = np.arange(nodes.size)
             pos = slots[end]

@@ -23,12 +23,15 @@ def csr_from_edges(edges: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.nd
     return indptr, cols[order]
 
 
-def ragged_positions(indptr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ragged_positions(indptr: np.ndarray, nodes: np.ndarray, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Flat positions of the CSR rows ``nodes`` (concatenated) and, aligned, the position in
-    ``nodes`` each came from. Vectorised ragged gather, no Python loop."""
+    ``nodes`` each came from. Vectorised ragged gather, no Python loop. ``max_len`` keeps only
+    the first ``max_len`` entries of each row."""
     nodes = np.asarray(nodes, dtype=np.int64)
     starts = indptr[nodes]
     lens = indptr[nodes + 1] - starts
+    if max_len is not None:
+        lens = np.minimum(lens, max_len)
     total = int(lens.sum())
     if total == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
@@ -37,9 +40,10 @@ def ragged_positions(indptr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray,
     return starts[owner] + offsets, owner
 
 
-def gather_neighbors(indptr: np.ndarray, indices: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated neighbour lists of ``nodes`` and, aligned, which of ``nodes`` each came from."""
-    positions, owner = ragged_positions(indptr, nodes)
+def gather_neighbors(indptr: np.ndarray, indices: np.ndarray, nodes: np.ndarray, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated neighbour lists of ``nodes`` (each cut to ``max_len``) and, aligned, which of
+    ``nodes`` each came from."""
+    positions, owner = ragged_positions(indptr, nodes, max_len)
     return indices[positions], owner
 
 
