@@ -91,11 +91,19 @@ def main() -> None:
     flat.add(np.ascontiguousarray(x, dtype=np.float32))
     q = np.ascontiguousarray(x[[rec._pos[u] for u in users]], dtype=np.float32)
     t = time.perf_counter()
-    _, approx_ids = rec.index.search(q, 50)
+    approx_sims, approx_ids = rec.index.search(q, 50)
     ann_ms = (time.perf_counter() - t) / len(users) * 1e3
-    _, exact_ids = flat.search(q, 50)
+    exact_sims, exact_ids = flat.search(q, 50)
     recall = np.mean([len(set(a) & set(b)) / 50 for a, b in zip(approx_ids.tolist(), exact_ids.tolist())])
-    print(f"ANN recall@50 vs exact on the model's embeddings: {recall:.3f} (target >= 0.95); {ann_ms:.3f} ms per query")
+    # With many exactly tied similarities, which of the tied ids exact search returns is arbitrary;
+    # the tie-aware recall counts an approximate hit as correct when its similarity reaches the
+    # exact 50th similarity (minus float32 rounding).
+    tie_aware = np.mean((approx_sims >= exact_sims[:, 49:50] - 1e-5).sum(axis=1) / 50)
+    spread = float(np.median(exact_sims[:, 0] - exact_sims[:, 49]))
+    print(
+        f"ANN recall@50 vs exact on the model's embeddings: id overlap {recall:.3f}, tie-aware {tie_aware:.3f} "
+        f"(target >= 0.95); {ann_ms:.3f} ms per query; median gap between the exact 1st and 50th similarity {spread:.2e}"
+    )
     print(f"model {art.version}; work folder {work}")
 
 
