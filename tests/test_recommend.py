@@ -188,3 +188,17 @@ def test_broken_artifacts_give_clear_errors(trained: GraphStore, tmp_path: Path)
         Recommender(store)
     with pytest.raises(artifacts.ArtifactError, match="no linkpred model version 'nope'"):
         Recommender(store, version="nope")
+
+
+def test_cli_eval_linkpred_prints_model_beside_heuristics(trained: GraphStore) -> None:
+    r = CliRunner().invoke(
+        cli,
+        ["eval", "linkpred", "--max-users", "60", "--epochs", "1", "--gnn-dim", "0", "--format", "json"],
+        env={"GRAPHREC_DATABASE_URL": trained.settings.database_url, "GRAPHREC_HOME": str(trained.settings.home)},
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert set(data["metrics"]) == {"common_neighbours", "adamic_adar", "resource_allocation", "personalized_pagerank", "model"}
+    assert data["params"]["max_users"] == 60
+    assert all(0 <= m["recall@20"] <= m["recall@50"] <= 1 for m in data["metrics"].values())

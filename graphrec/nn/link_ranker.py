@@ -6,7 +6,7 @@ For a user ``u`` and candidate ``v``::
     s(u,v) = MLP([ z_uv ; (x_u ⊙ x_v) W ; h_u ⊙ h_v ])
 
 * ``z_uv``: standardised neighbourhood features (:mod:`graphrec.linkpred.features`): common
-  neighbours, Adamic-Adar, resource allocation, 3-walks and their per-user normalisations. They
+  neighbours, Adamic-Adar, resource allocation, Jaccard and their per-user normalisations. They
   carry the common-neighbour structure that plain GNN embeddings miss (the motivation of
   SEAL / NCN / BUDDY: Zhang & Chen 2018, Wang et al. 2023, Chamberlain et al. 2023).
 * ``(x_u ⊙ x_v) W``: a learned weighting of the profile features the two users share (which shared
