@@ -64,6 +64,11 @@ class Recommender:
         self.version = art.version
         self.manifest = art.manifest
         a = art.arrays
+        if self.manifest.get("pair_features") != list(FEATURE_NAMES):
+            raise artifacts.ArtifactError(
+                f"{KIND} model {art.version} was trained with other pair features than this graphrec computes: "
+                "run `graphrec train linkpred` again"
+            )
         try:
             self.ids: list[str] = json.loads((art.path / IDS_FILE).read_text(encoding="utf-8"))
             indptr, indices = a["graph.indptr"], a["graph.indices"]

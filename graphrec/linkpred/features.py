@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec.linkpred.graph import gather_neighbors
+from graphrec.linkpred.graph import two_hop
 from graphrec.linkpred.profiles import ProfileMatrix
 
 #: Neighbours expanded per node by default (ego-Facebook's largest degree is 1,045: unaffected).
@@ -102,8 +102,6 @@ class PairFeaturizer:
         self.indices = np.asarray(indices, dtype=np.int64)
         self.num_nodes = self.indptr.size - 1
         self.deg = np.diff(self.indptr).astype(np.float64)
-        self._inv_deg = 1.0 / np.maximum(self.deg, 1.0)
-        self._inv_log = 1.0 / np.log(np.maximum(self.deg, 2.0))
         self.profiles = profiles if profiles is not None and profiles.dim > 0 else None
 
     def neighbors(self, node: int) -> np.ndarray:
@@ -129,17 +127,8 @@ class PairFeaturizer:
             friends = self.neighbors(user) if 0 <= user < self.num_nodes else np.empty(0, dtype=np.int64)
         friends = np.asarray(friends, dtype=np.int64)
         du = float(friends.size)
-        reach, owner = gather_neighbors(self.indptr, self.indices, friends, self.max_fanout)
-        via = friends[owner]
-        # Everything two steps away, with multiplicities (= common neighbours) and RA mass.
-        mid, mid_inv = np.unique(reach, return_inverse=True)
-        w2 = np.bincount(mid_inv, minlength=mid.size).astype(np.float64)
-        r2 = np.bincount(mid_inv, weights=self._inv_deg[via], minlength=mid.size)
-        a2 = np.bincount(mid_inv, weights=self._inv_log[via], minlength=mid.size)
-        keep = mid != user
-        if friends.size:
-            keep &= ~np.isin(mid, friends)
-        nodes, cn, ra, aa = mid[keep], w2[keep], r2[keep], a2[keep]
+        hop = two_hop(self.indptr, self.indices, user, self.deg, friends=friends, max_fanout=self.max_fanout)
+        nodes, cn, ra, aa = hop.candidates, hop.cn, hop.ra, hop.aa
         if extra is not None and extra.size:
             more = np.setdiff1d(np.asarray(extra, dtype=np.int64), np.concatenate([nodes, friends, [user]]))
             nodes = np.concatenate([nodes, more])

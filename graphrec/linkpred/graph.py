@@ -62,21 +62,34 @@ class TwoHop:
     ra: np.ndarray
 
 
-def two_hop(indptr: np.ndarray, indices: np.ndarray, user: int, degrees: np.ndarray | None = None) -> TwoHop:
-    """Candidates two hops from ``user`` with CN, AA and RA scores (numpy, O(Σ_w d(w)))."""
+def two_hop(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    user: int,
+    degrees: np.ndarray | None = None,
+    *,
+    friends: np.ndarray | None = None,
+    max_fanout: int | None = None,
+) -> TwoHop:
+    """Candidates two hops from ``user`` with CN, AA and RA scores (numpy, O(Σ_w d(w))).
+
+    ``friends`` overrides the user's friend list (live friends, or a user not in the graph:
+    ``user=-1``); ``max_fanout`` expands at most that many neighbours of each friend.
+    """
     deg = np.diff(indptr) if degrees is None else degrees
-    friends = indices[indptr[user] : indptr[user + 1]]
-    reach, owner = gather_neighbors(indptr, indices, friends)
+    if friends is None:
+        friends = indices[indptr[user] : indptr[user + 1]] if 0 <= user < indptr.size - 1 else np.empty(0, dtype=np.int64)
+    friends = np.asarray(friends, dtype=np.int64)
+    reach, owner = gather_neighbors(indptr, indices, friends, max_fanout)
     if reach.size == 0:
         e = np.empty(0)
         return TwoHop(np.empty(0, dtype=np.int64), e, e, e)
-    via = friends[owner]
-    dv = deg[via].astype(np.float64)
+    dv = deg[friends[owner]].astype(np.float64)
     cand, inv = np.unique(reach, return_inverse=True)
     cn = np.bincount(inv, minlength=cand.size).astype(np.float64)
     aa = np.bincount(inv, weights=1.0 / np.log(np.maximum(dv, 2.0)), minlength=cand.size)
-    ra = np.bincount(inv, weights=1.0 / dv, minlength=cand.size)
+    ra = np.bincount(inv, weights=1.0 / np.maximum(dv, 1.0), minlength=cand.size)
     keep = cand != user
     if friends.size:
-        keep &= ~np.isin(cand, friends, assume_unique=False)
+        keep &= ~np.isin(cand, friends)
     return TwoHop(cand[keep], cn[keep], aa[keep], ra[keep])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from graphrec import artifacts
+from graphrec.linkpred.features import FEATURE_NAMES
 from graphrec.linkpred.profiles import ProfileMatrix
 from graphrec.linkpred.train import TrainConfig, TrainResult, train_ranker
 
@@ -50,6 +51,7 @@ def fit_and_save(store: Any, config: TrainConfig, *, metrics: dict[str, Any] | N
         "params": asdict(config),
         "seed": config.seed,
         "profile_dim": profiles.dim,
+        "pair_features": list(FEATURE_NAMES),
         "feature_names": snap.feature_names,
         "training": result.summary(),
         "metrics": metrics or {},

@@ -48,20 +48,23 @@ class ProfileMatrix:
         out[cols] = vals
         return out
 
-    def pair_terms(self, user_vector: np.ndarray, nodes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """For each node v: ``x_u·x_v``, the count of columns non-zero in both, and, when
-        ``weights`` (``[d, r]``) is given, ``(x_u ⊙ x_v) @ weights`` (``[len(nodes), r]``)."""
+    def shared_entries(self, user_vector: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Non-zero entries of ``x_u ⊙ x_v`` for each v in ``nodes``: (position in ``nodes``,
+        column, value)."""
         positions, owner = ragged_positions(self.indptr, nodes)
         cols = self.indices[positions]
         prod = self.data[positions] * user_vector[cols]
-        dots = np.bincount(owner, weights=prod, minlength=nodes.size)
-        shared = np.bincount(owner, weights=(prod != 0).astype(np.float64), minlength=nodes.size)
+        nz = np.flatnonzero(prod)
+        return owner[nz], cols[nz], prod[nz]
+
+    def pair_terms(self, user_vector: np.ndarray, nodes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """For each node v: ``x_u·x_v``, the count of columns non-zero in both, and, when
+        ``weights`` (``[d, r]``) is given, ``(x_u ⊙ x_v) @ weights`` (``[len(nodes), r]``)."""
+        who, cols, prod = self.shared_entries(user_vector, nodes)
+        dots = np.bincount(who, weights=prod, minlength=nodes.size)
+        shared = np.bincount(who, minlength=nodes.size).astype(np.float64)
         weighted = None
         if weights is not None:
-            weighted = np.zeros((nodes.size, weights.shape[1]), dtype=np.float64)
-            nz = np.flatnonzero(prod)
-            if nz.size:
-                who, contrib = owner[nz], prod[nz, None] * weights[cols[nz]]
-                for j in range(weights.shape[1]):
-                    weighted[:, j] = np.bincount(who, weights=contrib[:, j], minlength=nodes.size)
+            contrib = prod[:, None] * weights[cols]
+            weighted = np.stack([np.bincount(who, weights=contrib[:, j], minlength=nodes.size) for j in range(weights.shape[1])], axis=1) if weights.shape[1] else np.zeros((nodes.size, 0))
         return dots, shared, weighted

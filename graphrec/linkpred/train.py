@@ -190,12 +190,6 @@ def _shared_rows(profiles: ProfileMatrix, user: int, nodes: np.ndarray) -> Any:
     """``x_u ⊙ x_v`` for each candidate v, as a torch sparse COO matrix ``[c, d]``."""
     import torch
 
-    from graphrec.linkpred.graph import ragged_positions
-
-    xu = profiles.dense_row(user)
-    positions, owner = ragged_positions(profiles.indptr, nodes)
-    cols = profiles.indices[positions]
-    prod = profiles.data[positions] * xu[cols]
-    keep = prod != 0
-    idx = np.stack([owner[keep], cols[keep]])
-    return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(prod[keep].astype(np.float32)), (nodes.size, profiles.dim), check_invariants=False).coalesce()
+    who, cols, prod = profiles.shared_entries(profiles.dense_row(user), nodes)
+    idx = torch.from_numpy(np.stack([who, cols]))
+    return torch.sparse_coo_tensor(idx, torch.from_numpy(prod.astype(np.float32)), (nodes.size, profiles.dim), check_invariants=False).coalesce()

@@ -329,24 +329,30 @@ def read_edges(
     return validate_pairs(path, list(map(str, uniques)), codes[:m], codes[m:], keep, line_of, skip_invalid, skipped, a_raw.size)
 
 
+def _read_snap_int(path: Path, common: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fast path: the whole file as int64 pairs, or None when some id is not an integer."""
+    try:
+        frame = pd.read_csv(path, dtype=np.int64, **common)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    except pd.errors.EmptyDataError:
+        e = np.empty(0, dtype=np.int64)
+        return e, e
+    except pd.errors.ParserError as exc:
+        raise _parser_error(path, exc) from None
+    return frame[0].to_numpy(dtype=np.int64), frame[1].to_numpy(dtype=np.int64)
+
+
 def _read_snap(
     path: Path, id_type: IdType, delimiter: str | None
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     sep = delimiter or r"\s+"
     common = dict(sep=sep, header=None, comment="#", encoding="utf-8", engine="c", usecols=[0, 1])
     if id_type == "int":
-        try:
-            frame = pd.read_csv(path, dtype=np.int64, **common)  # type: ignore[arg-type]
-            a = frame[0].to_numpy(dtype=np.int64)
-            b = frame[1].to_numpy(dtype=np.int64)
-            return a, b, (a, b)
-        except (ValueError, OverflowError, TypeError):
-            pass  # fall through: locate the bad row with the text parser
-        except pd.errors.EmptyDataError:
-            e = np.empty(0, dtype=np.int64)
-            return e, e, (e, e)
-        except pd.errors.ParserError as exc:
-            raise _parser_error(path, exc) from None
+        fast = _read_snap_int(path, common)
+        if fast is not None:
+            return fast[0], fast[1], fast
+        # Not all integers: the text parser below locates the offending row.
     try:
         frame = pd.read_csv(path, dtype=object, keep_default_na=False, **common)  # type: ignore[arg-type]
     except pd.errors.EmptyDataError:
