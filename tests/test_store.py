@@ -153,3 +153,39 @@ def test_snapshot_fingerprint_tracks_content(store: GraphStore) -> None:
     assert store.snapshot().fingerprint() == f1
     store.add_friendship("d", "e")
     assert store.snapshot().fingerprint() != f1
+
+
+def test_serving_reads_on_both_backends(store: GraphStore) -> None:
+    """The live reads the recommender makes per request, on SQLite and PostgreSQL."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    _triangle_plus(store)
+    store.add_user("s", is_synthetic=True)
+    store.add_friendship("s", "a")
+    store.add_friendship("s", "c")
+    store.block("a", "e")
+    store.update_user("a", features={"age": 30})
+    ctx = store.serving_context("a")
+    assert ctx["friends"] == ["b", "c", "s"] and ctx["blocked"] == ["e"]
+    assert ctx["features"].tolist() == [30.0] and ctx["revision"] == store.revision()
+    assert store.mutual_friends_with("d", ["a", "b", "e"]) == {"a": ["c"], "b": ["c"], "e": []}
+    assert store.mutual_friends_with("a", ["c"]) == {"c": ["b"]}  # the synthetic mutual is hidden
+    assert store.excluded_candidates(["b", "s", "zz"], bot_threshold=0.5) == {"s", "zz"}
+    with store.write() as conn:
+        run = conn.execute(
+            text("INSERT INTO scoring_runs (kind, run_date, status, n_scored, n_flagged, started_at) VALUES ('bot', :d, 'complete', 2, 1, :now) RETURNING id"),
+            {"d": dt.date(2026, 11, 27), "now": dt.datetime(2026, 11, 27)},
+        ).scalar_one()
+        ids = dict(conn.execute(text("SELECT external_id, id FROM users WHERE external_id IN ('b', 'd')")).all())
+        conn.execute(
+            text("INSERT INTO scores (run_id, user_id, score, flagged) VALUES (:r, :u, :s, :f)"),
+            [{"r": run, "u": ids["b"], "s": 0.9, "f": True}, {"r": run, "u": ids["d"], "s": 0.1, "f": False}],
+        )
+    assert store.excluded_candidates(["b", "d"], bot_threshold=0.5) == {"b"}
+    assert store.excluded_candidates(["b", "d"], bot_threshold=None) == set()
+    store.remove_user("d")
+    assert store.excluded_candidates(["b", "d"], bot_threshold=0.95) == {"d"}
+    with pytest.raises(NotFoundError):
+        store.serving_context("d")
