@@ -67,10 +67,11 @@ def lock_users_table(conn: Connection) -> None:
 
 
 def lookup_user_ids(conn: Connection, external_ids: Sequence[str]) -> np.ndarray:
-    """Internal ids of ``external_ids`` (aligned; -1 where absent), via a temporary table join."""
+    """Internal ids of ``external_ids`` (aligned; -1 where absent), via a temporary table join.
+    An empty users table (a first bulk load) is answered without any lookup."""
     n = len(external_ids)
     out = np.full(n, -1, dtype=np.int64)
-    if n == 0:
+    if n == 0 or table_is_empty(conn, "users"):
         return out
     if n <= 500:
         rows = conn.execute(

@@ -49,10 +49,7 @@ def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progre
     """Create or update the batch's users; returns their internal ids (aligned with the batch)."""
     positions, dim, added = ensure_feature_columns(conn, batch.feature_names)
     report.feature_columns_added += added
-    if bulk.table_is_empty(conn, "users"):
-        ids = np.full(len(batch.external_ids), -1, dtype=np.int64)
-    else:
-        ids = bulk.lookup_user_ids(conn, batch.external_ids)
+    ids = bulk.lookup_user_ids(conn, batch.external_ids)
     new = np.flatnonzero(ids < 0)
     now = utcnow()
     for start in range(0, new.size, USER_CHUNK):
@@ -147,10 +144,7 @@ def resolve_users(
     progress: Progress = _noop,
 ) -> np.ndarray:
     """Internal ids for ``external_ids``; unknown ones are created (``create``) or an error."""
-    if bulk.table_is_empty(conn, "users"):
-        ids = np.full(len(external_ids), -1, dtype=np.int64)
-    else:
-        ids = bulk.lookup_user_ids(conn, external_ids)
+    ids = bulk.lookup_user_ids(conn, external_ids)
     missing = np.flatnonzero(ids < 0)
     if missing.size:
         if not create:

@@ -43,6 +43,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 UserRef = str | int
 
+#: The friends of the user whose internal id is ``{u}`` (an SQL expression), as column ``n``.
+_FRIENDS_OF = (
+    "SELECT user_hi AS n FROM friendships WHERE user_lo = {u} "
+    "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = {u}"
+)
+
 
 def _ext(user: UserRef) -> str:
     if isinstance(user, bool) or not isinstance(user, (str, int, np.integer)):
@@ -330,12 +336,7 @@ class GraphStore:
         with self.read() as conn:
             uid = self._user_id(conn, user)
             rows = conn.execute(
-                text(
-                    "SELECT u.external_id FROM users u JOIN ("
-                    "SELECT user_hi AS n FROM friendships WHERE user_lo = :u "
-                    "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = :u"
-                    ") f ON u.id = f.n WHERE u.deleted_at IS NULL"
-                ),
+                text(f"SELECT u.external_id FROM users u JOIN ({_FRIENDS_OF.format(u=':u')}) f ON u.id = f.n WHERE u.deleted_at IS NULL"),
                 {"u": uid},
             ).all()
         return sorted(r[0] for r in rows)
@@ -589,22 +590,24 @@ class GraphStore:
         blocked = sorted({e for k, e in rows if k == "b"})
         return {"friends": friends, "blocked": blocked, "features": vec, "revision": revision}
 
+    def _users_in_list(self, alias: str, external_ids: Sequence[str]) -> tuple[str, Any]:
+        """FROM-clause joining the id list bound as ``:ids`` to ``users`` (aliased ``alias``), and
+        the value to bind. One parameter for the whole list (a JSON array on SQLite, a text[] on
+        PostgreSQL) keeps the statement text constant, so it compiles once and is cached; the id
+        list drives the join (CROSS JOIN pins SQLite's join order to the unique index)."""
+        if self.dialect == "sqlite":
+            return f"json_each(:ids) j CROSS JOIN users {alias} ON {alias}.external_id = j.value ", json.dumps(list(external_ids))
+        return f"unnest(CAST(:ids AS text[])) AS j(value) JOIN users {alias} ON {alias}.external_id = j.value ", list(external_ids)
+
     def mutual_friends_with(self, user: UserRef, candidates: Sequence[str]) -> dict[str, list[str]]:
         """Live mutual friends of ``user`` and each of ``candidates`` (active, real users, sorted),
         in one query: what a suggestion's "N mutual friends" reason must show."""
         if not candidates:
             return {}
-        ext = _ext(user)
-        if self.dialect == "sqlite":
-            source = "json_each(:ids) j CROSS JOIN users c ON c.external_id = j.value"
-            ids: Any = json.dumps(list(candidates))
-        else:
-            source = "unnest(CAST(:ids AS text[])) AS j(value) JOIN users c ON c.external_id = j.value"
-            ids = list(candidates)
+        source, ids = self._users_in_list("c", candidates)
         sql = (
             "WITH me AS (SELECT id FROM users WHERE external_id = :e), "
-            "mine AS (SELECT user_hi AS n FROM friendships WHERE user_lo = (SELECT id FROM me) "
-            "UNION ALL SELECT user_lo FROM friendships WHERE user_hi = (SELECT id FROM me)), "
+            f"mine AS ({_FRIENDS_OF.format(u='(SELECT id FROM me)')}), "
             f"cand AS (SELECT c.id, c.external_id FROM {source}), "
             "theirs AS (SELECT cand.external_id AS c, f.user_hi AS n FROM cand JOIN friendships f ON f.user_lo = cand.id "
             "UNION ALL SELECT cand.external_id, f.user_lo FROM cand JOIN friendships f ON f.user_hi = cand.id) "
@@ -613,7 +616,7 @@ class GraphStore:
         )
         out: dict[str, list[str]] = {c: [] for c in candidates}
         with self.read() as conn:
-            for cand, mutual in conn.execute(text(sql), {"e": ext, "ids": ids, "f": False}):
+            for cand, mutual in conn.execute(text(sql), {"e": _ext(user), "ids": ids, "f": False}):
                 out[cand].append(mutual)
         return {c: sorted(v) for c, v in out.items()}
 
@@ -624,15 +627,8 @@ class GraphStore:
         if not external_ids:
             return set()
         ids = list(external_ids)
-        # One bound parameter for the whole id list (a JSON array on SQLite, a text[] on
-        # PostgreSQL) keeps the statement text constant, so it compiles once and is cached; the
-        # id list drives the join (CROSS JOIN pins SQLite's join order to the unique index).
-        if self.dialect == "sqlite":
-            source = "json_each(:ids) j CROSS JOIN users u ON u.external_id = j.value "
-            params: dict[str, Any] = {"ids": json.dumps(ids), "f": False}
-        else:
-            source = "unnest(CAST(:ids AS text[])) AS j(value) JOIN users u ON u.external_id = j.value "
-            params = {"ids": ids, "f": False}
+        source, id_param = self._users_in_list("u", ids)
+        params: dict[str, Any] = {"ids": id_param, "f": False}
         sql = "SELECT u.external_id FROM " + source
         if bot_threshold is not None:
             sql += (
