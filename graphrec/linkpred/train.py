@@ -6,6 +6,11 @@ messages are computed on the remaining *message-passing* graph only; the hidden 
 positives; every other friend-of-friend candidate of the same user is a negative. The model never
 sees an edge that it is asked to predict, and the test edges never reach training at all.
 After training, the GNN embeddings are recomputed on the whole of G for serving.
+
+The served weights are the uniform average of the weights after each optimiser step over the last
+``1 - average_from`` of training (Polyak averaging / SWA, Izmailov et al. 2018) rather than the last
+iterate: same network, so no serving cost, and on ego-Facebook it raised MRR by 0.004-0.008 on
+every seed (the last iterate is noisy at the top of the ranking); see EXPERIMENTS.md.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ class TrainConfig:
     shared_rank: int = 8
     gnn_dim: int = 16
     threads: int = 2
+    #: Serve the uniform average of the weights after every optimiser step from this fraction of
+    #: training on (Polyak averaging / SWA, Izmailov et al. 2018); 0 serves the last iterate.
+    average_from: float = 0.5
 
 
 @dataclass
@@ -145,6 +153,12 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
     ]
     history = []
     model.train()
+    steps_per_epoch = (len(tensors) + config.batch_users - 1) // config.batch_users
+    total_steps = steps_per_epoch * config.epochs
+    avg_start = int(round(config.average_from * total_steps)) if config.average_from > 0 else None
+    averaged: dict[str, Any] | None = None
+    avg_count = 0
+    step = 0
     for epoch in range(config.epochs):
         order = np.random.default_rng(config.seed * 7919 + epoch).permutation(len(tensors))
         total = 0.0
@@ -166,24 +180,43 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
             opt.zero_grad()
             loss.backward()
             opt.step()
+            step += 1
+            if avg_start is not None and step > avg_start:
+                avg_count += 1
+                with torch.no_grad():
+                    if averaged is None:
+                        averaged = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    else:
+                        for k, v in model.state_dict().items():
+                            if v.is_floating_point():
+                                averaged[k].lerp_(v, 1.0 / avg_count)
             total += float(loss.detach()) * len(batch)
         history.append(round(total / len(tensors), 5))
 
     model.eval()
+    if averaged is not None:
+        model.load_state_dict(averaged)
+    weights = _export(model, edges, num_nodes, profiles, config, mean, std)
+    return TrainResult(weights, config, history, time.perf_counter() - start, len(groups))
+
+
+def _export(model: Any, edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix, config: TrainConfig, mean: np.ndarray, std: np.ndarray) -> RankerWeights:
+    """Numpy serving weights of ``model``, with GNN embeddings recomputed on the whole of G."""
+    import torch
+
     embeddings_full = None
     if config.gnn_dim:
         indptr, indices = csr_from_edges(edges, num_nodes)
         with torch.no_grad():
             embeddings_full = model.embed(_node_inputs(profiles, indptr), _norm_adj(indptr, indices, num_nodes)).numpy()
     layers = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in model.mlp if isinstance(m, torch.nn.Linear)]
-    weights = RankerWeights(
+    return RankerWeights(
         mean=mean.astype(np.float32),
         std=std.astype(np.float32),
         shared=None if model.shared is None else model.shared.weight.detach().numpy().T.copy(),
         layers=layers,
         embeddings=embeddings_full,
     )
-    return TrainResult(weights, config, history, time.perf_counter() - start, len(groups))
 
 
 def _shared_rows(profiles: ProfileMatrix, user: int, nodes: np.ndarray) -> Any:
