@@ -317,6 +317,27 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt
     _emit({"model": "linkpred", "version": art.version, "path": str(art.path), "seconds": training["seconds"], "train_loss": training["train_loss"][-1], "data_revision": art.manifest["data"]["revision"]}, fmt)
 
 
+@train.command("bots")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-fitting folds (one model each).")
+@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--target-precision", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="The flagging threshold is the lowest whose out-of-fold precision reaches this.")
+@click.option("--positive-label", default="bot", show_default=True, help="Label that marks a bot; any other label is a non-bot.")
+@FORMAT
+@click.pass_context
+def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, fmt: str) -> None:
+    """Train the bot detector (GNN node classification) from the labels in the store."""
+    from graphrec.bots.model import train_from_store
+    from graphrec.bots.train import BotTrainConfig
+
+    cfg = BotTrainConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision)
+    art = train_from_store(_store(ctx), cfg, positive_label=positive_label)
+    m = art.manifest
+    _emit({"model": "bot", "version": art.version, "path": str(art.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
+           "threshold_rule": m["threshold_rule"], "out_of_fold": m["metrics"]["out_of_fold"], "data_revision": m["data"]["revision"]}, fmt)
+
+
 @cli.group("eval")
 def eval_() -> None:
     """Evaluate models against baselines measured in the same run."""
@@ -353,12 +374,148 @@ def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users
     _emit(data, fmt, table)
 
 
+@eval_.command("bots")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--test-fraction", default=0.3, show_default=True, type=click.FloatRange(0.05, 0.9))
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--positive-label", default="bot", show_default=True)
+@FORMAT
+@click.pass_context
+def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, fmt: str) -> None:
+    """Stratified split of the labelled users; the model beside a feature-only classifier, label
+    propagation and personalized PageRank, trained on the same labels in the same run."""
+    from graphrec.bots.evaluate import evaluate_bots, stratified_split
+    from graphrec.bots.model import snapshot_labels
+    from graphrec.bots.train import BotTrainConfig
+    from graphrec.errors import StoreStateError
+
+    snap = _store(ctx).snapshot()
+    labels = snapshot_labels(snap, positive_label)
+    if min(int(labels.is_bot.sum()), int((~labels.is_bot).sum())) < 4:
+        raise StoreStateError(f"eval bots needs at least 4 labelled bots and 4 labelled non-bots, the store has {int(labels.is_bot.sum())} and {int((~labels.is_bot).sum())}")
+    tr, te = stratified_split(labels.nodes, labels.is_bot, test_fraction, seed)
+    report = evaluate_bots(snap.indptr, snap.indices, snap.features, snap.feature_names, labels.nodes[tr], labels.is_bot[tr],
+                           labels.nodes[te], labels.is_bot[te], BotTrainConfig(seed=seed, folds=folds, epochs=epochs))
+    data = {"seed": seed, **report.as_dict()}
+
+    def table(d: dict[str, Any]) -> str:
+        keys = ["roc_auc", "average_precision", "f1"]
+        pk = next(k for k in d["metrics"]["model"] if k.startswith("precision@"))
+        lines = [f"{'method':24s} {'roc_auc':>8s} {'avg_prec':>8s} {'f1':>6s} {pk:>14s}"]
+        for name, m in d["metrics"].items():
+            lines.append(f"{name:24s} {m[keys[0]]:8.4f} {m[keys[1]]:8.4f} {m[keys[2]]:6.3f} {m[pk]:14.3f}")
+        lines.append(f"train={d['n_train']} test={d['n_test']} (bots {d['test_bots']}) seed={d['seed']} threshold={d['threshold']:.3f}")
+        return "\n".join(lines)
+
+    _emit(data, fmt, table)
+
+
+# -- batch jobs and scores ----------------------------------------------------------------------
+@cli.command("score-bots")
+@click.option("--run-date", type=click.DateTime(formats=["%Y-%m-%d"]), help="Date of the run (default: today, UTC).")
+@click.option("--retrain", is_flag=True, help="Retrain the bot model from the current labels first.")
+@click.option("--dry-run", is_flag=True, help="Score and report, write nothing.")
+@click.option("--replace", is_flag=True, help="Recompute a run date that already has a complete run.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for --retrain.")
+@click.option("--chunk-size", default=200_000, show_default=True, type=click.IntRange(1000), help="Rows per inference chunk.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads for inference.")
+@click.option("--keep-runs", default=7, show_default=True, type=click.IntRange(1), help="Complete runs kept per kind.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log lines on stderr.")
+@FORMAT
+@click.pass_context
+def score_bots_cmd(ctx: click.Context, run_date: Any, retrain: bool, dry_run: bool, replace: bool, seed: int, chunk_size: int,
+                   threads: int, keep_runs: int, log_format: str, fmt: str) -> None:
+    """Nightly job: score every user with the bot model and write one scoring run atomically.
+
+    Exit codes: 0 done (or the date was already done), 2 bad option, 4 not ready (no model, no
+    labels, feature columns changed), 75 another run holds the lock (retry later)."""
+    from graphrec.jobs.log import JobLog
+    from graphrec.jobs.score_bots import JOB, score_bots
+
+    result = score_bots(_store(ctx), run_date=run_date.date() if run_date else None, retrain=retrain, dry_run=dry_run, replace=replace,
+                        seed=seed, chunk=chunk_size, threads=threads, keep_runs=keep_runs, log=JobLog(JOB, log_format))
+    _emit(result.as_dict(), fmt)
+
+
+def _latest_run(conn: Any, kind: str) -> Any:
+    from graphrec.errors import StoreStateError
+    from graphrec.store import scores as score_store
+
+    run = score_store.latest_complete(conn, kind)
+    if run is None:
+        hint = "graphrec score-bots" if kind == "bot" else "the nightly scoring job"
+        raise StoreStateError(f"no complete {kind} scoring run in the store: run `{hint}` first")
+    return run
+
+
+@cli.command("bots")
+@click.option("--top", "top", default=20, show_default=True, type=click.IntRange(1), help="How many users to list.")
+@FORMAT
+@click.pass_context
+def bots_cmd(ctx: click.Context, top: int, fmt: str) -> None:
+    """The most likely bots of the latest complete scoring run, with the signals behind each."""
+    import json as _json
+
+    from graphrec.store import scores as score_store
+
+    store = _store(ctx)
+    with store.read() as conn:
+        run = _latest_run(conn, "bot")
+        rows = score_store.top_scores(conn, run.id, top)
+    items = []
+    for ext, score, flagged, details in rows:
+        details = _json.loads(details) if isinstance(details, str) else details
+        items.append({"user": ext, "score": round(score, 6), "flagged": flagged, "signals": details or {}})
+    data = {"run_id": run.id, "run_date": run.run_date.isoformat(), "threshold": run.threshold, "bots": items}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"run {d['run_id']} of {d['run_date']}, threshold {d['threshold']:.3f}",
+                 f"{'user':>12s} {'score':>7s} {'flag':>4s}  signals"]
+        for it in d["bots"]:
+            sig = ", ".join(f"{k}={v}" for k, v in it["signals"].items() if k != "score")
+            lines.append(f"{it['user']:>12s} {it['score']:7.4f} {'yes' if it['flagged'] else 'no':>4s}  {sig}")
+        return "\n".join(lines)
+
+    _emit(data, fmt, table)
+
+
+@cli.group()
+def scores() -> None:
+    """Scores written by the nightly jobs."""
+
+
+@scores.command("export")
+@click.option("--kind", default="bot", show_default=True, help="Scoring run kind (bot, anomaly).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="CSV file to write (id,score).")
+@FORMAT
+@click.pass_context
+def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None:
+    """Write ``id,score`` for every user of the latest complete run of KIND (atomically)."""
+    import csv
+
+    from graphrec.fileio import atomic_output
+    from graphrec.store import scores as score_store
+
+    store = _store(ctx)
+    count = 0
+    with store.read() as conn:
+        run = _latest_run(conn, kind)
+        with atomic_output(output) as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["id", "score"])
+            for batch in score_store.iter_scores(conn, run.id):
+                writer.writerows((ext, repr(score)) for ext, score in batch)
+                count += len(batch)
+    _emit({"exported": f"{kind} scores", "run_id": run.id, "run_date": run.run_date.isoformat(), "rows": count, "output": str(output)}, fmt)
+
+
 @cli.command()
 @click.option("--user", "user_id", help="External id of the user to recommend friends to.")
 @click.option("--users-file", type=click.Path(path_type=Path), help="Batch mode: one external id per line.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Batch mode: JSON-lines output file.")
 @click.option("-k", "k", default=20, show_default=True, type=click.IntRange(1), help="Number of suggestions.")
-@click.option("--bot-threshold", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0), help="Drop accounts whose score in the latest bot-scoring run is above this.")
+@click.option("--bot-threshold", type=click.FloatRange(0.0, 1.0), help="Drop accounts whose score in the latest bot-scoring run is above this [default: those the run flagged, at its model's threshold].")
 @click.option("--no-bot-filter", is_flag=True, help="Keep accounts regardless of bot scores.")
 @click.option("--model-version", help="Model version (default: the latest trained).")
 @FORMAT
@@ -369,7 +526,7 @@ def recommend(
     users_file: Path | None,
     output: Path | None,
     k: int,
-    bot_threshold: float,
+    bot_threshold: float | None,
     no_bot_filter: bool,
     model_version: str | None,
     fmt: str,
@@ -388,7 +545,7 @@ def recommend(
 
     from graphrec.recommend import Recommender
 
-    rec = Recommender(_store(ctx), version=model_version, bot_threshold=None if no_bot_filter else bot_threshold)
+    rec = Recommender(_store(ctx), version=model_version, bot_threshold=None if no_bot_filter else ("flagged" if bot_threshold is None else bot_threshold))
     if user_id is not None:
         suggestions = rec.recommend(user_id, k)
         data = {"user": user_id, "recommendations": [s.as_dict() for s in suggestions]}

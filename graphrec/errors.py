@@ -43,3 +43,11 @@ class StoreStateError(GraphrecError):
     """The database is not in a state the operation needs (not initialised, older schema, locked)."""
 
     exit_code = 4
+
+
+class JobLockedError(GraphrecError):
+    """Another batch job holds the job's lock: nothing was done; retry later.
+
+    Exit code 75 is ``EX_TEMPFAIL`` (sysexits.h), which schedulers treat as "try again"."""
+
+    exit_code = 75

@@ -31,7 +31,8 @@ from graphrec.linkpred.model import IDS_FILE, INDEX_FILE, KIND
 from graphrec.linkpred.profiles import ProfileMatrix
 from graphrec.linkpred.scorer import RankerWeights
 
-DEFAULT_BOT_THRESHOLD = 0.5
+#: Default bot filter: the users the latest complete bot-scoring run flagged (its model's threshold).
+DEFAULT_BOT_THRESHOLD = "flagged"
 _COSINE = FEATURE_NAMES.index("cosine")
 
 
@@ -54,11 +55,12 @@ class Recommender:
     Args:
         store: the live :class:`~graphrec.store.store.GraphStore` (filters and live friendships).
         version: model version to load (default: the one ``LATEST`` points at).
-        bot_threshold: drop candidates whose latest bot score is above this (None: keep all).
+        bot_threshold: ``"flagged"`` drops the users the latest bot-scoring run flagged; a number
+            drops those whose latest bot score is above it; None keeps all.
         embedding_candidates: how many FAISS neighbours join the friends-of-friends.
     """
 
-    def __init__(self, store: Any, *, version: str | None = None, bot_threshold: float | None = DEFAULT_BOT_THRESHOLD, embedding_candidates: int = 50) -> None:
+    def __init__(self, store: Any, *, version: str | None = None, bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD, embedding_candidates: int = 50) -> None:
         self.store = store
         art = artifacts.load(store.settings.home, KIND, version)
         self.version = art.version

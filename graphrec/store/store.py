@@ -39,7 +39,7 @@ from graphrec.store.schema import Block, FeatureColumn, Friendship, Label, Model
 from graphrec.store.snapshot import Snapshot, read_snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
-    from graphrec.store.importers import EdgeBatch, UserBatch
+    from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
 
 UserRef = str | int
 
@@ -479,10 +479,13 @@ class GraphStore:
 
     def import_labels(self, path: str | Path, **options: Any) -> ImportReport:
         """Import a labels CSV (see :func:`graphrec.store.importers.read_labels`)."""
-        from graphrec.store import loader
         from graphrec.store.importers import read_labels
 
-        batch = read_labels(path, **options)
+        return self.load_labels(read_labels(path, **options))
+
+    def load_labels(self, batch: LabelBatch) -> ImportReport:
+        """Upsert an already validated :class:`~graphrec.store.importers.LabelBatch` in one transaction."""
+        from graphrec.store import loader
 
         def body(conn: Connection, report: ImportReport) -> None:
             report.rows_read = len(batch.external_ids)
@@ -620,12 +623,15 @@ class GraphStore:
                 out[cand].append(mutual)
         return {c: sorted(v) for c, v in out.items()}
 
-    def excluded_candidates(self, external_ids: Sequence[str], *, bot_threshold: float | None) -> set[str]:
+    def excluded_candidates(self, external_ids: Sequence[str], *, bot_threshold: float | str | None) -> set[str]:
         """Which of ``external_ids`` must never be recommended: unknown or deleted users, synthetic
-        users, and users whose score in the latest complete bot-scoring run is above
-        ``bot_threshold`` (one query)."""
+        users, and likely bots of the latest complete bot-scoring run: with ``bot_threshold="flagged"``
+        the users that run flagged (its model's calibrated threshold), with a number the users whose
+        score is above it, with None no bot filter (one query)."""
         if not external_ids:
             return set()
+        if isinstance(bot_threshold, str) and bot_threshold != "flagged":
+            raise ValueError(f"bot_threshold must be a number, 'flagged' or None, not {bot_threshold!r}")
         ids = list(external_ids)
         source, id_param = self._users_in_list("u", ids)
         params: dict[str, Any] = {"ids": id_param, "f": False}
@@ -636,7 +642,9 @@ class GraphStore:
                 "WHERE kind = 'bot' AND status = 'complete' ORDER BY run_date DESC, id DESC LIMIT 1) "
             )
         sql += "WHERE u.deleted_at IS NULL AND u.is_synthetic = :f"
-        if bot_threshold is not None:
+        if bot_threshold == "flagged":
+            sql += " AND (s.flagged IS NULL OR s.flagged = :f)"
+        elif bot_threshold is not None:
             sql += " AND (s.score IS NULL OR s.score <= :t)"
             params["t"] = bot_threshold
         with self.read() as conn:

@@ -1,0 +1,101 @@
+"""Named job locks in the store, so two batch jobs (cron, Airflow retries) never run at once.
+
+A lock is a row of ``job_locks``: ``owner`` (``host:pid:token``) and ``expires_at``. Taking it is one
+short write transaction; it is free when no row exists, when the row has expired, or when its
+owner is a process on this host that no longer exists (a job killed with SIGKILL leaves its row
+behind, and the rerun takes the lock over at once). A running job extends ``expires_at``
+(:meth:`JobLock.heartbeat`) and its final write checks, in the same transaction, that it still
+owns the lock (:func:`assert_owner`), so a job whose lock was taken over cannot write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+
+from graphrec.errors import JobLockedError
+from graphrec.store.bulk import naive_utc
+
+
+def _now() -> dt.datetime:
+    return naive_utc(dt.datetime.now(dt.timezone.utc))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(owner: str, expires_at: Any, now: dt.datetime) -> bool:
+    if isinstance(expires_at, str):
+        expires_at = dt.datetime.fromisoformat(expires_at)
+    if naive_utc(expires_at) <= now:
+        return True
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+class JobLock:
+    """A held lock; use as a context manager or call :meth:`release`."""
+
+    def __init__(self, store: Any, name: str, *, ttl: float = 900.0) -> None:
+        self.store, self.name, self.ttl = store, name, ttl
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.held = False
+
+    def acquire(self) -> "JobLock":
+        now = _now()
+        expires = now + dt.timedelta(seconds=self.ttl)
+        try:
+            with self.store.write() as conn:
+                row = conn.execute(text("SELECT owner, expires_at FROM job_locks WHERE name = :n"), {"n": self.name}).first()
+                if row is None:
+                    conn.execute(text("INSERT INTO job_locks (name, owner, acquired_at, expires_at) VALUES (:n, :o, :a, :e)"),
+                                 {"n": self.name, "o": self.owner, "a": now, "e": expires})
+                elif _is_stale(row[0], row[1], now):
+                    conn.execute(text("UPDATE job_locks SET owner = :o, acquired_at = :a, expires_at = :e WHERE name = :n AND owner = :old"),
+                                 {"n": self.name, "o": self.owner, "a": now, "e": expires, "old": row[0]})
+                else:
+                    raise JobLockedError(f"job {self.name!r} is already running (lock held by {row[0]} until {row[1]} UTC)")
+        except IntegrityError:
+            raise JobLockedError(f"job {self.name!r} is already running (lock taken concurrently)") from None
+        self.held = True
+        return self
+
+    def heartbeat(self) -> None:
+        """Extend the lock's expiry; raises :class:`JobLockedError` if it was taken over."""
+        with self.store.write() as conn:
+            assert_owner(conn, self.name, self.owner)
+            conn.execute(text("UPDATE job_locks SET expires_at = :e WHERE name = :n AND owner = :o"),
+                         {"e": _now() + dt.timedelta(seconds=self.ttl), "n": self.name, "o": self.owner})
+
+    def release(self) -> None:
+        if self.held:
+            with self.store.write() as conn:
+                conn.execute(text("DELETE FROM job_locks WHERE name = :n AND owner = :o"), {"n": self.name, "o": self.owner})
+            self.held = False
+
+    def __enter__(self) -> "JobLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def assert_owner(conn: Connection, name: str, owner: str) -> None:
+    """Inside a write transaction: raise unless ``owner`` still holds lock ``name``."""
+    row = conn.execute(text("SELECT owner FROM job_locks WHERE name = :n"), {"n": name}).first()
+    if row is None or row[0] != owner:
+        raise JobLockedError(f"lost the lock on job {name!r} (now held by {row[0] if row else 'nobody'}); nothing written")

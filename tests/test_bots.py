@@ -1,0 +1,273 @@
+"""Bot detection: signals, the model learning on an injected bot region, and the nightly job's
+idempotence, locking and crash safety on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from graphrec.bots.evaluate import evaluate_bots
+from graphrec.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
+from graphrec.bots.signals import LabelPropagator, label_propagation_scores, structural_features
+from graphrec.bots.train import BotTrainConfig
+from graphrec.cli import cli
+from graphrec.errors import JobLockedError, StoreStateError
+from graphrec.jobs.score_bots import score_bots
+from graphrec.linkpred.graph import csr_from_edges
+from graphrec.store.engine import dispose_engine
+from graphrec.store.locks import JobLock
+from graphrec.store.store import GraphStore
+
+FAST = BotTrainConfig(folds=3, epochs=40, threads=1)
+TINY = BotTrainConfig(folds=2, epochs=15, threads=1)
+
+
+def small_graph(attack_edges: int = 3, seed: int = 0):
+    edges, feats = honest_graph(600, mean_degree=10, n_features=8, seed=seed)
+    return inject_bot_region(edges, feats, n_bots=60, attack_edges=attack_edges, seed=seed)
+
+
+def test_clustering_estimate_matches_networkx() -> None:
+    import networkx as nx
+
+    g = nx.powerlaw_cluster_graph(400, 4, 0.5, seed=1)
+    edges = np.array(list(g.edges()))
+    indptr, indices = csr_from_edges(edges, 400)
+    est = structural_features(indptr, indices, pairs=256, seed=0)[:, 1]
+    exact = np.array([nx.clustering(g, i) for i in range(400)])
+    assert np.abs(est - exact).mean() < 0.03
+    assert np.corrcoef(est, exact)[0, 1] > 0.95
+
+
+def test_label_signals_do_not_depend_on_label_count() -> None:
+    g = small_graph()
+    indptr, indices = csr_from_edges(g.edges, g.num_nodes)
+    prop = LabelPropagator(indptr, indices, hops=2)
+    bots = np.flatnonzero(g.is_bot)
+    humans = np.flatnonzero(~g.is_bot)
+    few = prop(bots[::4], humans[::4])
+    many = prop(bots, humans)
+    # enrichment columns are relative to the base rate: similar scale with 4x fewer labels
+    assert few.shape == (g.num_nodes, prop.width)
+    assert abs(few[:, 0].mean() - many[:, 0].mean()) < 0.25 * many[:, 0].mean()
+
+
+def test_model_learns_and_beats_baselines() -> None:
+    # Many attack edges per bot (15 against ~10 inside the region): where label propagation degrades.
+    g = small_graph(attack_edges=15, seed=2)
+    indptr, indices = csr_from_edges(g.edges, g.num_nodes)
+    labelled = sample_labels(g.is_bot, 0.1, seed=2)
+    test = np.setdiff1d(np.arange(g.num_nodes), labelled)
+    report = evaluate_bots(indptr, indices, g.features, [f"f{j}" for j in range(8)], labelled, g.is_bot[labelled], test, g.is_bot[test], FAST)
+    m = report.metrics
+    assert m["model"]["roc_auc"] > 0.9
+    assert m["model"]["roc_auc"] > m["label propagation"]["roc_auc"] + 0.02
+    assert m["model"]["roc_auc"] > m["features only"]["roc_auc"] + 0.3  # profiles are clones: features alone fail
+    lp = label_propagation_scores(indptr, indices, labelled[g.is_bot[labelled]], labelled[~g.is_bot[labelled]])
+    assert lp[g.is_bot].mean() > lp[~g.is_bot].mean()
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bot model trained once on the small injected graph (artifacts are independent of the
+    database they were trained from, so every store below serves a copy of it)."""
+    from graphrec.bots.model import train_from_store
+
+    folder = tmp_path_factory.mktemp("bots")
+    url = f"sqlite:///{folder / 'train.db'}"
+    store = GraphStore(url, home=folder / "home")
+    store.initialize()
+    g = small_graph()
+    load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
+    train_from_store(store, FAST)
+    dispose_engine(url)
+    return folder / "home"
+
+
+@pytest.fixture
+def bot_store(database_url: str, tmp_path: Path, trained_home: Path) -> GraphStore:
+    shutil.copytree(trained_home, tmp_path / "home")
+    store = GraphStore(database_url, home=tmp_path / "home")
+    store.initialize()
+    g = small_graph()
+    load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
+    return store
+
+
+def _runs(store: GraphStore) -> list[tuple]:
+    with store.read() as conn:
+        return conn.execute(text("SELECT id, run_date, status, n_scored FROM scoring_runs WHERE kind = 'bot' ORDER BY id")).all()
+
+
+def _score_rows(store: GraphStore) -> int:
+    with store.read() as conn:
+        return int(conn.execute(text("SELECT COUNT(*) FROM scores")).scalar_one())
+
+
+def test_job_writes_one_complete_run_and_is_idempotent(bot_store: GraphStore) -> None:
+    day = dt.date(2026, 11, 1)
+    first = score_bots(bot_store, run_date=day)
+    assert first.status == "complete" and first.users_scored == 660
+    assert 0 < first.flagged < 200
+    assert [r[2] for r in _runs(bot_store)] == ["complete"]
+    assert _score_rows(bot_store) == 660
+    again = score_bots(bot_store, run_date=day)
+    assert again.status == "skipped" and again.run_id == first.run_id
+    assert _score_rows(bot_store) == 660 and len(_runs(bot_store)) == 1
+    replaced = score_bots(bot_store, run_date=day, replace=True)
+    assert replaced.status == "complete" and len(_runs(bot_store)) == 1 and _score_rows(bot_store) == 660
+    dry = score_bots(bot_store, run_date=dt.date(2026, 11, 2), dry_run=True)
+    assert dry.status == "dry-run" and len(_runs(bot_store)) == 1
+    nxt = score_bots(bot_store, run_date=dt.date(2026, 11, 2))
+    assert nxt.newly_flagged == 0 and nxt.no_longer_flagged == 0  # same data, same model
+    assert len(_runs(bot_store)) == 2 and _score_rows(bot_store) == 1320
+
+
+def test_scores_separate_injected_bots(bot_store: GraphStore) -> None:
+    score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    with bot_store.read() as conn:
+        rows = conn.execute(text("SELECT u.external_id, s.score FROM scores s JOIN users u ON u.id = s.user_id")).all()
+    score = {int(e): s for e, s in rows}
+    bots = [score[i] for i in range(600, 660)]
+    humans = [score[i] for i in range(600)]
+    assert np.mean(bots) > 0.5 > np.mean(humans)
+
+
+def test_lock_blocks_a_second_job_and_stale_locks_are_taken_over(bot_store: GraphStore) -> None:
+    holder = JobLock(bot_store, "score-bots").acquire()
+    with pytest.raises(JobLockedError):
+        score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    assert _runs(bot_store) == []
+    holder.release()
+    # a lock left by a killed process on this host (dead pid) is taken over at once
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    with bot_store.write() as conn:
+        conn.execute(text("INSERT INTO job_locks (name, owner, acquired_at, expires_at) VALUES ('score-bots', :o, :a, :e)"),
+                     {"o": f"{socket.gethostname()}:{dead}:x", "a": dt.datetime(2026, 1, 1), "e": dt.datetime(2099, 1, 1)})
+    assert score_bots(bot_store, run_date=dt.date(2026, 11, 1)).status == "complete"
+    with bot_store.read() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM job_locks")).scalar_one() == 0
+
+
+def test_failure_during_write_leaves_previous_run(bot_store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphrec.store import scores as score_store
+
+    score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    real = score_store._insert_scores
+
+    def half_then_fail(conn, run_id, user_ids, scores, flagged):  # noqa: ANN001
+        real(conn, run_id, user_ids[:300], scores[:300], flagged[:300])
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(score_store, "_insert_scores", half_then_fail)
+    with pytest.raises(RuntimeError):
+        score_bots(bot_store, run_date=dt.date(2026, 11, 2))
+    assert [(r[1], r[2]) for r in _runs(bot_store)] == [(dt.date(2026, 11, 1), "complete")] or len(_runs(bot_store)) == 1
+    assert _score_rows(bot_store) == 660
+    monkeypatch.undo()
+    assert score_bots(bot_store, run_date=dt.date(2026, 11, 2)).status == "complete"
+
+
+def test_feature_change_requires_retrain(bot_store: GraphStore) -> None:
+    bot_store.add_user("new-user", features={"extra_column": 1.0})
+    with pytest.raises(StoreStateError, match="retrain"):
+        score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    assert score_bots(bot_store, run_date=dt.date(2026, 11, 1), retrain=True, train_config=TINY).users_scored == 661
+
+
+def test_recommender_drops_flagged_bots(bot_store: GraphStore) -> None:
+    from graphrec.recommend import Recommender
+
+    score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    with bot_store.read() as conn:
+        flagged = {r[0] for r in conn.execute(text("SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id WHERE s.flagged = :t"), {"t": True})}
+    assert flagged
+    excluded = bot_store.excluded_candidates(sorted(flagged) + ["0", "1"], bot_threshold="flagged")
+    assert flagged <= excluded and "0" not in excluded
+
+
+def _cli(url: str, home: Path, *args: str):
+    env = {"GRAPHREC_DATABASE_URL": url, "GRAPHREC_HOME": str(home)}
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_cli_bot_commands(bot_store: GraphStore, database_url: str, tmp_path: Path) -> None:
+    home = bot_store.settings.home
+    r = _cli(database_url, home, "bots", "--top", "3")
+    assert r.exit_code == 4 and "score-bots" in r.output
+    r = _cli(database_url, home, "score-bots", "--run-date", "2026-11-03", "--log-format", "json", "--format", "json")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.output.strip().splitlines()]
+    assert {"started", "snapshot", "scored", "complete"} <= {x.get("event") for x in lines}
+    summary = lines[-1]
+    assert summary["status"] == "complete" and summary["users_scored"] == 660
+    r = _cli(database_url, home, "bots", "--top", "5", "--format", "json")
+    top = json.loads(r.output)["bots"]
+    assert len(top) == 5 and all(int(b["user"]) >= 600 for b in top)
+    assert {"friends", "clustering", "friends_labelled_bot"} <= set(top[0]["signals"])
+    out = tmp_path / "scores.csv"
+    r = _cli(database_url, home, "scores", "export", "--kind", "bot", "--output", str(out))
+    assert r.exit_code == 0, r.output
+    rows = out.read_text().splitlines()
+    assert rows[0] == "id,score" and len(rows) == 661
+    r = _cli(database_url, home, "score-bots", "--run-date", "2026-13-01")
+    assert r.exit_code == 2
+
+
+def test_cli_eval_and_train_bots(sqlite_url: str, tmp_path: Path) -> None:
+    store = GraphStore(sqlite_url, home=tmp_path / "home")
+    store.initialize()
+    g = small_graph()
+    load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
+    database_url, home = sqlite_url, tmp_path / "home"
+    r = _cli(database_url, home, "eval", "bots", "--folds", "2", "--epochs", "30", "--format", "json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert set(data["metrics"]) == {"model", "features only", "label propagation", "personalized pagerank"}
+    assert data["metrics"]["model"]["roc_auc"] > 0.9
+    r = _cli(database_url, home, "train", "bots", "--folds", "2", "--epochs", "15", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.output)["model"] == "bot"
+
+
+def test_train_without_labels_is_a_clear_error(store: GraphStore) -> None:
+    from graphrec.bots.model import train_from_store
+
+    store.add_user("a")
+    with pytest.raises(StoreStateError, match="labelled bots"):
+        train_from_store(store, FAST)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="uses SIGKILL")
+def test_killed_job_leaves_store_consistent(sqlite_url: str, tmp_path: Path, trained_home: Path) -> None:
+    """A job killed with SIGKILL mid-run leaves the previous complete run; a rerun completes."""
+    import signal
+    import time
+
+    store = GraphStore(sqlite_url, home=tmp_path / "home")
+    shutil.copytree(trained_home, tmp_path / "home")
+    store.initialize()
+    g = small_graph()
+    load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
+    score_bots(store, run_date=dt.date(2026, 11, 1))
+    env = {**os.environ, "GRAPHREC_DATABASE_URL": sqlite_url, "GRAPHREC_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "score-bots", "--run-date", "2026-11-02"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    runs = _runs(store)
+    assert all(r[2] == "complete" for r in runs)
+    assert _score_rows(store) == 660 * len(runs)
+    assert score_bots(store, run_date=dt.date(2026, 11, 2)).status in {"complete", "skipped"}
+    assert _score_rows(store) == 1320
