@@ -338,6 +338,23 @@ def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_pr
            "threshold_rule": m["threshold_rule"], "out_of_fold": m["metrics"]["out_of_fold"], "data_revision": m["data"]["revision"]}, fmt)
 
 
+@train.command("siamese")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@FORMAT
+@click.pass_context
+def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: str) -> None:
+    """Train the Siamese profile encoder and index every user's embedding in FAISS."""
+    from graphrec.siamese.model import fit_and_save
+    from graphrec.siamese.train import SiameseConfig
+
+    art = fit_and_save(_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss))
+    t = art.manifest["training"]
+    _emit({"model": "siamese", "version": art.version, "path": str(art.path), "seconds": t["seconds"], "train_loss": t["train_loss"][-1],
+           "users_indexed": art.manifest["data"]["users"]}, fmt)
+
+
 @cli.group("eval")
 def eval_() -> None:
     """Evaluate models against baselines measured in the same run."""
@@ -409,6 +426,69 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
         return "\n".join(lines)
 
     _emit(data, fmt, table)
+
+
+@eval_.command("siamese")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--hidden-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@FORMAT
+@click.pass_context
+def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, fmt: str) -> None:
+    """Cold start: hide every friendship of some users, rank all users from the profile alone;
+    the model beside popularity and raw profile cosine (and circle precision@10)."""
+    from graphrec.siamese.evaluate import evaluate_cold_start
+    from graphrec.siamese.train import SiameseConfig
+
+    snap = _store(ctx).snapshot(include_synthetic=False)
+    report = evaluate_cold_start(snap.features, snap.edge_array(), SiameseConfig(seed=seed, epochs=epochs, loss=loss),
+                                 circles=[c.members for c in snap.circles], hidden_fraction=hidden_fraction, seed=seed)
+    data = {"seed": seed, **report.as_dict()}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{'method':16s} {'recall@10':>9s} {'recall@50':>9s} {'mrr':>7s}"]
+        for name, m in d["metrics"].items():
+            if name != "circles p@10":
+                lines.append(f"{name:16s} {m['recall@10']:9.3f} {m['recall@50']:9.3f} {m['mrr']:7.3f}")
+        if "circles p@10" in d["metrics"]:
+            c = d["metrics"]["circles p@10"]
+            lines.append(f"circle precision@10: siamese {c['siamese']:.3f}, profile cosine {c['profile cosine']:.3f}")
+        lines.append(f"hidden users={d['hidden_users']} evaluated={d['evaluated_users']} seed={d['seed']}")
+        return "\n".join(lines)
+
+    _emit(data, fmt, table)
+
+
+@cli.command("similar")
+@click.option("--user", "user_id", required=True, help="External id of the user.")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--model-version", help="Siamese model version (default: the latest trained).")
+@FORMAT
+@click.pass_context
+def similar(ctx: click.Context, user_id: str, k: int, model_version: str | None, fmt: str) -> None:
+    """Users with the most similar learned profile embedding (works for users with no friends)."""
+    from graphrec.siamese.model import SimilarUsers
+
+    found = SimilarUsers(_store(ctx), version=model_version).similar(user_id, k)
+    data = {"user": user_id, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found]}
+    _emit(data, fmt, lambda d: "\n".join(f"{it['user']:>12s}  {it['similarity']:.4f}" for it in d["similar"]) or "(none)")
+
+
+@cli.group("index")
+def index_group() -> None:
+    """The Siamese model's FAISS index."""
+
+
+@index_group.command("sync")
+@FORMAT
+@click.pass_context
+def index_sync(ctx: click.Context, fmt: str) -> None:
+    """Incremental update: embed users created or changed since the last sync, drop deleted ones."""
+    from graphrec.siamese.model import SimilarUsers
+
+    svc = SimilarUsers(_store(ctx))
+    _emit({"model_version": svc.version, **svc.sync()}, fmt)
 
 
 # -- batch jobs and scores ----------------------------------------------------------------------

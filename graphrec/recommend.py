@@ -13,7 +13,10 @@ Serving path (numpy, FAISS and small SQL reads; no torch, no torch_geometric):
    profile similarity.
 
 A user who is not in the trained model (signed up since training) is served from the live
-friends if any (friends-of-friends over the trained graph), else from profile similarity.
+friends if any (friends-of-friends over the trained graph). A user with no friends at all is
+served by the Siamese profile model when one is trained (:mod:`graphrec.siamese`: learned
+profile similarity from its FAISS index), else by raw profile similarity. When a Siamese model
+exists, its nearest profiles also join the candidates of every user.
 """
 
 from __future__ import annotations
@@ -58,9 +61,12 @@ class Recommender:
         bot_threshold: ``"flagged"`` drops the users the latest bot-scoring run flagged; a number
             drops those whose latest bot score is above it; None keeps all.
         embedding_candidates: how many FAISS neighbours join the friends-of-friends.
+        profile_candidates: how many Siamese-profile neighbours join them (0: do not use the
+            Siamese model even where one is trained).
     """
 
-    def __init__(self, store: Any, *, version: str | None = None, bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD, embedding_candidates: int = 50) -> None:
+    def __init__(self, store: Any, *, version: str | None = None, bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD, embedding_candidates: int = 50,
+                 profile_candidates: int = 20) -> None:
         self.store = store
         art = artifacts.load(store.settings.home, KIND, version)
         self.version = art.version
@@ -94,6 +100,8 @@ class Recommender:
                 raise artifacts.ArtifactError(f"{KIND} model {art.version}: index has {self.index.size} vectors for {len(self.ids)} users")
         self.bot_threshold = bot_threshold
         self.embedding_candidates = embedding_candidates
+        self.profile_model = _optional_similar_users(store) if profile_candidates else None
+        self.profile_candidates = profile_candidates
         _single_threaded_blas()
 
     def recommend(self, user: str | int, k: int = 20) -> list[Suggestion]:
@@ -104,8 +112,14 @@ class Recommender:
         ctx = self.store.serving_context(ext, feature_dim=self.profiles.dim)  # NotFoundError if unknown or deleted
         u = self._pos.get(ext, -1)
         friends = np.array(sorted(self._pos[f] for f in ctx["friends"] if f in self._pos), dtype=np.int64)
+        if not ctx["friends"] and self.profile_model is not None:
+            return self._cold_start(ext, ctx, k)
         profile = self._profile_vector(ctx["features"]) if u < 0 else None
         extra = self._embedding_neighbours(u, friends, profile)
+        if self.profile_model is not None:
+            z = self.profile_model.encoder(ctx["features"])[0]
+            near = [self._pos[e] for e, _ in self.profile_model.index.search(z, self.profile_candidates, exclude={ext}) if e in self._pos]
+            extra = np.unique(np.concatenate([extra if extra is not None else np.empty(0, np.int64), np.asarray(near, dtype=np.int64)]))
         cands = self.featurizer.candidates(u, friends=friends, extra=extra, profile=profile, shared_weights=self.weights.shared)
         if cands.nodes.size == 0:
             return []
@@ -144,6 +158,21 @@ class Recommender:
         else:
             mutual = self.store.mutual_friends_with(ext, names)  # live, not as of training
         return [self._explain(cands, i, name, float(scores[i]), emb_u, mutual[name]) for i, name in zip(picked, names)]
+
+    def _cold_start(self, ext: str, ctx: dict[str, Any], k: int) -> list[Suggestion]:
+        """A user with no friends: the users with the most similar learned profile embedding."""
+        assert self.profile_model is not None
+        skip = {ext} | set(ctx["blocked"])
+        z = self.profile_model.encoder(ctx["features"])[0]
+        fetch, out = max(2 * k, 20), []
+        while True:
+            found = self.profile_model.index.search(z, fetch, exclude=skip)
+            excluded = self.store.excluded_candidates([e for e, _ in found], bot_threshold=self.bot_threshold)
+            out = [(e, s) for e, s in found if e not in excluded][:k]
+            if len(out) == k or len(found) < fetch:
+                break
+            fetch *= 2
+        return [Suggestion(user=e, score=round(s, 4), mutual_friends=0, reasons=[f"similar profile (learned similarity {s:.2f})"]) for e, s in out]
 
     # -- helpers -------------------------------------------------------------------------------
     def _profile_vector(self, features: np.ndarray) -> np.ndarray | None:
@@ -201,6 +230,15 @@ class Recommender:
         if not reasons:
             reasons.append("suggested by the link model")
         return Suggestion(user=name, score=round(score, 4), mutual_friends=len(mutual), reasons=reasons)
+
+
+def _optional_similar_users(store: Any) -> Any:
+    """The served Siamese model, or None when none was trained."""
+    from graphrec.siamese.model import KIND as SIAMESE, SimilarUsers
+
+    if artifacts.latest_version(store.settings.home, SIAMESE) is None:
+        return None
+    return SimilarUsers(store)
 
 
 def _single_threaded_blas() -> None:

@@ -651,6 +651,24 @@ class GraphStore:
             ok = {r[0] for r in conn.execute(text(sql), params)}
         return set(ids) - ok
 
+    def users_changed_since(self, since: dt.datetime, *, feature_dim: int) -> tuple[list[str], np.ndarray, list[str]]:
+        """Users created or updated after ``since`` (external ids and ``feature_dim``-wide
+        features, real and active only) and users deleted or turned synthetic since then: what an
+        incremental index update needs."""
+        since = bulk.naive_utc(since)
+        with self.read() as conn:
+            rows = conn.execute(
+                text("SELECT external_id, features, deleted_at, is_synthetic FROM users WHERE updated_at > :t OR created_at > :t "
+                     "OR deleted_at > :t ORDER BY id"), {"t": since}
+            ).all()
+        live = [r for r in rows if r[2] is None and not r[3]]
+        gone = [r[0] for r in rows if r[2] is not None or r[3]]
+        feats = np.zeros((len(live), feature_dim), dtype=np.float32)
+        for i, r in enumerate(live):
+            vec = decode_vector(r[1], max(feature_dim, stored_length(r[1])))[:feature_dim]
+            feats[i, : vec.size] = vec
+        return [r[0] for r in live], feats, gone
+
     # -- snapshot, stats ---------------------------------------------------------------------
     def snapshot(self, *, include_synthetic: bool = True, label_source: str | None = None) -> Snapshot:
         """A consistent snapshot of active users (see :class:`~graphrec.store.snapshot.Snapshot`)."""

@@ -1,0 +1,198 @@
+"""Training the Siamese profile encoder from known friendships (and circles).
+
+Positive pairs are friendships of the training graph plus pairs of members of the same social
+circle (where the store has circles); each batch of positives also serves as the negatives of
+every other pair (in-batch softmax, the default) or is paired with random users (contrastive
+loss). Every ``hard_every`` epochs the current embeddings are indexed with FAISS and, for each
+anchor, a user among its nearest neighbours who is not its friend becomes a *hard negative*
+(mined from the index, as in ANCE, Xiong et al. 2021), which teaches the encoder what a
+similar-but-not-friend profile looks like.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SiameseConfig:
+    """Hyper-parameters of :func:`train_encoder` (recorded in the manifest)."""
+
+    seed: int = 0
+    loss: str = "in_batch"  # or "contrastive"
+    hidden: int = 256
+    dim: int = 64
+    dropout: float = 0.2
+    epochs: int = 12
+    batch_size: int = 1024
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    temperature: float = 0.07
+    margin: float = 1.0
+    circle_pairs: float = 0.5  # same-circle positives, as a fraction of the friendship positives
+    hard_every: int = 3  # epochs between hard-negative mining rounds (0: none)
+    hard_rank: int = 20  # hard negatives come from each anchor's top-hard_rank neighbours
+    threads: int = 1
+
+
+@dataclass
+class ProfileScaler:
+    """Column-wise input scaling: binary columns kept, other columns standardised."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "ProfileScaler":
+        x = np.asarray(x, dtype=np.float32)
+        binary = np.all((x == 0) | (x == 1), axis=0)
+        mean = np.where(binary, 0.0, x.mean(axis=0)).astype(np.float32)
+        std = np.where(binary, 1.0, x.std(axis=0)).astype(np.float32)
+        std[std < 1e-6] = 1.0
+        return cls(mean, std)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+
+
+@dataclass
+class EncoderWeights:
+    """Trained encoder as numpy arrays (a state dict), its scaler and its config."""
+
+    config: SiameseConfig
+    state: dict[str, np.ndarray]
+    scaler: ProfileScaler
+    in_dim: int
+    history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def module(self) -> Any:
+        import torch
+
+        from graphrec.nn.siamese import ProfileEncoder
+
+        enc = ProfileEncoder(self.in_dim, self.config.hidden, self.config.dim, self.config.dropout)
+        enc.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
+        enc.eval()
+        return enc
+
+    def embed(self, features: np.ndarray, batch: int = 65536) -> np.ndarray:
+        """Unit-norm embeddings ``float32[n, dim]`` of profile rows (any user, seen or not)."""
+        import torch
+
+        enc = self.module()
+        x = self.scaler.transform(features)
+        out = np.empty((x.shape[0], self.config.dim), dtype=np.float32)
+        with torch.no_grad():
+            for s in range(0, x.shape[0], batch):
+                out[s : s + batch] = enc(torch.from_numpy(x[s : s + batch])).numpy()
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "train_loss": self.history, "seconds": round(self.seconds, 2)}
+
+
+def positive_pairs(edges: np.ndarray, circles: list[np.ndarray], fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Friendship pairs plus up to ``fraction * len(edges)`` random same-circle pairs."""
+    pairs = [np.asarray(edges, dtype=np.int64).reshape(-1, 2)]
+    members = [np.asarray(c, dtype=np.int64) for c in circles if len(c) >= 2]
+    if members and fraction > 0:
+        sizes = np.array([m.size for m in members], dtype=np.float64)
+        weight = sizes * (sizes - 1)
+        want = int(fraction * len(pairs[0]))
+        which = rng.choice(len(members), size=want, p=weight / weight.sum())
+        extra = np.empty((want, 2), dtype=np.int64)
+        for i, c in enumerate(which.tolist()):
+            extra[i] = rng.choice(members[c], size=2, replace=False)
+        pairs.append(extra)
+    return np.concatenate(pairs)
+
+
+def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig, *, circles: list[np.ndarray] | None = None,
+                  trainable: np.ndarray | None = None) -> EncoderWeights:
+    """Train on ``edges`` (index pairs; positives) over profile rows ``features``.
+
+    ``trainable`` (bool per row) restricts random and hard negatives to those rows (for the
+    cold-start protocol the hidden users never appear in training at all)."""
+    import torch
+
+    from graphrec.nn.siamese import ProfileEncoder, contrastive_loss, in_batch_softmax_loss
+
+    start = time.perf_counter()
+    if config.loss not in ("in_batch", "contrastive"):
+        raise ValueError(f"unknown loss {config.loss!r}")
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    n = features.shape[0]
+    scaler = ProfileScaler.fit(features)
+    x = torch.from_numpy(scaler.transform(features))
+    pool = np.flatnonzero(trainable) if trainable is not None else np.arange(n)
+    pairs = positive_pairs(edges, circles or [], config.circle_pairs, rng)
+    if pairs.shape[0] == 0:
+        raise ValueError("no positive pairs: the store has no friendships")
+    friend_keys = np.unique(np.concatenate([edges[:, 0] * n + edges[:, 1], edges[:, 1] * n + edges[:, 0]])) if len(edges) else np.empty(0, np.int64)
+    enc = ProfileEncoder(x.shape[1], config.hidden, config.dim, config.dropout)
+    opt = torch.optim.AdamW(enc.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    hard: np.ndarray | None = None  # hard negative per row (-1: none)
+    history = []
+    for epoch in range(config.epochs):
+        if config.hard_every and epoch > 0 and epoch % config.hard_every == 0:
+            hard = _mine_hard(enc, x, pool, friend_keys, config.hard_rank, rng)
+        enc.train()
+        order = rng.permutation(len(pairs))
+        total = 0.0
+        for s in range(0, len(order), config.batch_size):
+            p = pairs[order[s : s + config.batch_size]]
+            flip = rng.random(len(p)) < 0.5
+            a, b = np.where(flip, p[:, 1], p[:, 0]), np.where(flip, p[:, 0], p[:, 1])
+            za, zb = enc(x[a]), enc(x[b])
+            extra, with_hard = None, None
+            if hard is not None:
+                with_hard = hard[a] >= 0
+                if with_hard.any():
+                    extra = enc(x[hard[a][with_hard]])
+            if config.loss == "in_batch":
+                loss = (in_batch_softmax_loss(za, zb, config.temperature, extra) + in_batch_softmax_loss(zb, za, config.temperature)) / 2
+            else:
+                zn = enc(x[rng.choice(pool, size=len(p))])
+                loss = contrastive_loss(za, zb, torch.ones(len(p)), config.margin) + contrastive_loss(za, zn, torch.zeros(len(p)), config.margin)
+                if extra is not None:
+                    loss = loss + contrastive_loss(za[torch.from_numpy(with_hard)], extra, torch.zeros(extra.shape[0]), config.margin)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(p)
+        history.append(round(total / len(pairs), 5))
+    enc.eval()
+    state = {k: v.detach().numpy().copy() for k, v in enc.state_dict().items()}
+    return EncoderWeights(config, state, scaler, int(x.shape[1]), history, time.perf_counter() - start)
+
+
+def _mine_hard(enc: Any, x: Any, pool: np.ndarray, friend_keys: np.ndarray, rank: int, rng: np.random.Generator) -> np.ndarray:
+    """For every row, one random non-friend among its ``rank`` nearest pool users (or -1)."""
+    import faiss
+    import torch
+
+    enc.eval()
+    with torch.no_grad():
+        z = enc(x).numpy()
+    index = faiss.IndexFlatIP(z.shape[1])
+    index.add(np.ascontiguousarray(z[pool]))
+    n = z.shape[0]
+    _, nn_ids = index.search(np.ascontiguousarray(z), rank + 1)
+    cand = pool[np.clip(nn_ids, 0, pool.size - 1)]
+    keys = np.arange(n)[:, None] * n + cand
+    ok = (cand != np.arange(n)[:, None]) & (nn_ids >= 0)
+    if friend_keys.size:
+        ok &= ~np.isin(keys, friend_keys)
+    pick = np.full(n, -1, dtype=np.int64)
+    scores = rng.random(cand.shape) * ok
+    best = np.argmax(scores, axis=1)
+    has = ok.any(axis=1)
+    pick[has] = cand[has, best[has]]
+    return pick

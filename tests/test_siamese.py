@@ -1,0 +1,126 @@
+"""Siamese profile embeddings: loss, learning on a graph whose friendships follow a few profile
+attributes, the FAISS user index (ids, incremental updates, deletions), and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from graphrec.cli import cli
+from graphrec.index import UserIndex
+from graphrec.nn.siamese import contrastive_loss
+from graphrec.siamese.evaluate import evaluate_cold_start
+from graphrec.siamese.train import SiameseConfig
+from graphrec.store.importers import EdgeBatch, UserBatch
+from graphrec.store.store import GraphStore
+
+FAST = SiameseConfig(epochs=8, batch_size=256, hard_every=3)
+
+
+def profile_graph(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Friendships mostly inside 6 groups; 6 informative binary columns (the group, noisily) and
+    34 frequent noise columns that dominate raw cosine similarity."""
+    import networkx as nx
+
+    rng = np.random.default_rng(seed)
+    sizes = [n // 6] * 6
+    p = np.full((6, 6), 0.002)
+    np.fill_diagonal(p, 0.08)
+    g = nx.stochastic_block_model(sizes, p.tolist(), seed=seed)
+    group = np.repeat(np.arange(6), n // 6)
+    informative = (np.eye(6)[group] * (rng.random((n, 6)) < 0.8)).astype(np.float32)
+    noise = (rng.random((n, 34)) < 0.35).astype(np.float32)
+    edges = np.array(sorted(g.edges()), dtype=np.int64)
+    return edges, np.concatenate([informative, noise], axis=1)
+
+
+def test_contrastive_loss_formula() -> None:
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[0.6, 0.8], [0.6, 0.8]])
+    d = float(torch.linalg.norm(a[0] - b[0]))
+    loss = contrastive_loss(a, b, torch.tensor([1.0, 0.0]), margin=1.5)
+    assert float(loss) == pytest.approx((d**2 / 2 + (1.5 - d) ** 2 / 2) / 2, rel=1e-5)
+    assert float(contrastive_loss(a, b, torch.tensor([0.0, 0.0]), margin=0.5)) == 0.0
+
+
+@pytest.mark.parametrize("loss", ["in_batch", "contrastive"])
+def test_cold_start_beats_profile_cosine_and_popularity(loss: str) -> None:
+    edges, feats = profile_graph()
+    report = evaluate_cold_start(feats, edges, SiameseConfig(epochs=8, batch_size=256, loss=loss), hidden_fraction=0.1, seed=1)
+    m = report.metrics
+    best = max(m["popularity"]["recall@50"], m["profile cosine"]["recall@50"])
+    assert m["siamese"]["recall@50"] > 1.5 * best, m
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_user_index_updates_and_deletions(exact: bool, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 16)).astype(np.float32)
+    ids = [f"u{i}" for i in range(500)]
+    idx = UserIndex.build(ids, x, model_version="v1", exact=exact)
+    assert idx.search(x[7], 1)[0][0] == "u7"
+    idx.remove(["u7"])
+    assert all(e != "u7" for e, _ in idx.search(x[7], 50))
+    idx.upsert(["u8"], -x[8:9])  # replaced vector: the old one must not answer any more
+    assert "u8" not in [e for e, _ in idx.search(x[8], 10)]
+    assert idx.search(-x[8], 1)[0][0] == "u8"
+    idx.upsert(["new"], x[9:10] + 0.01)
+    assert {e for e, _ in idx.search(x[9], 2)} == {"u9", "new"}
+    assert idx.size == 500
+    idx.save(tmp_path / "ix")
+    again = UserIndex.load(tmp_path / "ix", model_version="v1", dim=16)
+    assert again.search(x[9], 2) == idx.search(x[9], 2) and again.size == 500
+    with pytest.raises(ValueError, match="model"):
+        UserIndex.load(tmp_path / "ix", model_version="v2")
+    with pytest.raises(ValueError, match="dimension"):
+        UserIndex.load(tmp_path / "ix", dim=32)
+
+
+def _cli(url: str, home: Path, *args: str):
+    return CliRunner().invoke(cli, list(args), env={"GRAPHREC_DATABASE_URL": url, "GRAPHREC_HOME": str(home)}, catch_exceptions=False)
+
+
+def test_similar_cold_start_recommend_and_sync(database_url: str, tmp_path: Path) -> None:
+    edges, feats = profile_graph()
+    store = GraphStore(database_url, home=tmp_path / "home")
+    store.initialize()
+    ids = [str(i) for i in range(feats.shape[0])]
+    store.load_users(UserBatch("t", ids, [f"f{j}" for j in range(feats.shape[1])], feats, [{} for _ in ids], [], None))
+    store.load_edges(EdgeBatch("t", ids, edges[:, 0].copy(), edges[:, 1].copy(), len(edges)), create_users=False)
+    home = tmp_path / "home"
+    r = _cli(database_url, home, "similar", "--user", "0")
+    assert r.exit_code == 4 and "train siamese" in r.output
+    r = _cli(database_url, home, "train", "siamese", "--epochs", "6", "--format", "json")
+    assert r.exit_code == 0, r.output
+    r = _cli(database_url, home, "similar", "--user", "0", "-k", "10", "--format", "json")
+    sims = json.loads(r.output)["similar"]
+    assert len(sims) == 10 and all(s["user"] != "0" for s in sims)
+    assert np.mean([int(s["user"]) < 100 for s in sims]) >= 0.7  # user 0 is in group 0 (users 0-99)
+    # a new user with only a profile (group 2's attribute) and no friends
+    store.add_user("newbie", features={"f2": 1.0, "f10": 1.0})
+    r = _cli(database_url, home, "recommend", "--user", "newbie", "-k", "5", "--format", "json")
+    assert r.exit_code == 4  # no link model yet: the recommender needs one
+    r = _cli(database_url, home, "train", "linkpred", "--epochs", "1", "--gnn-dim", "0")
+    assert r.exit_code == 0, r.output
+    r = _cli(database_url, home, "recommend", "--user", "newbie", "-k", "5", "--format", "json")
+    assert r.exit_code == 0, r.output
+    recs = json.loads(r.output)["recommendations"]
+    assert len(recs) == 5 and all("similar profile" in x["reasons"][0] for x in recs)
+    assert np.mean([200 <= int(x["user"]) < 300 for x in recs]) >= 0.6
+    # deleted users never come back; the sync indexes the new user
+    victim = sims[0]["user"]
+    store.remove_user(victim)
+    r = _cli(database_url, home, "similar", "--user", "0", "-k", "10", "--format", "json")
+    assert victim not in [s["user"] for s in json.loads(r.output)["similar"]]
+    r = _cli(database_url, home, "index", "sync", "--format", "json")
+    out = json.loads(r.output)
+    assert out["upserted"] >= 1 and out["removed"] == 1
+    r = _cli(database_url, home, "similar", "--user", "newbie", "-k", "3", "--format", "json")
+    assert r.exit_code == 0 and len(json.loads(r.output)["similar"]) == 3
+    r = _cli(database_url, home, "similar", "--user", "nobody")
+    assert r.exit_code == 3
