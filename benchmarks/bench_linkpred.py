@@ -41,7 +41,7 @@ from graphrec.linkpred.profiles import ProfileMatrix  # noqa: E402
 from graphrec.linkpred.train import TrainConfig  # noqa: E402
 
 
-def quality(seeds: list[int], ablation: bool) -> None:
+def quality(seeds: list[int], ablation: bool, threads: int = 2) -> None:
     data = load_ego_facebook()
     profiles = ProfileMatrix.from_dense(data.features)
     variants = [("model (gnn_dim=16)", 16)] + ([("model (gnn_dim=0)", 0)] if ablation else [])
@@ -49,7 +49,7 @@ def quality(seeds: list[int], ablation: bool) -> None:
         print(f"\n== quality, ego-Facebook, seed {seed} ==")
         rows = {}
         for label, gnn in variants:
-            report, result = evaluate_linkpred(data.edges, data.user_ids.size, profiles, seed=seed, config=TrainConfig(seed=seed, gnn_dim=gnn), include_model=True)
+            report, result = evaluate_linkpred(data.edges, data.user_ids.size, profiles, seed=seed, config=TrainConfig(seed=seed, gnn_dim=gnn, threads=threads), include_model=True)
             if not rows:
                 rows.update({k: v for k, v in report.metrics.items() if k != "model"})
             rows[label] = report.metrics["model"]
@@ -115,9 +115,10 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="also train without the GNN term")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="training threads (1 when sharing the CPU)")
     args = parser.parse_args()
     if not args.skip_quality:
-        quality([int(s) for s in args.seeds.split(",")], args.ablation)
+        quality([int(s) for s in args.seeds.split(",")], args.ablation, args.threads)
     if not args.skip_latency:
         latency()
 
