@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -83,3 +85,15 @@ def test_upgrade_is_transactional_on_failure(database_url: str) -> None:
 
 def test_schema_head_constant_matches_the_migration_scripts() -> None:
     assert migrate.SCHEMA_HEAD == migrate.head_revision()
+
+
+def test_every_subpackage_ships_in_the_wheel() -> None:
+    """pyproject lists packages explicitly (migrations/ is mapped into graphrec): a sub-package
+    missing from the list would import in an editable install and fail in a real one."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "graphrec").rglob("__init__.py")}
+    found |= {".".join(p.parent.relative_to(root).parts) for p in (root / "generative").rglob("__init__.py")}
+    assert found <= listed, f"missing from pyproject packages: {sorted(found - listed)}"
