@@ -187,8 +187,6 @@ def test_feature_change_requires_retrain(bot_store: GraphStore) -> None:
 
 
 def test_recommender_drops_flagged_bots(bot_store: GraphStore) -> None:
-    from graphrec.recommend import Recommender
-
     score_bots(bot_store, run_date=dt.date(2026, 11, 1))
     with bot_store.read() as conn:
         flagged = {r[0] for r in conn.execute(text("SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id WHERE s.flagged = :t"), {"t": True})}

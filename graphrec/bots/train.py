@@ -25,7 +25,7 @@ without scoring any label with a model that trained on it.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -301,7 +301,3 @@ def classification_metrics(y: np.ndarray, prob: np.ndarray, threshold: float, k:
         "recall": float(recall_score(y, pred, zero_division=0)),
         f"precision@{k}": float(y[top].mean()) if k else float("nan"),
     }
-
-
-def config_dict(config: BotTrainConfig) -> dict[str, Any]:
-    return asdict(config)
