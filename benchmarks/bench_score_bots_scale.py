@@ -21,6 +21,7 @@ Steps:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,31 @@ def load(store: GraphStore, ids: list[str], pairs: np.ndarray, features: np.ndar
     store.load_labels(LabelBatch("bench", [ids[i] for i in lab], ["bot" if is_bot[i] else "human" for i in lab], ["bench"] * lab.size))
 
 
+@contextlib.contextmanager
+def bench_database(backend: str, work: Path, prefix: str = "bench") -> Iterator[str]:
+    """URL of a fresh database for ``backend``: a SQLite file in ``work`` or a private PostgreSQL
+    schema, dropped (and the engine disposed) afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from graphrec.store.engine import dispose_engine
+
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{work / f'{prefix}.db'}"
+    else:
+        schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with create_engine(PG_BASE, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        dispose_engine(url)
+        if schema:
+            with create_engine(PG_BASE, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
 def run_job(url: str, home: Path, run_date: str) -> tuple[dict, float, float]:
     env = {**os.environ, "GRAPHREC_DATABASE_URL": url, "GRAPHREC_HOME": str(home)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -91,8 +118,6 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgresql")
     args = ap.parse_args()
 
-    from sqlalchemy import create_engine, text
-
     from graphrec.bots.model import train_from_store
     from graphrec.bots.train import BotTrainConfig
 
@@ -104,15 +129,7 @@ def main() -> None:
     rows = []
     try:
         for backend in args.backends.split(","):
-            schema = None
-            if backend == "sqlite":
-                url = f"sqlite:///{work / 'bots.db'}"
-            else:
-                schema = f"bench_{uuid.uuid4().hex[:8]}"
-                with create_engine(PG_BASE, isolation_level="AUTOCOMMIT").connect() as conn:
-                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-            try:
+            with bench_database(backend, work, "bots") as url:
                 store = GraphStore(url, home=work / f"home-{backend}")
                 store.initialize()
                 t = time.perf_counter()
@@ -136,13 +153,6 @@ def main() -> None:
                 rows.append((backend, wall, peak, store_s, model_s, sec, summary, wall2))
                 print(f"[{backend}] score-bots: {wall:.1f} s wall, peak RSS {peak:,.0f} MiB; job seconds {sec}; "
                       f"scored {summary['users_scored']:,}, flagged {summary['flagged']:,}; rerun same date: {again['status']} in {wall2:.1f} s")
-            finally:
-                from graphrec.store.engine import dispose_engine
-
-                dispose_engine(url)
-                if schema:
-                    with create_engine(PG_BASE, isolation_level="AUTOCOMMIT").connect() as conn:
-                        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n== graphrec score-bots, {args.users:,} users / {len(pairs):,} friendships / 16 features (targets: < 300 s, < 8192 MiB) ==")

@@ -29,14 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_score_bots_scale import PG_BASE, generate, load  # noqa: E402
+from bench_score_bots_scale import bench_database, generate, load  # noqa: E402
 
 from graphrec.store.store import GraphStore  # noqa: E402
 
@@ -70,24 +69,13 @@ def check(store: GraphStore, n_users: int) -> dict[int, tuple]:
 
 
 def run_backend(backend: str, args: argparse.Namespace, data: tuple, work: Path) -> dict[str, int]:
-    from sqlalchemy import create_engine, text
-
     from graphrec.bots.model import train_from_store
     from graphrec.bots.train import BotTrainConfig
-    from graphrec.store.engine import dispose_engine
 
     ids = data[0]
-    schema = None
-    if backend == "sqlite":
-        url = f"sqlite:///{work / 'kill.db'}"
-    else:
-        schema = f"kill_{uuid.uuid4().hex[:8]}"
-        with create_engine(PG_BASE, isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
     home = work / f"home-{backend}"
     counts = {"kills": 0, "killed_before_commit": 0, "killed_after_commit": 0, "reruns_complete": 0}
-    try:
+    with bench_database(backend, work, "kill") as url:
         store = GraphStore(url, home=home)
         store.initialize()
         load(store, *data, seed=args.seed)
@@ -130,12 +118,7 @@ def run_backend(backend: str, args: argparse.Namespace, data: tuple, work: Path)
             day = target
             print(f"  kill {i + 1:2d}: {'replace' if replace else 'new date'} {target} killed at {delay:5.2f} s "
                   f"({'finished first' if finished else ('after commit' if committed else 'before commit')}); consistent; rerun ok")
-        return counts
-    finally:
-        dispose_engine(url)
-        if schema:
-            with create_engine(PG_BASE, isolation_level="AUTOCOMMIT").connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    return counts
 
 
 def main() -> None:

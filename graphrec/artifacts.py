@@ -88,7 +88,7 @@ def save(
         clean = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         save_file(clean, str(tmp / ARRAYS))
         full = {"format": FORMAT_VERSION, "kind": kind, "version": version, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), **manifest}
-        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        write_manifest(tmp, full)
         if extra is not None:
             extra(tmp)
         os.replace(tmp, final)
@@ -98,6 +98,14 @@ def save(
     if make_latest:
         set_latest(home, kind, version)
     return Artifact(kind, version, final, full, clean)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Replace a saved version's manifest atomically (e.g. to record an incremental index sync)."""
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, Path(folder) / MANIFEST)
 
 
 def set_latest(home: Path, kind: str, version: str) -> None:

@@ -162,16 +162,8 @@ class Recommender:
     def _cold_start(self, ext: str, ctx: dict[str, Any], k: int) -> list[Suggestion]:
         """A user with no friends: the users with the most similar learned profile embedding."""
         assert self.profile_model is not None
-        skip = {ext} | set(ctx["blocked"])
         z = self.profile_model.encoder(ctx["features"])[0]
-        fetch, out = max(2 * k, 20), []
-        while True:
-            found = self.profile_model.index.search(z, fetch, exclude=skip)
-            excluded = self.store.excluded_candidates([e for e, _ in found], bot_threshold=self.bot_threshold)
-            out = [(e, s) for e, s in found if e not in excluded][:k]
-            if len(out) == k or len(found) < fetch:
-                break
-            fetch *= 2
+        out = self.profile_model.nearest(z, k, exclude={ext} | set(ctx["blocked"]), bot_threshold=self.bot_threshold)
         return [Suggestion(user=e, score=round(s, 4), mutual_friends=0, reasons=[f"similar profile (learned similarity {s:.2f})"]) for e, s in out]
 
     # -- helpers -------------------------------------------------------------------------------

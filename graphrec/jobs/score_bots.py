@@ -140,10 +140,7 @@ def score_bots(
             return result
 
         t = time.perf_counter()
-        with store.read() as conn:
-            from sqlalchemy import text
-
-            row = conn.execute(text("SELECT id FROM model_runs WHERE kind = :k AND version = :v"), {"k": KIND, "v": art.version}).first()
+        model_run_id = store.model_run_id(KIND, art.version)
         summary = {"model_version": art.version, "newly_flagged": newly, "no_longer_flagged": gone, "data_revision": snap.revision,
                    "labelled": int(labels.nodes.size)}
         assert lock is not None
@@ -152,7 +149,7 @@ def score_bots(
             assert_owner(conn, JOB, lock.owner)
             info = score_store.write_run(
                 conn, kind=KIND, run_date=run_date, user_ids=snap.user_ids, scores=prob, flagged=flagged, details=details,
-                threshold=model.threshold, model_run_id=None if row is None else int(row[0]), summary=summary,
+                threshold=model.threshold, model_run_id=model_run_id, summary=summary,
                 started_at=started_at, replace=True, keep=keep_runs,
             )
         timings["store_write"] = time.perf_counter() - t

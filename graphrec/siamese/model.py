@@ -9,7 +9,6 @@ Serving encodes profiles in numpy (no torch import): the encoder is a two-layer 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -105,28 +104,31 @@ class SimilarUsers:
         except (KeyError, OSError, ValueError, RuntimeError) as exc:
             raise artifacts.ArtifactError(f"{KIND} model {art.version} is incomplete or corrupt: {exc}") from None
 
-    def embed_user(self, user: str | int) -> tuple[str, np.ndarray, list[str]]:
+    def embed_user(self, user: str | int) -> tuple[str, np.ndarray]:
+        """(external id, embedding of the user's current profile); NotFoundError if unknown/deleted."""
         ext = str(user).strip()
-        ctx = self.store.serving_context(ext, feature_dim=self.encoder.in_dim)  # NotFoundError if unknown/deleted
-        return ext, self.encoder(ctx["features"])[0], ctx["friends"]
+        ctx = self.store.serving_context(ext, feature_dim=self.encoder.in_dim)
+        return ext, self.encoder(ctx["features"])[0]
 
     def similar(self, user: str | int, k: int = 10, *, exclude: set[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` users with the most similar learned profile embedding (external id, cosine)."""
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
-        ext, z, _ = self.embed_user(user)
-        skip = {ext} | (exclude or set())
-        out: list[tuple[str, float]] = []
-        fetch = k
-        while len(out) < k:
-            found = self.index.search(z, fetch, exclude=skip)
-            names = [e for e, _ in found]
-            bad = self.store.excluded_candidates(names, bot_threshold=None)
+        ext, z = self.embed_user(user)
+        return self.nearest(z, k, exclude={ext} | (exclude or set()))
+
+    def nearest(self, z: np.ndarray, k: int, *, exclude: set[str], bot_threshold: float | str | None = None) -> list[tuple[str, float]]:
+        """The ``k`` indexed users closest to embedding ``z`` that the live store still allows
+        (not deleted or synthetic; bot filter as in :meth:`GraphStore.excluded_candidates`),
+        over-fetching until ``k`` are found or the index is exhausted."""
+        fetch, out = max(2 * k, 20), []
+        while True:
+            found = self.index.search(z, fetch, exclude=exclude)
+            bad = self.store.excluded_candidates([e for e, _ in found], bot_threshold=bot_threshold)
             out = [(e, s) for e, s in found if e not in bad][:k]
-            if len(found) < fetch:
-                break
+            if len(out) == k or len(found) < fetch:
+                return out
             fetch *= 2
-        return out
 
     def sync(self) -> dict[str, int]:
         """Incremental index update from the store: encode and upsert users created or updated
@@ -154,9 +156,5 @@ class SimilarUsers:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.manifest["index_synced_at"] = now.isoformat()
-        manifest_path = self.path / artifacts.MANIFEST
-        fd, tmp_manifest = tempfile.mkstemp(prefix=".manifest.", dir=self.path)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.manifest, fh, indent=2, sort_keys=True, default=str)
-        os.replace(tmp_manifest, manifest_path)
+        artifacts.write_manifest(self.path, self.manifest)
         return {"upserted": len(ids), "removed": removed, "indexed": self.index.size, "tombstones": len(self.index.tombstones)}

@@ -271,12 +271,27 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+def pg_binary_payload(rows: np.ndarray) -> bytes:
+    """PostgreSQL binary COPY stream around ``rows``, a structured array whose records are
+    already laid out as COPY tuples (field count, then length + big-endian value per field)."""
+    return b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + rows.tobytes() + struct.pack(">h", -1)
+
+
+def pg_copy(cur: Any, sql: str, payload: bytes, progress: ProgressFn = _noop, row_bytes: int = 1) -> None:
+    """Send ``payload`` through ``COPY ... FROM STDIN`` in 16 MiB pieces."""
+    step = 1 << 24
+    with cur.copy(sql) as copy:
+        for i in range(0, len(payload), step):
+            copy.write(payload[i : i + step])
+            progress(int(min(step, len(payload) - i) / row_bytes))
+
+
 def pg_binary_pairs(a: np.ndarray, b: np.ndarray) -> bytes:
     """PostgreSQL binary COPY stream for rows of two ``bigint`` columns."""
     row = np.dtype([("n", ">i2"), ("la", ">i4"), ("a", ">i8"), ("lb", ">i4"), ("b", ">i8")])
     arr = np.empty(a.size, dtype=row)
     arr["n"], arr["la"], arr["a"], arr["lb"], arr["b"] = 2, 8, a, 8, b
-    return b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + arr.tobytes() + struct.pack(">h", -1)
+    return pg_binary_payload(arr)
 
 
 def _pg_insert_pairs(
@@ -293,7 +308,6 @@ def _pg_insert_pairs(
     """Binary COPY into a staging table, then ``INSERT ... ON CONFLICT DO NOTHING``; or, when the
     target is empty (nothing to conflict with: batches are de-duplicated), straight into it."""
     payload = pg_binary_pairs(a, b)
-    step = 1 << 24
     with driver_connection(conn).cursor() as cur:
         if direct and not extra:
             target = f"{table} ({', '.join(columns)})"
@@ -301,10 +315,7 @@ def _pg_insert_pairs(
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS _graphrec_pairs (a bigint, b bigint) ON COMMIT DROP")
             cur.execute("TRUNCATE _graphrec_pairs")
             target = "_graphrec_pairs (a, b)"
-        with cur.copy(f"COPY {target} FROM STDIN (FORMAT binary)") as copy:
-            for i in range(0, len(payload), step):
-                copy.write(payload[i : i + step])
-                progress(int(min(step, len(payload) - i) / 26))
+        pg_copy(cur, f"COPY {target} FROM STDIN (FORMAT binary)", payload, progress, row_bytes=26)
         if direct and not extra:
             return int(a.size)
         cols = ", ".join(list(columns) + list(extra))

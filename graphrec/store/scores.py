@@ -10,7 +10,6 @@ journal and PostgreSQL's transaction roll back), and a rerun starts from scratch
 from __future__ import annotations
 
 import datetime as dt
-import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, text
 
-from graphrec.store.bulk import driver_connection, naive_utc
+from graphrec.store.bulk import driver_connection, naive_utc, pg_binary_payload, pg_copy
 from graphrec.store.schema import ScoringRun
 
 SQLITE_CHUNK = 50_000
@@ -138,12 +137,8 @@ def _insert_scores(conn: Connection, run_id: int, user_ids: np.ndarray, scores: 
                         ("l4", ">i4"), ("f", "u1")])
         arr = np.empty(user_ids.size, dtype=row)
         arr["n"], arr["l1"], arr["r"], arr["l2"], arr["u"], arr["l3"], arr["s"], arr["l4"], arr["f"] = 4, 8, run_id, 8, user_ids, 8, scores, 1, flagged
-        payload = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + arr.tobytes() + struct.pack(">h", -1)
         with driver_connection(conn).cursor() as cur:
-            with cur.copy("COPY scores (run_id, user_id, score, flagged) FROM STDIN (FORMAT binary)") as copy:
-                step = 1 << 24
-                for i in range(0, len(payload), step):
-                    copy.write(payload[i : i + step])
+            pg_copy(cur, "COPY scores (run_id, user_id, score, flagged) FROM STDIN (FORMAT binary)", pg_binary_payload(arr))
         return
     cur = driver_connection(conn).cursor()
     for i in range(0, user_ids.size, SQLITE_CHUNK):

@@ -562,6 +562,12 @@ class GraphStore:
                 )
             )
 
+    def model_run_id(self, kind: str, version: str) -> int | None:
+        """Id of the ``model_runs`` row of a model version (None if it was not recorded here)."""
+        with self.read() as conn:
+            row = conn.execute(select(ModelRun.id).where(ModelRun.kind == kind, ModelRun.version == version)).first()
+        return None if row is None else int(row[0])
+
     def serving_context(self, user: UserRef, *, feature_dim: int | None = None) -> dict[str, Any]:
         """What a recommendation request needs from the live store, in one read transaction:
         the user's live friends, the users blocked either way, the user's feature vector
