@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Nightly bot scoring at scale (issue 4): ``graphrec score-bots`` on 1,000,000 users.
+"""Nightly scoring at scale (issues 4 and 6): ``graphrec score-bots`` on 1,000,000 users, bot
+and anomaly scores in one run.
 
 Steps:
 1. Generate a seeded Chung-Lu graph (``--users``, ``--edges``; the generator of
@@ -7,10 +8,10 @@ Steps:
    shifted a little and who get extra friendships among themselves; 1% of users are labelled.
 2. Load it into a fresh store on each backend (not timed: that is ``bench_import.py``'s job).
 3. Train a bot model once (reduced configuration ``--folds`` / ``--epochs``; reported, not part
-   of the bar) and give every backend a copy of it.
+   of the bar) and, unless ``--no-anomaly``, the default anomaly model; give every backend a copy.
 4. Run ``graphrec score-bots --format json`` as a fresh process per backend: wall time, peak RSS
    of the process (``RUSAGE_CHILDREN``) and the job's own split between the store (snapshot read,
-   run write) and the model (input signals, inference, explanations). Target: under 300 s and
+   runs write), the bot model (input signals, inference, explanations) and the anomaly model. Target: under 300 s and
    under 8 GiB on this 2-core machine, against SQLite and PostgreSQL.
 5. Run it again with the same run date: it must be skipped without writing anything.
 
@@ -116,6 +117,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--no-anomaly", action="store_true", help="score bots only (no anomaly model)")
     args = ap.parse_args()
 
     from graphrec.bots.model import train_from_store
@@ -139,9 +141,15 @@ def main() -> None:
                     t = time.perf_counter()
                     cfg = BotTrainConfig(seed=args.seed, folds=args.folds, epochs=args.epochs, threads=2)
                     art = train_from_store(store, cfg)
-                    shutil.copytree(art.path.parents[2], model_home)
                     print(f"[{backend}] trained the bot model ({args.folds} folds x {args.epochs} epochs, full batch) in "
                           f"{time.perf_counter() - t:.1f} s; out-of-fold {art.manifest['metrics']['out_of_fold']}")
+                    if not args.no_anomaly:
+                        from graphrec.anomaly.model import train_from_store as train_anomaly
+
+                        t = time.perf_counter()
+                        anomaly_art = train_anomaly(store, seed=args.seed, threads=2)
+                        print(f"[{backend}] trained the anomaly model in {time.perf_counter() - t:.1f} s: {anomaly_art.manifest['metrics']}")
+                    shutil.copytree(art.path.parents[2], model_home)
                 else:
                     shutil.copytree(model_home, work / f"home-{backend}", dirs_exist_ok=True)
                 summary, wall, peak = run_job(url, work / f"home-{backend}", "2026-11-27")
@@ -150,19 +158,22 @@ def main() -> None:
                 sec = summary["seconds"]
                 store_s = sec.get("store_read", 0) + sec.get("store_write", 0)
                 model_s = sec.get("model_score", 0)
-                rows.append((backend, wall, peak, store_s, model_s, sec, summary, wall2))
+                anomaly_s = sec.get("anomaly_score", 0)
+                rows.append((backend, wall, peak, store_s, model_s, anomaly_s))
                 print(f"[{backend}] score-bots: {wall:.1f} s wall, peak RSS {peak:,.0f} MiB; job seconds {sec}; "
-                      f"scored {summary['users_scored']:,}, flagged {summary['flagged']:,}; rerun same date: {again['status']} in {wall2:.1f} s")
+                      f"scored {summary['users_scored']:,}, flagged {summary['flagged']:,}; anomalies {summary.get('anomalies')}; "
+                      f"rerun same date: {again['status']} in {wall2:.1f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n== graphrec score-bots, {args.users:,} users / {len(pairs):,} friendships / 16 features (targets: < 300 s, < 8192 MiB) ==")
-    print(f"  {'backend':10s} {'wall s':>7s} {'peak MiB':>9s} {'store s':>8s} {'model s':>8s} {'other s':>8s}  met")
-    for backend, wall, peak, store_s, model_s, sec, _, _ in rows:
-        other = wall - store_s - model_s
+    print(f"  {'backend':10s} {'wall s':>7s} {'peak MiB':>9s} {'store s':>8s} {'bots s':>8s} {'anomaly s':>9s} {'other s':>8s}  met")
+    for backend, wall, peak, store_s, model_s, anomaly_s in rows:
+        other = wall - store_s - model_s - anomaly_s
         ok = "yes" if wall < 300 and peak < 8192 else "NO"
-        print(f"  {backend:10s} {wall:7.1f} {peak:9,.0f} {store_s:8.1f} {model_s:8.1f} {other:8.1f}  {ok}")
-    print("  store = snapshot read + run write; model = input signals, layer-wise inference of every fold model, Correct and Smooth, "
-          "explanations; other = process start-up and imports, lock, model load")
+        print(f"  {backend:10s} {wall:7.1f} {peak:9,.0f} {store_s:8.1f} {model_s:8.1f} {anomaly_s:9.1f} {other:8.1f}  {ok}")
+    print("  store = snapshot read + runs write; bots = input signals, layer-wise inference of every fold model, Correct and Smooth, "
+          "explanations; anomaly = friends' mean profiles, autoencoder, spectral codes and edge disagreement, ranks, explanations; "
+          "other = process start-up and imports, lock, model load")
 
 
 if __name__ == "__main__":

@@ -355,6 +355,28 @@ def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: st
            "users_indexed": art.manifest["data"]["users"]}, fmt)
 
 
+@train.command("anomaly")
+@click.option("--kind", type=click.Choice(["context", "dominant", "vanilla", "denoising", "sparse"]), default="context", show_default=True,
+              help="Detector: context (profile vs friends + graph structure; the default by measurement), the DOMINANT graph "
+                   "autoencoder, or a feature autoencoder.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--contamination", default=0.05, show_default=True, type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True),
+              help="Expected share of anomalous users: the flagging threshold is this upper quantile of the training scores.")
+@click.option("--tied", is_flag=True, help="Tie decoder weights to the encoder's (autoencoder kinds).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads.")
+@FORMAT
+@click.pass_context
+def train_anomaly(ctx: click.Context, kind: str, seed: int, contamination: float, tied: bool, threads: int, fmt: str) -> None:
+    """Train the unsupervised anomaly detector on the store's current users and graph."""
+    from graphrec.anomaly.model import train_from_store
+
+    overrides = {"tied": True} if tied and kind != "dominant" else {}
+    art = train_from_store(_store(ctx), kind=kind, seed=seed, contamination=contamination, threads=threads, **overrides)
+    m = art.manifest
+    _emit({"model": "anomaly", "detector": m["detector"], "version": art.version, "path": str(art.path), **m["metrics"],
+           "data_revision": m["data"]["revision"]}, fmt)
+
+
 @cli.group("eval")
 def eval_() -> None:
     """Evaluate models against baselines measured in the same run."""
@@ -502,11 +524,13 @@ def index_sync(ctx: click.Context, fmt: str) -> None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads for inference.")
 @click.option("--keep-runs", default=7, show_default=True, type=click.IntRange(1), help="Complete runs kept per kind.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log lines on stderr.")
+@click.option("--no-anomalies", is_flag=True, help="Skip anomaly scoring even when an anomaly model is trained.")
 @FORMAT
 @click.pass_context
 def score_bots_cmd(ctx: click.Context, run_date: Any, retrain: bool, dry_run: bool, replace: bool, seed: int, chunk_size: int,
-                   threads: int, keep_runs: int, log_format: str, fmt: str) -> None:
-    """Nightly job: score every user with the bot model and write one scoring run atomically.
+                   threads: int, keep_runs: int, log_format: str, no_anomalies: bool, fmt: str) -> None:
+    """Nightly job: score every user with the bot model (and the anomaly model, when one is
+    trained) and write the scoring runs in one transaction.
 
     Exit codes: 0 done (or the date was already done), 2 bad option, 4 not ready (no model, no
     labels, feature columns changed), 75 another run holds the lock (retry later)."""
@@ -514,7 +538,8 @@ def score_bots_cmd(ctx: click.Context, run_date: Any, retrain: bool, dry_run: bo
     from graphrec.jobs.score_bots import JOB, score_bots
 
     result = score_bots(_store(ctx), run_date=run_date.date() if run_date else None, retrain=retrain, dry_run=dry_run, replace=replace,
-                        seed=seed, chunk=chunk_size, threads=threads, keep_runs=keep_runs, log=JobLog(JOB, log_format))
+                        seed=seed, chunk=chunk_size, threads=threads, keep_runs=keep_runs, anomalies=not no_anomalies,
+                        log=JobLog(JOB, log_format))
     _emit(result.as_dict(), fmt)
 
 
@@ -555,6 +580,53 @@ def bots_cmd(ctx: click.Context, top: int, fmt: str) -> None:
         for it in d["bots"]:
             sig = ", ".join(f"{k}={v}" for k, v in it["signals"].items() if k != "score")
             lines.append(f"{it['user']:>12s} {it['score']:7.4f} {'yes' if it['flagged'] else 'no':>4s}  {sig}")
+        return "\n".join(lines)
+
+    _emit(data, fmt, table)
+
+
+@cli.command("anomalies")
+@click.option("--top", "top", default=20, show_default=True, type=click.IntRange(1), help="How many users to list.")
+@click.option("--live", is_flag=True, help="Score the current graph with the served model instead of reading the latest nightly run.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads (with --live).")
+@FORMAT
+@click.pass_context
+def anomalies_cmd(ctx: click.Context, top: int, live: bool, threads: int, fmt: str) -> None:
+    """The most anomalous users, each with why: the view that drives the score (attributes or
+    structure) and the profile features that fit worst (observed vs expected).
+
+    Reads the latest complete anomaly run of the nightly job; with --live, or when no run exists
+    yet, scores the current graph with the served model (nothing is written)."""
+    import json as _json
+
+    from graphrec import artifacts
+    from graphrec.anomaly import model as anomaly_model
+    from graphrec.store import scores as score_store
+
+    store = _store(ctx)
+    with store.read() as conn:
+        run = None if live else score_store.latest_complete(conn, anomaly_model.KIND)
+        rows = score_store.top_scores(conn, run.id, top) if run is not None else []
+    if run is not None:
+        items = [{"user": ext, "score": round(score, 6), "flagged": flagged,
+                  **((_json.loads(d) if isinstance(d, str) else d) or {})} for ext, score, flagged, d in rows]
+        data: dict[str, Any] = {"source": f"run {run.id} of {run.run_date.isoformat()}", "threshold": run.threshold, "anomalies": items}
+    else:
+        if artifacts.latest_version(store.settings.home, anomaly_model.KIND) is None:
+            from graphrec.errors import StoreStateError
+
+            raise StoreStateError("no anomaly model and no anomaly scoring run: run `graphrec train anomaly` first")
+        det, art = anomaly_model.load_model(store.settings.home)
+        items = anomaly_model.top_anomalies(store, top=top, threads=threads)
+        data = {"source": f"live, model {art.version}", "threshold": det.threshold_, "anomalies": items}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{d['source']}, threshold {d['threshold']:.4f}", f"{'user':>12s} {'score':>7s} {'flag':>4s} {'driver':>10s}  why"]
+        for it in d["anomalies"]:
+            feats = ", ".join(f"{f['feature']}={f['value']:g} (expected {f['expected']:.2f})" for f in it.get("features", [])[:3])
+            why = feats if it.get("driver") == "attributes" else (
+                f"friends outside own communities {it.get('friends_outside_own_communities', {})}, {it.get('friends')} friends")
+            lines.append(f"{it['user']:>12s} {it['score']:7.4f} {'yes' if it['flagged'] else 'no':>4s} {it.get('driver', ''):>10s}  {why}")
         return "\n".join(lines)
 
     _emit(data, fmt, table)

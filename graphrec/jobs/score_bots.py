@@ -1,10 +1,12 @@
-"""The nightly bot-scoring job (``graphrec score-bots``), built for cron or Airflow.
+"""The nightly scoring job (``graphrec score-bots``), built for cron or Airflow.
 
-Steps: take the ``score-bots`` lock (:mod:`graphrec.store.locks`); skip if a complete run for the
-run date exists (idempotent; ``replace`` recomputes it); read a consistent snapshot; load the
+Steps: take the ``score-bots`` lock (:mod:`graphrec.store.locks`); skip if complete runs for the
+run date exist (idempotent; ``replace`` recomputes them); read a consistent snapshot; load the
 served bot model (or retrain it first with ``retrain``); score every user by whole-graph,
-layer-wise, chunked inference; write the scoring run and every score in one transaction that
-first checks the lock is still held; release the lock.
+layer-wise, chunked inference; when an anomaly model has been trained (``graphrec train
+anomaly``), score every user for anomalies too, on the same snapshot; write the bot run, the
+anomaly run and every score in one transaction that first checks the lock is still held;
+release the lock.
 
 Crash safety: nothing is written before the final transaction, and that transaction holds the
 whole run, so a job killed at any moment leaves the previous complete run in place; readers see it
@@ -44,6 +46,7 @@ class ScoreBotsResult:
     no_longer_flagged: int = 0
     threshold: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    anomalies: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class ScoreBotsResult:
             "newly_flagged": self.newly_flagged,
             "no_longer_flagged": self.no_longer_flagged,
             "threshold": self.threshold,
+            "anomalies": self.anomalies,
             "seconds": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
@@ -73,11 +77,14 @@ def score_bots(
     keep_runs: int = 7,
     max_details: int = 10_000,
     train_config: Any = None,
+    anomalies: bool = True,
     log: JobLog | None = None,
 ) -> ScoreBotsResult:
     """Run the job once; see the module docstring. ``train_config`` (a
     :class:`~graphrec.bots.train.BotTrainConfig`) is used with ``retrain``; default: defaults
-    with ``seed``."""
+    with ``seed``. ``anomalies=False`` skips anomaly scoring even when a model exists."""
+    from graphrec import artifacts
+    from graphrec.anomaly import model as anomaly_model
     from graphrec.bots.model import Explainer, check_compatible, load_model, score_snapshot, snapshot_labels, train_from_store
     from graphrec.bots.train import BotTrainConfig
     from graphrec.store import scores as score_store
@@ -92,10 +99,15 @@ def score_bots(
     lock = None if dry_run else JobLock(store, JOB).acquire()
     try:
         log.event("started", run_date=run_date.isoformat(), dry_run=dry_run, retrain=retrain, store=store.dialect)
+        with_anomalies = anomalies and (retrain or artifacts.latest_version(store.settings.home, anomaly_model.KIND) is not None)
         with store.read() as conn:
             existing = score_store.run_for_date(conn, KIND, run_date)
             previous = score_store.latest_complete(conn, KIND)
-        if existing is not None and existing.status == "complete" and not replace and not dry_run:
+            anomaly_existing = score_store.run_for_date(conn, anomaly_model.KIND, run_date) if with_anomalies else None
+        done = existing is not None and existing.status == "complete"
+        if with_anomalies:
+            done = done and anomaly_existing is not None and anomaly_existing.status == "complete"
+        if done and existing is not None and not replace and not dry_run:
             log.event("skipped", reason="a complete run for this date exists", run_id=existing.id)
             return ScoreBotsResult("skipped", run_date, existing.id, None, existing.n_scored, existing.n_flagged,
                                    threshold=existing.threshold, timings={"total": time.perf_counter() - t0})
@@ -125,6 +137,23 @@ def score_bots(
         timings["model_score"] = time.perf_counter() - t
         log.event("scored", users=int(prob.size), flagged=int(flagged.sum()), threshold=model.threshold, seconds=round(timings["model_score"], 2))
 
+        anomaly = None
+        if with_anomalies:
+            t = time.perf_counter()
+            if retrain:
+                anomaly_art = anomaly_model.train_from_store(store, seed=seed, threads=threads, snap=snap)
+                timings["anomaly_train"] = time.perf_counter() - t
+                log.event("retrained anomaly model", model_version=anomaly_art.version, seconds=round(timings["anomaly_train"], 2))
+                t = time.perf_counter()
+            if lock is not None:
+                lock.heartbeat()
+            detector, anomaly_art = anomaly_model.load_model(store.settings.home)
+            anomaly_model.check_compatible(detector, snap, anomaly_art.version)
+            anomaly = anomaly_model.score_snapshot(detector, snap, max_details=max_details, threads=threads)
+            timings["anomaly_score"] = time.perf_counter() - t
+            log.event("anomalies scored", users=int(anomaly.scores.size), flagged=int(anomaly.flagged.sum()), threshold=anomaly.threshold,
+                      seconds=round(timings["anomaly_score"], 2))
+
         newly = gone = 0
         if previous is not None:
             with store.read() as conn:
@@ -134,6 +163,9 @@ def score_bots(
             gone = int(np.setdiff1d(before, now_flagged).size)
         result = ScoreBotsResult("dry-run" if dry_run else "complete", run_date, None, art.version, int(prob.size), int(flagged.sum()),
                                  newly, gone, model.threshold, timings)
+        if anomaly is not None:
+            result.anomalies = {"model_version": anomaly_art.version, "users_scored": int(anomaly.scores.size),
+                                "flagged": int(anomaly.flagged.sum()), "threshold": anomaly.threshold}
         if dry_run:
             timings["total"] = time.perf_counter() - t0
             log.event("dry-run: nothing written", **{k: v for k, v in result.as_dict().items() if k != "seconds"})
@@ -141,6 +173,7 @@ def score_bots(
 
         t = time.perf_counter()
         model_run_id = store.model_run_id(KIND, art.version)
+        anomaly_run_id = store.model_run_id(anomaly_model.KIND, anomaly_art.version) if anomaly is not None else None
         summary = {"model_version": art.version, "newly_flagged": newly, "no_longer_flagged": gone, "data_revision": snap.revision,
                    "labelled": int(labels.nodes.size)}
         assert lock is not None
@@ -152,6 +185,16 @@ def score_bots(
                 threshold=model.threshold, model_run_id=model_run_id, summary=summary,
                 started_at=started_at, replace=True, keep=keep_runs,
             )
+            if anomaly is not None:
+                anomaly_info = score_store.write_run(
+                    conn, kind=anomaly_model.KIND, run_date=run_date, user_ids=snap.user_ids, scores=anomaly.scores,
+                    flagged=anomaly.flagged, details=anomaly.details, threshold=anomaly.threshold,
+                    model_run_id=anomaly_run_id,
+                    summary={"model_version": anomaly_art.version, "data_revision": snap.revision},
+                    started_at=started_at, replace=True, keep=keep_runs,
+                )
+                assert result.anomalies is not None
+                result.anomalies["run_id"] = anomaly_info.id
         timings["store_write"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         result.run_id = info.id
