@@ -324,18 +324,22 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt
 @click.option("--target-precision", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="The flagging threshold is the lowest whose out-of-fold precision reaches this.")
 @click.option("--positive-label", default="bot", show_default=True, help="Label that marks a bot; any other label is a non-bot.")
+@click.option("--augment", type=click.Choice(["vae", "gan"]), help="Add class-conditional synthetic examples of the scarce class while training.")
+@click.option("--include-synthetic", is_flag=True, help="Also learn from labels of synthetic users in the store.")
 @FORMAT
 @click.pass_context
-def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, fmt: str) -> None:
+def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, augment: str | None,
+               include_synthetic: bool, fmt: str) -> None:
     """Train the bot detector (GNN node classification) from the labels in the store."""
     from graphrec.bots.model import train_from_store
     from graphrec.bots.train import BotTrainConfig
 
     cfg = BotTrainConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision)
-    art = train_from_store(_store(ctx), cfg, positive_label=positive_label)
+    art = train_from_store(_store(ctx), cfg, positive_label=positive_label, augment=augment, include_synthetic=include_synthetic)
     m = art.manifest
     _emit({"model": "bot", "version": art.version, "path": str(art.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
-           "threshold_rule": m["threshold_rule"], "out_of_fold": m["metrics"]["out_of_fold"], "data_revision": m["data"]["revision"]}, fmt)
+           "threshold_rule": m["threshold_rule"], "out_of_fold": m["metrics"]["out_of_fold"], "augment": m["metrics"].get("augment"),
+           "data_revision": m["data"]["revision"]}, fmt)
 
 
 @train.command("siamese")
@@ -388,15 +392,16 @@ def eval_() -> None:
 @click.option("--max-users", default=1000, show_default=True, type=click.IntRange(1))
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
 @click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0))
+@click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
 @FORMAT
 @click.pass_context
-def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users: int, epochs: int, gnn_dim: int, fmt: str) -> None:
+def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users: int, epochs: int, gnn_dim: int, include_synthetic: bool, fmt: str) -> None:
     """Hold out friendships, rank every non-friend; the model beside CN, AA, RA and PPR."""
     from graphrec.linkpred.evaluate import evaluate_linkpred
     from graphrec.linkpred.profiles import ProfileMatrix
     from graphrec.linkpred.train import TrainConfig
 
-    snap = _store(ctx).snapshot(include_synthetic=False)
+    snap = _store(ctx).snapshot(include_synthetic=include_synthetic)
     report, _ = evaluate_linkpred(
         snap.edge_array(), snap.num_nodes, ProfileMatrix.from_dense(snap.features), seed=seed, test_fraction=test_fraction,
         max_users=max_users, config=TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim),
@@ -419,9 +424,10 @@ def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
 @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--positive-label", default="bot", show_default=True)
+@click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
 @FORMAT
 @click.pass_context
-def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, fmt: str) -> None:
+def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, include_synthetic: bool, fmt: str) -> None:
     """Stratified split of the labelled users; the model beside a feature-only classifier, label
     propagation and personalized PageRank, trained on the same labels in the same run."""
     from graphrec.bots.evaluate import evaluate_bots, stratified_split
@@ -429,7 +435,7 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
     from graphrec.bots.train import BotTrainConfig
     from graphrec.errors import StoreStateError
 
-    snap = _store(ctx).snapshot()
+    snap = _store(ctx).snapshot(include_synthetic=include_synthetic)
     labels = snapshot_labels(snap, positive_label)
     if min(int(labels.is_bot.sum()), int((~labels.is_bot).sum())) < 4:
         raise StoreStateError(f"eval bots needs at least 4 labelled bots and 4 labelled non-bots, the store has {int(labels.is_bot.sum())} and {int((~labels.is_bot).sum())}")
@@ -455,15 +461,16 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
 @click.option("--hidden-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
 @click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
 @FORMAT
 @click.pass_context
-def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, fmt: str) -> None:
+def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool, fmt: str) -> None:
     """Cold start: hide every friendship of some users, rank all users from the profile alone;
     the model beside popularity and raw profile cosine (and circle precision@10)."""
     from graphrec.siamese.evaluate import evaluate_cold_start
     from graphrec.siamese.train import SiameseConfig
 
-    snap = _store(ctx).snapshot(include_synthetic=False)
+    snap = _store(ctx).snapshot(include_synthetic=include_synthetic)
     report = evaluate_cold_start(snap.features, snap.edge_array(), SiameseConfig(seed=seed, epochs=epochs, loss=loss),
                                  circles=[c.members for c in snap.circles], hidden_fraction=hidden_fraction, seed=seed)
     data = {"seed": seed, **report.as_dict()}
@@ -632,6 +639,40 @@ def anomalies_cmd(ctx: click.Context, top: int, live: bool, threads: int, fmt: s
     _emit(data, fmt, table)
 
 
+@cli.group("synth", invoke_without_command=True)
+@click.option("--model", "model", type=click.Choice(["vae", "gan"]), default="vae", show_default=True, help="Profile generator.")
+@click.option("--n", "n", type=click.IntRange(1), help="How many synthetic users to create.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--label", help="Give every synthetic user this label (e.g. bot); profiles come from a class-conditional model.")
+@click.option("--epochs", type=click.IntRange(1), help="Generator training epochs [default: the model's].")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads.")
+@FORMAT
+@click.pass_context
+def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str | None, epochs: int | None, threads: int, fmt: str) -> None:
+    """Create N synthetic users, always flagged is_synthetic: profiles from a VAE or GAN trained on
+    the real users, friendships by profile-anchored triadic closure, all in one transaction.
+    Synthetic users are never recommended and are excluded from training and evaluation.
+
+    `graphrec synth purge` removes every synthetic user and friendship."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if n is None:
+        raise click.UsageError("give --n N (or the purge subcommand)")
+    from graphrec.synth.synthesize import synthesize
+
+    report = synthesize(_store(ctx), model=model, n=n, seed=seed, label=label, epochs=epochs, threads=threads)
+    _emit(report.as_dict(), fmt)
+
+
+@synth.command("purge")
+@FORMAT
+@click.pass_context
+def synth_purge(ctx: click.Context, fmt: str) -> None:
+    """Delete every synthetic user with their friendships, labels and scores (one transaction)."""
+    counts = _store(ctx).purge_synthetic()
+    _emit({"removed": "synthetic users", **counts}, fmt)
+
+
 @cli.group()
 def scores() -> None:
     """Scores written by the nightly jobs."""
@@ -639,11 +680,11 @@ def scores() -> None:
 
 @scores.command("export")
 @click.option("--kind", default="bot", show_default=True, help="Scoring run kind (bot, anomaly).")
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="CSV file to write (id,score).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="CSV file to write (id,score,is_synthetic).")
 @FORMAT
 @click.pass_context
 def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None:
-    """Write ``id,score`` for every user of the latest complete run of KIND (atomically)."""
+    """Write ``id,score,is_synthetic`` for every user of the latest complete run of KIND (atomically)."""
     import csv
 
     from graphrec.fileio import atomic_output
@@ -655,9 +696,9 @@ def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None
         run = _latest_run(conn, kind)
         with atomic_output(output) as fh:
             writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["id", "score"])
+            writer.writerow(["id", "score", "is_synthetic"])
             for batch in score_store.iter_scores(conn, run.id):
-                writer.writerows((ext, repr(score)) for ext, score in batch)
+                writer.writerows((ext, repr(score), "true" if synth else "false") for ext, score, synth in batch)
                 count += len(batch)
     _emit({"exported": f"{kind} scores", "run_id": run.id, "run_date": run.run_date.isoformat(), "rows": count, "output": str(output)}, fmt)
 

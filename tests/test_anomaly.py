@@ -247,7 +247,7 @@ def test_cli_train_list_and_export_anomalies(job_store: GraphStore, database_url
     r = _cli(database_url, home, "scores", "export", "--kind", "anomaly", "--output", str(out))
     assert r.exit_code == 0, r.output
     rows = out.read_text().splitlines()
-    assert rows[0] == "id,score" and len(rows) == 661
+    assert rows[0] == "id,score,is_synthetic" and len(rows) == 661
 
 
 def test_model_round_trip_and_feature_check(job_store: GraphStore) -> None:

@@ -218,7 +218,7 @@ def test_cli_bot_commands(bot_store: GraphStore, database_url: str, tmp_path: Pa
     r = _cli(database_url, home, "scores", "export", "--kind", "bot", "--output", str(out))
     assert r.exit_code == 0, r.output
     rows = out.read_text().splitlines()
-    assert rows[0] == "id,score" and len(rows) == 661
+    assert rows[0] == "id,score,is_synthetic" and len(rows) == 661
     r = _cli(database_url, home, "score-bots", "--run-date", "2026-13-01")
     assert r.exit_code == 2
 

@@ -28,11 +28,12 @@ KIND = "anomaly"
 
 def train_from_store(store: Any, *, kind: str = "context", seed: int = 0, contamination: float = 0.05, threads: int | None = None,
                      snap: Any = None, **overrides: Any) -> artifacts.Artifact:
-    """Fit a detector of ``kind`` on the store's current graph and save (and serve) it."""
+    """Fit a detector of ``kind`` on the store's current graph of real users (synthetic users
+    excluded) and save (and serve) it."""
     from graphrec.store.schema import utcnow
 
     started = utcnow()
-    snap = snap if snap is not None else store.snapshot()
+    snap = snap if snap is not None else store.snapshot(include_synthetic=False)
     if snap.num_nodes < 10:
         raise StoreStateError(f"cannot train {KIND}: the store has {snap.num_nodes} users (need at least 10)")
     if not snap.feature_names:

@@ -43,20 +43,37 @@ def snapshot_labels(snap: Any, positive_label: str = "bot") -> LabelSet:
     return LabelSet(nodes, np.array([labels[i] == positive_label for i in nodes.tolist()], dtype=bool))
 
 
-def train_from_store(store: Any, config: BotTrainConfig, *, positive_label: str = "bot", snap: Any = None) -> artifacts.Artifact:
-    """Train on every labelled real user of the store and save (and serve) a new bot model."""
+def train_from_store(store: Any, config: BotTrainConfig, *, positive_label: str = "bot", snap: Any = None, augment: str | None = None,
+                     include_synthetic: bool = False) -> artifacts.Artifact:
+    """Train on every labelled real user of the store and save (and serve) a new bot model.
+
+    Labels of synthetic users are ignored unless ``include_synthetic``. ``augment`` (``vae`` or
+    ``gan``) adds synthetic examples of the scarce class for training only
+    (:mod:`graphrec.bots.augment`)."""
     from graphrec.store.schema import utcnow
 
     started = utcnow()
     snap = snap if snap is not None else store.snapshot()
     labels = snapshot_labels(snap, positive_label)
+    if not include_synthetic:
+        real = ~snap.is_synthetic[labels.nodes]
+        labels = LabelSet(labels.nodes[real], labels.is_bot[real])
+    graph = (snap.indptr, snap.indices, snap.features)
+    n_real = None
+    added = 0
     try:
-        model = train_bot_detector(snap.indptr, snap.indices, snap.features, snap.feature_names, labels.nodes, labels.is_bot, config)
+        if augment is not None:
+            from graphrec.bots.augment import augment_training_graph
+
+            aug = augment_training_graph(*graph, labels.nodes, labels.is_bot, kind=augment, seed=config.seed, threads=config.threads)
+            graph, labels, n_real, added = (aug.indptr, aug.indices, aug.features), LabelSet(aug.labelled, aug.is_bot), aug.n_real, aug.added
+        model = train_bot_detector(*graph, snap.feature_names, labels.nodes, labels.is_bot, config, n_real=n_real)
     except ValueError as exc:
         raise StoreStateError(f"cannot train {KIND}: {exc} (import labels with `graphrec import labels`)") from None
+    model.metrics["augment"] = {"model": augment, "synthetic_examples": added}
     data = {"revision": snap.revision, "fingerprint": snap.fingerprint(), "users": snap.num_nodes, "friendships": snap.num_edges}
     art = save_model(store.settings.home, model, data=data, positive_label=positive_label)
-    store.record_model_run(KIND, art.version, seed=config.seed, params=asdict(config), metrics=model.metrics,
+    store.record_model_run(KIND, art.version, seed=config.seed, params={**asdict(config), "augment": augment}, metrics=model.metrics,
                            data_revision=snap.revision, data_fingerprint=data["fingerprint"], artifact_path=str(art.path), started_at=started)
     artifacts.set_latest(store.settings.home, KIND, art.version)
     return art

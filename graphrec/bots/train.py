@@ -246,8 +246,12 @@ def choose_threshold(prob: np.ndarray, y: np.ndarray, target_precision: float) -
 
 
 def train_bot_detector(indptr: np.ndarray, indices: np.ndarray, features: np.ndarray, feature_names: list[str],
-                       labelled: np.ndarray, is_bot: np.ndarray, config: BotTrainConfig) -> BotModel:
-    """Train on labelled nodes ``labelled`` (indices) with classes ``is_bot`` (bool, aligned)."""
+                       labelled: np.ndarray, is_bot: np.ndarray, config: BotTrainConfig, *, n_real: int | None = None) -> BotModel:
+    """Train on labelled nodes ``labelled`` (indices) with classes ``is_bot`` (bool, aligned).
+
+    Nodes ``>= n_real`` are synthetic training examples (augmentation, :mod:`graphrec.bots.augment`):
+    they train every fold's model but are never held out, so the out-of-fold scores behind
+    calibration, the threshold and the reported metrics are those of real users only."""
     import torch
 
     from graphrec.nn.bot_gnn import layerwise_logits, sparse_adjacency
@@ -255,7 +259,8 @@ def train_bot_detector(indptr: np.ndarray, indices: np.ndarray, features: np.nda
     start = time.perf_counter()
     labelled = np.asarray(labelled, dtype=np.int64)
     y = np.asarray(is_bot, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    real = labelled < (indptr.size - 1 if n_real is None else n_real)
+    n_pos, n_neg = int(y[real].sum()), int((~y[real]).sum())
     if min(n_pos, n_neg) < 2:
         raise ValueError(f"need at least 2 labelled bots and 2 labelled non-bots, got {n_pos} and {n_neg}")
     folds = max(2, min(config.folds, n_pos, n_neg))
@@ -264,7 +269,8 @@ def train_bot_detector(indptr: np.ndarray, indices: np.ndarray, features: np.nda
     inputs = graph_inputs(indptr, indices, features, hops=config.hops, clustering_pairs=config.clustering_pairs, seed=config.seed,
                           max_profile_dim=config.max_profile_dim)
     adj = sparse_adjacency(indptr, indices)
-    fold_of = _stratified_folds(y, folds, rng)
+    fold_of = np.full(y.size, -1, dtype=np.int64)  # -1: synthetic, in every training fold
+    fold_of[real] = _stratified_folds(y[real], folds, rng)
     oof = np.zeros(y.size, dtype=np.float32)
     states = []
     for f in range(folds):
@@ -274,11 +280,13 @@ def train_bot_detector(indptr: np.ndarray, indices: np.ndarray, features: np.nda
         fold_bots, fold_humans = labelled[tr][y[tr]], labelled[tr][~y[tr]]
         oof[~tr] = _post_process(config, layerwise_logits(model, x, indptr, indices), indptr, indices, fold_bots, fold_humans)[labelled[~tr]]
         states.append({k: v.detach().numpy().copy() for k, v in model.state_dict().items()})
+    oof, y = oof[real], y[real]
     platt = fit_platt(oof, y)
     model = BotModel(config, list(feature_names), inputs.mean, inputs.std, inputs.projection, states, platt, 0.5, "")
     prob = model.calibrate(oof)
     model.threshold, model.threshold_rule = choose_threshold(prob, y, config.target_precision)
-    model.metrics = {"out_of_fold": classification_metrics(y, prob, model.threshold), "labelled_bots": n_pos, "labelled_non_bots": n_neg, "folds": folds}
+    model.metrics = {"out_of_fold": classification_metrics(y, prob, model.threshold), "labelled_bots": n_pos, "labelled_non_bots": n_neg, "folds": folds,
+                     "synthetic_examples": int((~real).sum())}
     model.seconds = time.perf_counter() - start
     return model
 

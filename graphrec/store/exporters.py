@@ -4,8 +4,12 @@
   Feature values are written as the shortest decimal that round-trips their float32 value
   (integral columns as integers). A feature column whose name collides with an attribute is an
   error rather than a silent loss.
-* friendships: ``source,target`` (each undirected friendship once).
-* labels: ``id,label,source``.
+* friendships: ``source,target,synthetic`` (each undirected friendship once; ``synthetic`` is
+  true when either end is a synthetic user).
+* labels: ``id,label,source,is_synthetic``.
+
+Synthetic users are always visible as such. The importers ignore the extra flag columns (edges
+read the first two columns, labels their named columns), so exports still read back.
 
 Deleted users (and their friendships and labels) are not exported. Files are written to a
 temporary name beside the target and renamed into place, so a failed export never leaves a
@@ -65,7 +69,8 @@ def export_friendships(conn: Connection, path: str | Path) -> int:
     snap = read_snapshot(conn)
     edges = snap.edge_array()
     ext = snap.external_ids
-    frame = pd.DataFrame({"source": ext[edges[:, 0]], "target": ext[edges[:, 1]]})
+    synth = snap.is_synthetic[edges[:, 0]] | snap.is_synthetic[edges[:, 1]]
+    frame = pd.DataFrame({"source": ext[edges[:, 0]], "target": ext[edges[:, 1]], "synthetic": np.where(synth, "true", "false")})
     with atomic_output(path) as fh:
         frame.to_csv(fh, index=False)
     return len(frame)
@@ -75,11 +80,12 @@ def export_labels(conn: Connection, path: str | Path) -> int:
     """Write every label of every active user, all sources; returns the number written."""
     rows = conn.execute(
         text(
-            "SELECT u.external_id, l.label, l.source FROM labels l JOIN users u ON u.id = l.user_id "
+            "SELECT u.external_id, l.label, l.source, u.is_synthetic FROM labels l JOIN users u ON u.id = l.user_id "
             "WHERE u.deleted_at IS NULL ORDER BY u.id, l.source"
         )
     ).all()
-    frame = pd.DataFrame(rows, columns=["id", "label", "source"])
+    frame = pd.DataFrame(rows, columns=["id", "label", "source", "is_synthetic"])
+    frame["is_synthetic"] = np.where(frame["is_synthetic"].astype(bool), "true", "false")
     with atomic_output(path) as fh:
         frame.to_csv(fh, index=False)
     return len(frame)

@@ -158,14 +158,14 @@ def top_scores(conn: Connection, run_id: int, limit: int) -> list[tuple[str, flo
     return [(r[0], float(r[1]), bool(r[2]), r[3]) for r in rows]
 
 
-def iter_scores(conn: Connection, run_id: int, batch: int = 100_000) -> Iterator[list[tuple[str, float]]]:
-    """(external id, score) of every user of a run, in batches, by internal id."""
+def iter_scores(conn: Connection, run_id: int, batch: int = 100_000) -> Iterator[list[tuple[str, float, bool]]]:
+    """(external id, score, is synthetic) of every user of a run, in batches, by internal id."""
     result = conn.execution_options(stream_results=True).execute(
-        text("SELECT u.external_id, s.score FROM scores s JOIN users u ON u.id = s.user_id WHERE s.run_id = :r ORDER BY s.user_id"),
+        text("SELECT u.external_id, s.score, u.is_synthetic FROM scores s JOIN users u ON u.id = s.user_id WHERE s.run_id = :r ORDER BY s.user_id"),
         {"r": run_id},
     )
     while True:
         rows = result.fetchmany(batch)
         if not rows:
             return
-        yield [(r[0], float(r[1])) for r in rows]
+        yield [(r[0], float(r[1]), bool(r[2])) for r in rows]

@@ -529,6 +529,45 @@ class GraphStore:
 
         return self._run_import("ego-facebook", users.source, body)
 
+    def load_synthetic(self, users: UserBatch, edges: EdgeBatch, labels: LabelBatch | None = None) -> ImportReport:
+        """Write synthetic users (``users.is_synthetic`` must all be true), their friendships and
+        optional labels in ONE transaction: either all of it lands or none of it."""
+        from graphrec.store import loader
+
+        if users.is_synthetic is None or not bool(np.all(users.is_synthetic)):
+            raise ValueError("load_synthetic writes synthetic users only (is_synthetic must be true for every row)")
+
+        def body(conn: Connection, report: ImportReport) -> None:
+            report.rows_read = len(users.external_ids) + int(edges.src.size)
+            existing = bulk.lookup_user_ids(conn, users.external_ids)
+            if (existing >= 0).any():
+                clash = users.external_ids[int(np.flatnonzero(existing >= 0)[0])]
+                raise InputError(f"synthetic user id {clash!r} already exists in the store")
+            loader.write_users(conn, users, report)
+            loader.write_edges(conn, edges, report, create_users=False)
+            if labels is not None and labels.external_ids:
+                loader.write_labels(conn, labels, report)
+
+        return self._run_import("synthetic", users.source, body)
+
+    def purge_synthetic(self) -> dict[str, int]:
+        """Delete every synthetic user with their friendships, blocks, labels, circle memberships
+        and scores, in one transaction. Returns the counts removed."""
+        sub = "(SELECT id FROM users WHERE is_synthetic = :t)"
+        counts: dict[str, int] = {}
+        with self.write() as conn:
+            p = {"t": True}
+            counts["friendships"] = int(conn.execute(text(f"DELETE FROM friendships WHERE user_lo IN {sub} OR user_hi IN {sub}"), p).rowcount)
+            conn.execute(text(f"DELETE FROM blocks WHERE blocker_id IN {sub} OR blocked_id IN {sub}"), p)
+            counts["labels"] = int(conn.execute(text(f"DELETE FROM labels WHERE user_id IN {sub}"), p).rowcount)
+            conn.execute(text(f"DELETE FROM circle_members WHERE user_id IN {sub}"), p)
+            conn.execute(text(f"UPDATE circles SET owner_id = NULL WHERE owner_id IN {sub}"), p)
+            counts["scores"] = int(conn.execute(text(f"DELETE FROM scores WHERE user_id IN {sub}"), p).rowcount)
+            counts["users"] = int(conn.execute(text("DELETE FROM users WHERE is_synthetic = :t"), p).rowcount)
+            if counts["users"] or counts["friendships"]:
+                bulk.bump_revision(conn)
+        return counts
+
     # -- model runs and serving reads --------------------------------------------------------
     def record_model_run(
         self,
