@@ -1,0 +1,96 @@
+"""The adversarial training step shared by :class:`~generative.gan.GAN` and
+:class:`~generative.dcgan.DCGAN` (Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014).
+
+Each step alternates, as in Algorithm 1 of the paper (with k = 1 discriminator step):
+
+1. update D against a fixed G: minimise ``BCE(D(x), 1) + BCE(D(G(z)), 0)`` with ``G(z)``
+   detached, i.e. maximise ``log D(x) + log(1 - D(G(z)))``;
+2. update G against a fixed D (only G's optimiser steps) on a fresh ``z``: minimise
+   ``BCE(D(G(z)), 1) = -log D(G(z))``.
+
+Step 2 is the NON-SATURATING generator loss. The minimax form ``min_G log(1 - D(G(z)))`` has
+gradient ``-D'/(1-D)``, which vanishes when D confidently rejects the fakes (``D(G(z)) -> 0``),
+exactly the situation early in training; ``-log D(G(z))`` has the same fixed point but a strong
+gradient there (Goodfellow et al. 2014, Sec. 3). D outputs logits and the losses use
+``binary_cross_entropy_with_logits`` for numerical stability.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._common import LabelsLike, check_labels, eval_mode, model_device, one_hot, sample_labels
+
+
+class AdversarialModel(nn.Module):
+    """Base for GANs: subclasses define ``generator_forward(z, c)`` (data space) and
+    ``discriminator_forward(x, c)`` (one logit per row), and attributes ``generator``,
+    ``discriminator`` (the two parameter sets) and ``latent_dim``, ``n_classes``."""
+
+    default_lr: float = 2e-4
+    default_betas: tuple[float, float] = (0.5, 0.999)
+    latent_dim: int
+    n_classes: int
+    generator: nn.Module
+    discriminator: nn.Module
+
+    def generator_forward(self, z: Tensor, c: Tensor | None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def discriminator_forward(self, x: Tensor, c: Tensor | None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Latent prior ``z ~ N(0, I)``, shape ``(n, latent_dim)``."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=model_device(self))
+
+    def sample(self, n: int, y: LabelsLike = None, generator: torch.Generator | None = None) -> Tensor:
+        """``G(z)`` for ``z ~ N(0, I)`` in eval mode (batch norm on running statistics), in the
+        generator's output range. ``y``: None, one class, or ``n`` labels (conditional models)."""
+        labels = sample_labels(n, y, self.n_classes, model_device(self))
+        with eval_mode(self):
+            c = None if labels is None else one_hot(labels, self.n_classes)
+            return self.generator_forward(self.noise(n, generator), c)
+
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        return {
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+            "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
+        }
+
+    def train_step(
+        self, x: Tensor, y: Tensor | None, optimizers: dict[str, torch.optim.Optimizer], kl_weight: float = 1.0
+    ) -> dict[str, float]:
+        """One alternating D-then-G update (see module docstring); ``kl_weight`` is ignored."""
+        del kl_weight
+        check_labels(y, self.n_classes)
+        c = None if y is None else one_hot(y, self.n_classes)
+        n = x.shape[0]
+        bce = nn.functional.binary_cross_entropy_with_logits
+        ones = torch.ones(n, device=x.device)
+        zeros = torch.zeros(n, device=x.device)
+
+        # 1. discriminator against a fixed generator
+        opt_d, opt_g = optimizers["d"], optimizers["g"]
+        with torch.no_grad():
+            fake = self.generator_forward(self.noise(n), c)
+        opt_d.zero_grad(set_to_none=True)
+        d_real = self.discriminator_forward(x, c)
+        d_fake = self.discriminator_forward(fake, c)
+        d_loss = bce(d_real, ones) + bce(d_fake, zeros)
+        d_loss.backward()
+        opt_d.step()
+
+        # 2. generator against a fixed discriminator: non-saturating loss -log D(G(z))
+        opt_g.zero_grad(set_to_none=True)
+        d_gen = self.discriminator_forward(self.generator_forward(self.noise(n), c), c)
+        g_loss = bce(d_gen, ones)
+        g_loss.backward()
+        opt_g.step()  # D's gradients from this pass are discarded by the next zero_grad
+        return {
+            "d_loss": float(d_loss.detach()),
+            "g_loss": float(g_loss.detach()),
+            "d_real": float(torch.sigmoid(d_real.detach()).mean()),
+            "d_fake": float(torch.sigmoid(d_fake.detach()).mean()),
+        }

@@ -1,0 +1,246 @@
+"""Variational autoencoders (Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014).
+
+An encoder maps ``x`` to the mean ``mu`` and log-variance ``log sigma^2`` of a diagonal Gaussian
+posterior ``q(z|x)``; a latent is drawn with the reparameterisation trick
+
+    z = mu + sigma * eps,   eps ~ N(0, I),
+
+which keeps the draw differentiable in ``mu`` and ``sigma``. The decoder maps ``z`` to the
+parameters of ``p(x|z)``. Training minimises the negative evidence lower bound (ELBO)
+
+    loss = recon + beta * KL,
+    recon = -log p(x|z)  (summed over features),
+    KL    = KL(q(z|x) || N(0, I)) = -1/2 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2),
+
+averaged over the batch. ``beta`` is 1 for the true ELBO; the trainer can anneal it from 0 to
+1 over the first epochs ("KL warm-up", Bowman et al. 2016; Sønderby et al. 2016) so the
+decoder learns to use ``z`` before the KL term pulls the posterior to the prior.
+
+Likelihoods:
+* ``"bernoulli"``: ``p(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i))``, recon = BCE-with-logits
+  summed over features. Right for binary data and usable for data scaled to [0, 1]
+  (then it is the continuous cross-entropy, not a normalised density).
+* ``"gaussian"``: ``p(x|z) = N(x; mu_dec, gaussian_sigma^2 I)`` with a fixed sigma, recon =
+  ``sum_i (x_i - mu_i)^2 / (2 sigma^2)`` (constant dropped).
+
+Conditional VAE (Sohn et al., NeurIPS 2015): with ``n_classes > 0`` the one-hot label is
+concatenated to the encoder input and to ``z`` before decoding, so ``sample(n, y=c)`` draws
+from ``p(x | z, c)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ._common import LabelsLike, check_labels, eval_mode, model_device, one_hot, sample_labels
+
+Likelihood = Literal["bernoulli", "gaussian"]
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """Per-sample ``KL(N(mu, diag(exp(logvar))) || N(0, I))`` in closed form:
+    ``-1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))`` (Kingma & Welling 2014, App. B).
+    Returns shape ``(batch,)``."""
+    return -0.5 * torch.sum(1.0 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+
+
+def reparameterise(mu: Tensor, logvar: Tensor) -> Tensor:
+    """``z = mu + sigma * eps`` with ``sigma = exp(logvar / 2)``, ``eps ~ N(0, I)``."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class VAE(nn.Module):
+    """Base class: the ELBO, sampling and the training step; subclasses define the networks.
+
+    Subclasses implement ``encode(x, c) -> (mu, logvar)`` and ``decode(z, c) -> raw output``
+    (logits for Bernoulli, means for Gaussian), where ``c`` is the one-hot label or None.
+    """
+
+    default_lr: float = 1e-3
+    default_betas: tuple[float, float] = (0.9, 0.999)
+
+    def __init__(self, latent_dim: int, likelihood: Likelihood, n_classes: int, gaussian_sigma: float = 1.0):
+        super().__init__()
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
+        self.latent_dim = int(latent_dim)
+        self.likelihood: Likelihood = likelihood
+        self.n_classes = int(n_classes)
+        self.gaussian_sigma = float(gaussian_sigma)
+
+    # -- to be provided by subclasses -------------------------------------------------------
+    def encode(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, z: Tensor, c: Tensor | None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    def _cond(self, y: Tensor | None) -> Tensor | None:
+        check_labels(y, self.n_classes)
+        return None if y is None else one_hot(y, self.n_classes)
+
+    def reconstruction_nll(self, out: Tensor, x: Tensor) -> Tensor:
+        """Per-sample ``-log p(x|z)`` summed over features (see module docstring)."""
+        if self.likelihood == "bernoulli":
+            nll = nn.functional.binary_cross_entropy_with_logits(out, x, reduction="none")
+        else:
+            nll = (x - out).pow(2) / (2.0 * self.gaussian_sigma**2)
+        return nll.flatten(1).sum(dim=1)
+
+    def mean_from_output(self, out: Tensor) -> Tensor:
+        """Decoder mean in data space: ``sigmoid(logits)`` (Bernoulli) or the mean (Gaussian)."""
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def loss(self, x: Tensor, y: Tensor | None = None, kl_weight: float = 1.0) -> dict[str, Tensor]:
+        """Negative ELBO on a batch: ``{"loss", "recon", "kl"}``, each averaged over the batch;
+        ``loss = recon + kl_weight * kl`` (``kl_weight`` = beta of the warm-up, 1 = true ELBO)."""
+        c = self._cond(y)
+        mu, logvar = self.encode(x, c)
+        z = reparameterise(mu, logvar)
+        recon = self.reconstruction_nll(self.decode(z, c), x).mean()
+        kl = gaussian_kl(mu, logvar).mean()
+        return {"loss": recon + kl_weight * kl, "recon": recon, "kl": kl}
+
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Decoder mean at the posterior mean ``z = mu(x)`` (no sampling noise)."""
+        with eval_mode(self):
+            c = self._cond(y)
+            mu, _ = self.encode(x, c)
+            return self.mean_from_output(self.decode(mu, c))
+
+    def sample(self, n: int, y: LabelsLike = None, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``z ~ N(0, I)`` and return the decoder MEAN in data space (probabilities for the
+        Bernoulli likelihood). ``y``: None, one class, or ``n`` labels (conditional models)."""
+        device = model_device(self)
+        labels = sample_labels(n, y, self.n_classes, device)
+        with eval_mode(self):
+            z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+            c = None if labels is None else one_hot(labels, self.n_classes)
+            return self.mean_from_output(self.decode(z, c))
+
+    def sample_binary(self, n: int, y: LabelsLike = None, generator: torch.Generator | None = None) -> Tensor:
+        """Binary samples: ``x_i ~ Bernoulli(p_i)`` with ``p`` = ``sample(...)`` (Bernoulli
+        likelihood only). Both the latent and the Bernoulli draws use ``generator``."""
+        if self.likelihood != "bernoulli":
+            raise ValueError("sample_binary needs likelihood='bernoulli'")
+        p = self.sample(n, y, generator=generator)
+        return torch.bernoulli(p, generator=generator)
+
+    # -- trainer protocol (see generative.training.fit) --------------------------------------
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        return {"vae": torch.optim.Adam(self.parameters(), lr=lr, betas=betas)}
+
+    def train_step(
+        self, x: Tensor, y: Tensor | None, optimizers: dict[str, torch.optim.Optimizer], kl_weight: float = 1.0
+    ) -> dict[str, float]:
+        opt = optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        out = self.loss(x, y, kl_weight=kl_weight)
+        out["loss"].backward()
+        opt.step()
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    @torch.no_grad()
+    def elbo(self, x: Tensor, y: Tensor | None = None) -> float:
+        """Mean negative ELBO (``recon + KL``, beta = 1) over ``x`` in eval mode: one posterior
+        draw per row, so a noisy but unbiased estimate. Lower is better."""
+        with eval_mode(self):
+            return float(self.loss(x, y)["loss"])
+
+
+def _mlp(sizes: Sequence[int]) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return layers
+
+
+class MLPVAE(VAE):
+    """VAE with fully connected encoder/decoder for flat vectors (e.g. binary profiles).
+
+    Encoder: ``[x, onehot(y)] -> hidden... -> (mu, logvar)``; decoder:
+    ``[z, onehot(y)] -> reversed hidden... -> input_dim`` outputs (logits or means).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        latent_dim: int = 16,
+        hidden: Sequence[int] = (256, 128),
+        likelihood: Likelihood = "bernoulli",
+        n_classes: int = 0,
+        gaussian_sigma: float = 1.0,
+    ):
+        super().__init__(latent_dim, likelihood, n_classes, gaussian_sigma)
+        self.input_dim = int(input_dim)
+        hidden = tuple(int(h) for h in hidden)
+        k = self.n_classes
+        self.encoder = nn.Sequential(*_mlp((input_dim + k, *hidden)))
+        last = hidden[-1] if hidden else input_dim + k
+        self.to_mu = nn.Linear(last, latent_dim)
+        self.to_logvar = nn.Linear(last, latent_dim)
+        dec_sizes = (latent_dim + k, *reversed(hidden))
+        self.decoder = nn.Sequential(*_mlp(dec_sizes), nn.Linear(dec_sizes[-1], input_dim))
+
+    def encode(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
+        h = self.encoder(x if c is None else torch.cat([x, c], dim=1))
+        return self.to_mu(h), self.to_logvar(h)
+
+    def decode(self, z: Tensor, c: Tensor | None) -> Tensor:
+        return self.decoder(z if c is None else torch.cat([z, c], dim=1))
+
+
+class ConvVAE(VAE):
+    """Convolutional VAE for ``1 x H x W`` images with H, W divisible by 4 (8x8 digits).
+
+    Encoder: two stride-2 4x4 convolutions (``H -> H/2 -> H/4``, ReLU), flatten, concatenate the
+    one-hot label, linear to ``(mu, logvar)``. Decoder: linear from ``[z, onehot(y)]`` to a
+    ``channels[1] x H/4 x W/4`` map, then two stride-2 transposed convolutions back to
+    ``1 x H x W`` (logits for Bernoulli, means for Gaussian).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 8,
+        latent_dim: int = 16,
+        channels: Sequence[int] = (32, 64),
+        likelihood: Likelihood = "bernoulli",
+        n_classes: int = 0,
+        gaussian_sigma: float = 1.0,
+    ):
+        super().__init__(latent_dim, likelihood, n_classes, gaussian_sigma)
+        if image_size % 4:
+            raise ValueError("image_size must be divisible by 4")
+        c1, c2 = (int(c) for c in channels)
+        self.image_size = int(image_size)
+        s = image_size // 4
+        self._map = (c2, s, s)
+        flat = c2 * s * s
+        k = self.n_classes
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.to_mu = nn.Linear(flat + k, latent_dim)
+        self.to_logvar = nn.Linear(flat + k, latent_dim)
+        self.from_z = nn.Sequential(nn.Linear(latent_dim + k, flat), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(c1, 1, 4, 2, 1),
+        )
+
+    def encode(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
+        h = self.encoder(x)
+        if c is not None:
+            h = torch.cat([h, c], dim=1)
+        return self.to_mu(h), self.to_logvar(h)
+
+    def decode(self, z: Tensor, c: Tensor | None) -> Tensor:
+        h = self.from_z(z if c is None else torch.cat([z, c], dim=1))
+        return self.decoder(h.view(-1, *self._map))
