@@ -137,6 +137,7 @@ def score_bots(
         timings["model_score"] = time.perf_counter() - t
         log.event("scored", users=int(prob.size), flagged=int(flagged.sum()), threshold=model.threshold, seconds=round(timings["model_score"], 2))
 
+        del explain, inputs  # the bot model's inputs are not needed any more: free them before anomaly scoring
         anomaly = None
         if with_anomalies:
             t = time.perf_counter()
