@@ -17,7 +17,9 @@ For ``image_size = 8`` with ``base = b`` channels:
 G: ``z (1x1) -> 2b x 2x2 -> b x 4x4 -> 1 x 8x8``; D: ``1 x 8x8 -> b x 4x4 -> 2b x 2x2 -> 1x1``.
 Conditional variant (``n_classes > 0``): the one-hot label is appended to ``z`` as extra input
 channels of G and broadcast to ``n_classes`` constant HxW planes appended to D's input.
-Training uses the alternating, non-saturating step of :mod:`generative.adversarial`.
+Training uses the alternating, non-saturating step of :mod:`generative.adversarial`;
+``ema_decay`` (e.g. 0.999) keeps an exponential moving average of the generator weights that
+``sample`` then uses (Yazici et al. 2019; see that module).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class DCGAN(AdversarialModel):
     :func:`to_unit_interval` for [0, 1].
     """
 
-    def __init__(self, image_size: int = 8, latent_dim: int = 32, base: int = 64, n_classes: int = 0):
+    def __init__(self, image_size: int = 8, latent_dim: int = 32, base: int = 64, n_classes: int = 0,
+                 ema_decay: float | None = None):
         super().__init__()
         steps = int(round(math.log2(image_size))) - 1
         if image_size < 4 or 2 ** (steps + 1) != image_size:
@@ -84,10 +87,11 @@ class DCGAN(AdversarialModel):
         d += [nn.Conv2d(chans[-1], 1, 2, 1, 0, bias=False)]
         self.discriminator = nn.Sequential(*d)
         self.apply(dcgan_init)
+        self._init_ema(ema_decay)
 
-    def generator_forward(self, z: Tensor, c: Tensor | None) -> Tensor:
+    def generator_forward(self, z: Tensor, c: Tensor | None, ema: bool = False) -> Tensor:
         h = z if c is None else torch.cat([z, c], dim=1)
-        return self.generator(h[:, :, None, None])
+        return self._generator_net(ema)(h[:, :, None, None])
 
     def discriminator_forward(self, x: Tensor, c: Tensor | None) -> Tensor:
         if x.dim() == 2:

@@ -27,6 +27,7 @@ class GAN(AdversarialModel):
     activation: ``"sigmoid"`` for data in [0, 1] (binary rows: the output is read as a
     Bernoulli probability), ``"tanh"`` for [-1, 1], ``"linear"`` for unbounded data.
     D: ``[x, onehot(y)] -> hidden (Linear, LeakyReLU(0.2))... -> 1 logit``.
+    ``ema_decay``: optional generator weight averaging (see :mod:`generative.adversarial`).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class GAN(AdversarialModel):
         hidden: Sequence[int] = (256, 256),
         n_classes: int = 0,
         output: Output = "sigmoid",
+        ema_decay: float | None = None,
     ):
         super().__init__()
         if output not in ("sigmoid", "tanh", "linear"):
@@ -61,16 +63,18 @@ class GAN(AdversarialModel):
             prev = h
         d.append(nn.Linear(prev, 1))
         self.discriminator = nn.Sequential(*d)
+        self._init_ema(ema_decay)
 
-    def generator_forward(self, z: Tensor, c: Tensor | None) -> Tensor:
-        return self.generator(z if c is None else torch.cat([z, c], dim=1))
+    def generator_forward(self, z: Tensor, c: Tensor | None, ema: bool = False) -> Tensor:
+        return self._generator_net(ema)(z if c is None else torch.cat([z, c], dim=1))
 
     def discriminator_forward(self, x: Tensor, c: Tensor | None) -> Tensor:
         return self.discriminator(x if c is None else torch.cat([x, c], dim=1)).squeeze(1)
 
-    def sample_binary(self, n: int, y: LabelsLike = None, generator: torch.Generator | None = None) -> Tensor:
+    def sample_binary(self, n: int, y: LabelsLike = None, generator: torch.Generator | None = None,
+                      ema: bool | None = None) -> Tensor:
         """Binary rows: ``x_i ~ Bernoulli(G(z)_i)`` (``output="sigmoid"`` only; the generator's
         output is read as per-feature probabilities, like the VAE's decoder mean)."""
         if self.output != "sigmoid":
             raise ValueError("sample_binary needs output='sigmoid'")
-        return torch.bernoulli(self.sample(n, y, generator=generator), generator=generator)
+        return torch.bernoulli(self.sample(n, y, generator=generator, ema=ema), generator=generator)

@@ -180,19 +180,101 @@ def test_conditional_dcgan_shapes() -> None:
     assert {"d_loss", "g_loss"} <= set(hist)
 
 
+def test_generator_ema_is_an_average_and_is_what_sample_uses() -> None:
+    real = ring_of_gaussians(400, seed=0)
+    torch.manual_seed(0)
+    gan = DCGAN(image_size=4, latent_dim=4, base=8, ema_decay=0.99)
+    x = np.tile(real[:, :1], (1, 16)).reshape(-1, 1, 4, 4) / 3.0
+    live0 = [p.clone() for p in gan.generator.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(live0, gan.generator_ema.parameters()))
+    assert not any(p.requires_grad for p in gan.generator_ema.parameters())
+    fit(gan, x, epochs=3, batch_size=50, seed=0, progress=False)
+    assert int(gan.ema_updates) == 3 * 8
+    assert all(not p.requires_grad for p in gan.generator_ema.parameters())
+    diffs = [float((a - b).detach().abs().max()) for a, b in zip(gan.generator.parameters(), gan.generator_ema.parameters())]
+    assert max(diffs) > 1e-4  # the shadow lags behind the live weights ...
+    for be, b in zip(gan.generator_ema.buffers(), gan.generator.buffers()):
+        assert torch.equal(be, b)  # ... while BN running statistics are copied
+    # sample() uses the shadow generator by default; ema=False the live one
+    s_default = gan.sample(16, generator=torch.Generator().manual_seed(1))
+    s_ema = gan.sample(16, generator=torch.Generator().manual_seed(1), ema=True)
+    s_live = gan.sample(16, generator=torch.Generator().manual_seed(1), ema=False)
+    z = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    gan.eval()
+    with torch.no_grad():
+        direct = gan.generator_ema(z[:, :, None, None])
+    assert torch.equal(s_default, s_ema) and torch.allclose(s_ema, direct)
+    assert not torch.allclose(s_ema, s_live)
+    plain = DCGAN(image_size=4, latent_dim=4, base=8)
+    assert plain.generator_ema is None and "ema_updates" not in plain.state_dict()
+    with pytest.raises(ValueError):
+        plain.sample(2, ema=True)
+
+
+def test_vae_mixture_prior_matches_training_codes_and_round_trips() -> None:
+    # data on a curved 1-d manifold: N(0, I) latents decode off it, mixture latents stay on it
+    rng = np.random.default_rng(0)
+    t = rng.uniform(-np.pi, np.pi, 1200)
+    data = np.c_[np.cos(t), np.sin(t), 0.5 * np.cos(2 * t), 0.5 * np.sin(2 * t)] + rng.normal(0, 0.02, (1200, 4))
+    train, held = data[:800], data[800:]
+    torch.manual_seed(0)
+    vae = MLPVAE(4, latent_dim=2, hidden=(64, 64), likelihood="gaussian", gaussian_sigma=0.05)
+    fit(vae, train, epochs=40, batch_size=64, seed=0, kl_warmup_epochs=5, progress=False)
+    assert not vae.has_latent_prior
+    info = vae.fit_latent_prior(train, components=5, seed=0)
+    assert info["components"] == [5] and vae.has_latent_prior
+    codes = vae.encode_mean(train).double()
+    w = vae.latent_prior_weights[0].double()
+    mu = vae.latent_prior_means[0].double()
+    cov = vae.latent_prior_scale_tril[0].double() @ vae.latent_prior_scale_tril[0].double().transpose(1, 2)
+    mix_mean = (w[:, None] * mu).sum(0)
+    mix_cov = (w[:, None, None] * (cov + mu[:, :, None] * mu[:, None, :])).sum(0) - torch.outer(mix_mean, mix_mean)
+    assert torch.allclose(mix_mean, codes.mean(0), atol=1e-3)
+    assert torch.allclose(mix_cov, torch.cov(codes.T), atol=1e-2 * float(torch.cov(codes.T).abs().max()))
+    g = torch.Generator().manual_seed(5)
+    z = vae.sample_latent(20000, generator=g, prior="mixture").double()
+    assert torch.allclose(z.mean(0), codes.mean(0), atol=0.05 * float(codes.std()))
+    std = precision_recall(held, vae.sample(400, generator=torch.Generator().manual_seed(1), prior="standard").numpy())
+    mix = precision_recall(held, vae.sample(400, generator=torch.Generator().manual_seed(1)).numpy())  # default: mixture
+    assert mix.precision > std.precision and mix.precision + mix.recall > std.precision + std.recall, (std, mix)
+    # the mixture is part of the state dict: a fresh model gets it from load_state_dict
+    fresh = MLPVAE(4, latent_dim=2, hidden=(64, 64), likelihood="gaussian", gaussian_sigma=0.05)
+    fresh.load_state_dict(vae.state_dict())
+    a = fresh.sample(8, generator=torch.Generator().manual_seed(2))
+    b = vae.sample(8, generator=torch.Generator().manual_seed(2))
+    assert fresh.has_latent_prior and torch.equal(a, b)
+
+
+def test_conditional_vae_mixture_prior_is_per_class() -> None:
+    x, y = two_class_binary(300, 12, seed=4)
+    torch.manual_seed(0)
+    vae = MLPVAE(12, latent_dim=3, hidden=(32,), n_classes=2)
+    fit(vae, x, y, epochs=5, batch_size=32, seed=0, progress=False)
+    with pytest.raises(ValueError):
+        vae.fit_latent_prior(x)  # conditional: labels required
+    info = vae.fit_latent_prior(x, y, components="bic", seed=0, candidates=(1, 2, 3))
+    assert len(info["components"]) == 2 and vae.latent_prior_means.shape[:1] == (2,)
+    for c in (0, 1):
+        codes = vae.encode_mean(x[y == c], y[y == c])
+        z = vae.sample_latent(5000, torch.full((5000,), c), generator=torch.Generator().manual_seed(c), prior="mixture")
+        assert torch.allclose(z.mean(0), codes.mean(0), atol=0.1 * float(codes.std()) + 0.02)
+    assert vae.sample(10, y=1).shape == (10, 12)
+
+
 # ----------------------------------------------------------------------------------- trainer
 class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("kind", ["vae", "gan"])
+@pytest.mark.parametrize("kind", ["vae", "gan", "gan-ema"])
 def test_checkpoint_resume_equals_uninterrupted_run(tmp_path: Path, kind: str) -> None:
     x, y = two_class_binary(200, 12, seed=3)
 
     def make() -> nn.Module:
         torch.manual_seed(123)
-        return MLPVAE(12, latent_dim=3, hidden=(16,), n_classes=2) if kind == "vae" else \
-            GAN(12, latent_dim=4, hidden=(16, 16), n_classes=2)
+        if kind == "vae":
+            return MLPVAE(12, latent_dim=3, hidden=(16,), n_classes=2)
+        return GAN(12, latent_dim=4, hidden=(16, 16), n_classes=2, ema_decay=0.9 if kind == "gan-ema" else None)
 
     kw = dict(epochs=5, batch_size=32, seed=7, kl_warmup_epochs=3, progress=False)
     full = make()
@@ -219,6 +301,8 @@ def test_checkpoint_resume_equals_uninterrupted_run(tmp_path: Path, kind: str) -
     assert sf.keys() == sr.keys()
     for k in sf:
         assert torch.equal(sf[k], sr[k]), k
+    if kind == "gan-ema":
+        assert any(k.startswith("generator_ema.") for k in sf) and int(sf["ema_updates"]) == 5 * (200 // 32)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 5 and set(ckpt) >= {"model", "optimizers", "history", "torch_rng", "numpy_rng"}
 
