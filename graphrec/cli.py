@@ -324,7 +324,7 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt
 @click.option("--target-precision", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="The flagging threshold is the lowest whose out-of-fold precision reaches this.")
 @click.option("--positive-label", default="bot", show_default=True, help="Label that marks a bot; any other label is a non-bot.")
-@click.option("--augment", type=click.Choice(["vae", "gan"]), help="Add class-conditional synthetic examples of the scarce class while training.")
+@click.option("--augment", type=click.Choice(["vae", "gan", "copy"]), help="Add synthetic examples of the scarce class while training (vae, gan: class-conditional profiles; copy: the no-generator ablation).")
 @click.option("--include-synthetic", is_flag=True, help="Also learn from labels of synthetic users in the store.")
 @FORMAT
 @click.pass_context

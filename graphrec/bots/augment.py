@@ -11,6 +11,10 @@ both classes have as many labelled examples, for training only:
   copies a random real example of its class -- its degree and a random set of that many of its
   friends -- so it sits where real examples of its class sit in the graph.
 
+``kind="copy"`` is the ablation without a generator: each synthetic example also takes the profile
+of the real example it copies (plain graph oversampling), which separates what the generator adds
+from what the copied neighbourhoods add.
+
 The synthetic nodes train every cross-fitting fold but are never held out
 (:func:`graphrec.bots.train.train_bot_detector` with ``n_real``), so calibration, the threshold and
 the reported out-of-fold metrics are those of real users. Nothing is written to the store. Whether
@@ -40,7 +44,8 @@ class AugmentedGraph:
 
 def augment_training_graph(indptr: np.ndarray, indices: np.ndarray, features: np.ndarray, labelled: np.ndarray, is_bot: np.ndarray, *,
                            kind: str, seed: int = 0, epochs: int | None = None, threads: int | None = None) -> AugmentedGraph:
-    """Balance the labelled classes with synthetic examples of the scarcer one (see module docs)."""
+    """Balance the labelled classes with synthetic examples of the scarcer one (see module docs);
+    ``kind``: ``vae``, ``gan`` or ``copy`` (the no-generator ablation)."""
     from graphrec.linkpred.graph import csr_from_edges
     from graphrec.synth.profiles import fit_profile_generator
 
@@ -54,18 +59,22 @@ def augment_training_graph(indptr: np.ndarray, indices: np.ndarray, features: np
     scarce = labelled[is_bot == scarce_is_bot]
     if add == 0 or scarce.size == 0:
         return AugmentedGraph(indptr, indices, features, labelled, is_bot, n, 0, "bot" if scarce_is_bot else "human")
-    classes = np.full(n, 2, dtype=np.int64)  # 0 bot, 1 human, 2 unlabelled
-    classes[labelled[is_bot]] = 0
-    classes[labelled[~is_bot]] = 1
-    gen = fit_profile_generator(features, kind=kind, classes=classes, class_names=["bot", "human", "unlabelled"], epochs=epochs,
-                                seed=seed, threads=threads)
     name = "bot" if scarce_is_bot else "human"
-    profiles = gen.sample(add, label=name, seed=seed)
+    models = rng.choice(scarce, size=add)
+    if kind == "copy":
+        profiles = np.asarray(features, dtype=np.float32)[models]
+    else:
+        classes = np.full(n, 2, dtype=np.int64)  # 0 bot, 1 human, 2 unlabelled
+        classes[labelled[is_bot]] = 0
+        classes[labelled[~is_bot]] = 1
+        gen = fit_profile_generator(features, kind=kind, classes=classes, class_names=["bot", "human", "unlabelled"], epochs=epochs,
+                                    seed=seed, threads=threads)
+        profiles = gen.sample(add, label=name, seed=seed)
 
     deg = np.diff(indptr)
     new_edges = []
     for s in range(add):
-        model = int(rng.choice(scarce))
+        model = int(models[s])
         friends = indices[indptr[model] : indptr[model + 1]]
         if friends.size == 0:
             friends = np.array([model])

@@ -6,6 +6,13 @@ Bernoulli likelihood / a sigmoid generator and are sampled as Bernoulli draws; o
 standardised per column, modelled with a Gaussian likelihood / linear generator and mapped back.
 With ``classes`` the model is class-conditional (one-hot label into encoder, decoder and
 discriminator), so ``sample(n, label=c)`` draws profiles of class ``c``.
+
+An unconditional VAE samples its latent codes from an ex-post Gaussian mixture fitted to the
+training rows' posterior means (Ghosh et al., ICLR 2020; size chosen by BIC on those codes), not
+from N(0, I): the aggregate posterior of a trained VAE is far from its prior, and decoding prior
+draws gives visibly less realistic profiles (``benchmarks/bench_synth_profiles.py`` reports both).
+Conditional models sample from the prior (a per-class mixture over a handful of labelled rows
+would only replay them).
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ class ProfileGenerator:
     class_names: list[str] = field(default_factory=list)
     history: dict[str, list[float]] = field(default_factory=dict)
 
-    def sample(self, n: int, *, label: str | None = None, seed: int = 0) -> np.ndarray:
-        """``float32[n, d]`` synthetic feature rows (of class ``label`` for a conditional model)."""
+    def sample(self, n: int, *, label: str | None = None, seed: int = 0, prior: str | None = None) -> np.ndarray:
+        """``float32[n, d]`` synthetic feature rows (of class ``label`` for a conditional model).
+        ``prior`` (VAE only): ``"standard"`` or ``"mixture"``; default: the mixture when fitted."""
         import torch
 
         y = None
@@ -42,11 +50,12 @@ class ProfileGenerator:
         elif self.class_names:
             raise ValueError(f"this profile model is conditional: pass label= one of {self.class_names}")
         gen = torch.Generator().manual_seed(seed)
+        extra = {"prior": prior} if self.kind == "vae" else {}
         with torch.no_grad():
             if self.binary:
-                out = self.model.sample_binary(n, y, generator=gen)
+                out = self.model.sample_binary(n, y, generator=gen, **extra)
             else:
-                out = self.model.sample(n, y, generator=gen)
+                out = self.model.sample(n, y, generator=gen, **extra)
         x = out.detach().cpu().numpy().astype(np.float32)
         return x if self.binary else (x * self.std + self.mean).astype(np.float32)
 
@@ -87,13 +96,16 @@ def fit_profile_generator(
     torch.manual_seed(seed)
     d = x.shape[1]
     if kind == "vae":
-        model = generative.MLPVAE(d, latent_dim=32, hidden=(256, 128), likelihood="bernoulli" if binary else "gaussian", n_classes=n_classes)
-        epochs = 60 if epochs is None else epochs
-        history = generative.fit(model, data, classes, epochs=epochs, batch_size=128, seed=seed, threads=threads,
-                                 kl_warmup_epochs=min(10, epochs // 3), progress=None)
+        model = generative.MLPVAE(d, latent_dim=32, hidden=(512, 256), likelihood="bernoulli" if binary else "gaussian", n_classes=n_classes)
+        epochs = 100 if epochs is None else epochs
+        history = generative.fit(model, data, classes, epochs=epochs, batch_size=64, seed=seed, threads=threads,
+                                 kl_warmup_epochs=min(20, epochs // 3), progress=None)
+        if n_classes == 0:
+            model.fit_latent_prior(data, components="bic", candidates=(5, 10, 20, 50), seed=seed)
     else:
-        model = generative.GAN(d, latent_dim=64, hidden=(256, 256), n_classes=n_classes, output="sigmoid" if binary else "linear")
-        epochs = 150 if epochs is None else epochs
+        model = generative.GAN(d, latent_dim=64, hidden=(256, 256), n_classes=n_classes, output="sigmoid" if binary else "linear",
+                               ema_decay=0.999)
+        epochs = 100 if epochs is None else epochs
         history = generative.fit(model, data, classes, epochs=epochs, batch_size=128, seed=seed, threads=threads, progress=None)
     model.eval()
     return ProfileGenerator(kind, model, binary, mean, std, names if n_classes else [], dict(history))
