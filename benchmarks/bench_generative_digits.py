@@ -22,6 +22,20 @@ one-sided Mann-Whitney p that samples sit closer) follows.
 
     python benchmarks/bench_generative_digits.py --seeds 0,1,2 --threads 1 --out /tmp/gen-bench
 
+LATEST (2026-11-28 ~01:45-01:55 UTC, same machine, 1 torch thread, beside other jobs): the
+defaults are now DCGAN 500 epochs (was 350) and VAE 500 epochs (was 300), i.e. more of the
+3-minute budget; each was run once on seeds 0, 1, 2 (``--models dcgan --dcgan-epochs 500`` and
+``--models vae --vae-epochs 500``) and adopted because it improved every seed::
+
+    seed  dcgan-ema P/R (s)        vae-mixture P/R (s)
+       0  0.856 / 0.693 (149)  PASS   0.881 / 0.661 (69)  PASS
+       1  0.846 / 0.748 (174)  PASS   0.907 / 0.648 (65)  PASS
+       2  0.798 / 0.722 (156)  MISS   0.880 / 0.620 (55)  PASS
+
+dcgan-live (no EMA): 0.824/0.724, 0.802/0.763, 0.783/0.757. Every class >= 7.4% of the samples;
+no exact copies; DCR p ~ 1. The DCGAN misses precision on seed 2 by 0.002. The tables below are
+the earlier (350 / 300-epoch) runs.
+
 BEFORE (commit 414a3fe; no EMA, VAE sigma 0.15, N(0, I) latents only):
 
     seed  dcgan prec/recall   vae-mean (sigma 0.15, N(0,I)) prec/recall
@@ -107,7 +121,7 @@ P_BAR, R_BAR, MODE_BAR, TIME_BAR = 0.80, 0.60, 0.05, 180.0
 
 # Hyper-parameters (the same for every seed).
 DCGAN_CFG = dict(latent_dim=32, base=32, ema_decay=0.999)
-DCGAN_FIT = dict(epochs=350, batch_size=64, lr=2e-4, betas=(0.5, 0.999))
+DCGAN_FIT = dict(epochs=500, batch_size=64, lr=2e-4, betas=(0.5, 0.999))
 # Gaussian likelihood with a fixed sigma of 0.15 (a tenth of the pixel range): with the Bernoulli
 # likelihood on grey-level [0, 1] pixels the KL collapsed to ~3.6 nats and the decoder means were
 # near-identical blurs (seed 0: precision 0.99, recall 0.01).
@@ -117,7 +131,7 @@ DCGAN_FIT = dict(epochs=350, batch_size=64, lr=2e-4, betas=(0.5, 0.999))
 VAE_CFG = dict(latent_dim=16, channels=(32, 64), likelihood="gaussian", gaussian_sigma=0.03)
 # Ex-post Gaussian mixture on the training codes: number of components by BIC on those codes.
 VAE_MIXTURE_COMPONENTS = "bic"
-VAE_FIT = dict(epochs=300, batch_size=64, lr=1e-3, kl_warmup_epochs=20)
+VAE_FIT = dict(epochs=500, batch_size=64, lr=1e-3, kl_warmup_epochs=20)
 
 
 def class_shares(clf: LogisticRegression, x: np.ndarray) -> np.ndarray:
