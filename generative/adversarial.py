@@ -35,6 +35,7 @@ one).
 from __future__ import annotations
 
 import copy
+from abc import ABCMeta, abstractmethod
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +43,7 @@ from torch import Tensor, nn
 from ._common import LabelsLike, check_labels, eval_mode, model_device, one_hot, sample_labels
 
 
-class AdversarialModel(nn.Module):
+class AdversarialModel(nn.Module, metaclass=ABCMeta):
     """Base for GANs: subclasses define ``generator_forward(z, c)`` (data space) and
     ``discriminator_forward(x, c)`` (one logit per row), and attributes ``generator``,
     ``discriminator`` (the two parameter sets) and ``latent_dim``, ``n_classes``."""
@@ -55,9 +56,9 @@ class AdversarialModel(nn.Module):
     discriminator: nn.Module
     ema_decay: float = 0.0  # set by _init_ema, with the instance attribute ``generator_ema``
 
-    def generator_forward(self, z: Tensor, c: Tensor | None, ema: bool = False) -> Tensor:  # pragma: no cover
+    @abstractmethod
+    def generator_forward(self, z: Tensor, c: Tensor | None, ema: bool = False) -> Tensor:
         """``G(z, c)``; with ``ema=True`` the shadow (weight-averaged) generator."""
-        raise NotImplementedError
 
     def _generator_net(self, ema: bool) -> nn.Module:
         if ema:
@@ -97,8 +98,9 @@ class AdversarialModel(nn.Module):
             be.copy_(b)
         self.ema_updates += 1
 
-    def discriminator_forward(self, x: Tensor, c: Tensor | None) -> Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def discriminator_forward(self, x: Tensor, c: Tensor | None) -> Tensor:
+        """One logit per row of ``x``."""
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latent prior ``z ~ N(0, I)``, shape ``(n, latent_dim)``."""

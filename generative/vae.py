@@ -44,6 +44,8 @@ explicitly.
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -70,7 +72,7 @@ def reparameterise(mu: Tensor, logvar: Tensor) -> Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
-class VAE(nn.Module):
+class VAE(nn.Module, metaclass=ABCMeta):
     """Base class: the ELBO, sampling and the training step; subclasses define the networks.
 
     Subclasses implement ``encode(x, c) -> (mu, logvar)`` and ``decode(z, c) -> raw output``
@@ -92,11 +94,13 @@ class VAE(nn.Module):
             self.register_buffer(key, None)
 
     # -- to be provided by subclasses -------------------------------------------------------
-    def encode(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def encode(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(mu, logvar)`` of ``q(z | x, c)``."""
 
-    def decode(self, z: Tensor, c: Tensor | None) -> Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def decode(self, z: Tensor, c: Tensor | None) -> Tensor:
+        """Raw decoder output: logits (Bernoulli) or means (Gaussian)."""
 
     # -- shared ------------------------------------------------------------------------------
     def _cond(self, y: Tensor | None) -> Tensor | None:
