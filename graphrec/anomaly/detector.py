@@ -192,14 +192,14 @@ class AnomalyDetector(ABC):
             raise RuntimeError("call decision_function (or fit) before explain")
         graph, parts = self._last
         nodes = np.asarray(nodes, dtype=np.int64)
-        errs, expected, names = self._feature_errors(graph, nodes)
+        errs, expected, observed, names = self._feature_errors(graph, nodes)
         out = []
         for row, i in enumerate(nodes.tolist()):
             info: dict[str, Any] = {"score": round(float(parts["score"][i]), 4), "friends": int(graph.degrees[i])}
             info.update(self._explain_views(graph, parts, i))
             top = np.argsort(-errs[row], kind="stable")[:top_features]
             info["features"] = [
-                {"feature": names[j], "value": round(float(self._observed(graph, i, j)), 4), "expected": round(float(expected[row, j]), 4),
+                {"feature": names[j], "value": round(float(observed[row, j]), 4), "expected": round(float(expected[row, j]), 4),
                  "error": round(float(errs[row, j]), 4)}
                 for j in top.tolist() if errs[row, j] > 0
             ]
@@ -215,11 +215,9 @@ class AnomalyDetector(ABC):
         """Must return at least ``{"score": float64[n]}``."""
 
     @abstractmethod
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """``(error[len(nodes), d'], expected[len(nodes), d'], column names)``."""
-
-    def _observed(self, graph: AttributedGraph, node: int, column: int) -> float:
-        return float(graph.features[node, column])
+    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """``(error, expected, observed, column names)``, the arrays ``[len(nodes), d']``;
+        ``expected`` and ``observed`` in the columns' own units."""
 
     def _explain_views(self, graph: AttributedGraph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
         return {}
@@ -388,18 +386,12 @@ class FeatureAEDetector(AnomalyDetector):
         err, _ = reconstruction_errors(self.model_, x, x, binary=False)
         return {"score": err.sum(axis=1).astype(np.float64)}
 
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        x, names = self._table(graph)
-        err, pred = reconstruction_errors(self.model_, x[nodes], x[nodes], binary=False)
+    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        table, names = graph.node_table(self.seed)
         assert self.scaler_ is not None
-        return err, self.scaler_.inverse(pred), names
-
-    def _observed(self, graph: AttributedGraph, node: int, column: int) -> float:
-        d = graph.features.shape[1]
-        if column < d:
-            return float(graph.features[node, column])
-        table, _ = graph.node_table(self.seed)
-        return float(table[node, column])
+        x = self.scaler_(table[nodes])
+        err, pred = reconstruction_errors(self.model_, x, x, binary=False)
+        return err, self.scaler_.inverse(pred), table[nodes], names
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), **asdict(self.config)}
@@ -491,25 +483,14 @@ class DominantDetector(AnomalyDetector):
     def _score(self, graph: AttributedGraph) -> dict[str, np.ndarray]:
         import torch
 
-        from graphrec.nn.autoencoders import DominantAutoencoder
-
-        # GCNConv caches the normalised adjacency of the graph it saw: rebuild for a new graph.
-        state = self.model_.state_dict()
         c = self.config
-        model = DominantAutoencoder(self.model_.in_dim, c.hidden, c.layers)
-        model.load_state_dict(state)
-        model.eval()
-        keep, self.model_ = self.model_, model
-        try:
-            x, edge_index, _ = self._tensors(graph)
-            with torch.no_grad():
-                attr, struct, _ = self._errors(graph, x, edge_index, torch.Generator().manual_seed(self.seed))
-        finally:
-            self.model_ = keep
+        x, edge_index, _ = self._tensors(graph)
+        with torch.no_grad():
+            attr, struct, _ = self._errors(graph, x, edge_index, torch.Generator().manual_seed(self.seed))
         a, s = attr.numpy().astype(np.float64), struct.numpy().astype(np.float64)
         return {"score": c.alpha * a + (1 - c.alpha) * s, "attribute": a, "structure": s}
 
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         import torch
 
         x, edge_index, names = self._tensors(graph)
@@ -517,11 +498,7 @@ class DominantDetector(AnomalyDetector):
             x_hat, _ = self.model_(x, edge_index)
         err = ((x_hat - x) ** 2).numpy()[nodes]
         assert self.scaler_ is not None
-        return err, self.scaler_.inverse(x_hat.numpy()[nodes]), names
-
-    def _observed(self, graph: AttributedGraph, node: int, column: int) -> float:
-        table, _ = graph.node_table(self.seed)
-        return float(table[node, column])
+        return err, self.scaler_.inverse(x_hat.numpy()[nodes]), self.scaler_.inverse(x.numpy()[nodes]), names
 
     def _explain_views(self, graph: AttributedGraph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
         a, s = self.config.alpha * parts["attribute"][node], (1 - self.config.alpha) * parts["structure"][node]
@@ -608,13 +585,13 @@ class ContextDetector(AnomalyDetector):
         out.update({f"structure.{k}": v for k, v in parts.items()})
         return out
 
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         context, target = self._io(graph)
         err, pred = reconstruction_errors(self.model_, context[nodes], target[nodes], binary=self.binary_)
         if not self.binary_:
             assert self.scaler_ is not None
             pred = self.scaler_.inverse(pred)
-        return err, pred, list(graph.feature_names)
+        return err, pred, graph.features[nodes], list(graph.feature_names)
 
     def _explain_views(self, graph: AttributedGraph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
         a, s = float(parts["attribute"][node]), float(parts["structure"][node])

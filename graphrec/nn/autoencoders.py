@@ -98,10 +98,11 @@ class DominantAutoencoder(nn.Module):
         from torch_geometric.nn import GCNConv, SGConv
 
         self.in_dim, self.hidden, self.layers = in_dim, hidden, layers
-        self.encoder = nn.ModuleList([GCNConv(in_dim if i == 0 else hidden, hidden, cached=True) for i in range(layers)])
+        self.encoder = nn.ModuleList([GCNConv(in_dim if i == 0 else hidden, hidden) for i in range(layers)])
         # SGConv(K=1) computes the same A_norm H W + b as GCNConv but propagates before the linear
         # map, so the wide output layer passes hidden-wide messages instead of in_dim-wide ones.
-        self.attr_decoder = nn.ModuleList([SGConv(hidden, in_dim if i == layers - 1 else hidden, K=1, cached=True) for i in range(layers)])
+        # No layer caches the normalised adjacency: one model scores any graph it is given.
+        self.attr_decoder = nn.ModuleList([SGConv(hidden, in_dim if i == layers - 1 else hidden, K=1) for i in range(layers)])
         self.dropout = dropout
         self.reset_parameters()
 

@@ -87,7 +87,8 @@ def fit_profile_generator(
         data = x
     else:
         mean = x.mean(axis=0).astype(np.float32)
-        std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0).astype(np.float32)
+        sd = x.std(axis=0)
+        std = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
         data = (x - mean) / std
     names = list(class_names or [])
     n_classes = len(names) if classes is not None else 0
