@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graphrec.anomaly.detector import KINDS  # noqa: E402
-from graphrec.anomaly.evaluate import evaluate_injection  # noqa: E402
-from graphrec.anomaly.inject import community_graph  # noqa: E402
+from graphrec.tasks.anomaly.detector import KINDS  # noqa: E402
+from graphrec.tasks.anomaly.evaluate import evaluate_injection  # noqa: E402
+from graphrec.tasks.anomaly.inject import community_graph  # noqa: E402
 from graphrec.datasets import load_ego_facebook  # noqa: E402
 
 # (graph, cliques, clique size, contextual): the ego-Facebook row is the setting; the

@@ -4,7 +4,7 @@ The bot-injection setting of ``bench_bots_injection.py`` (ego-Facebook + a 400-b
 ``--attack-edges`` attack edges per bot), with only ``--label-fraction`` (1%) of users labelled
 (stratified: 4 bots, 40 non-bots). The same model is trained without augmentation and with
 class-conditional synthetic examples of the scarce class from a VAE and from a GAN
-(:mod:`graphrec.bots.augment`), on the same labels, and scored on every unlabelled user. The
+(:mod:`graphrec.tasks.bots.augment`), on the same labels, and scored on every unlabelled user. The
 ``copy`` row is the ablation without a generator (synthetic examples copy a real example's
 friends *and* profile), so the generator's own contribution shows. ROC-AUC
 and average precision per seed and their mean; the effect is reported whichever way it goes.
@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
-from graphrec.bots.augment import augment_training_graph  # noqa: E402
-from graphrec.bots.inject import inject_bot_region, sample_labels  # noqa: E402
-from graphrec.bots.train import BotTrainConfig, train_bot_detector  # noqa: E402
+from graphrec.tasks.bots.augment import augment_training_graph  # noqa: E402
+from graphrec.tasks.bots.inject import inject_bot_region, sample_labels  # noqa: E402
+from graphrec.tasks.bots.train import BotTrainConfig, train_bot_detector  # noqa: E402
 from graphrec.datasets import load_ego_facebook  # noqa: E402
-from graphrec.linkpred.graph import csr_from_edges  # noqa: E402
+from graphrec.core.graph import csr_from_edges  # noqa: E402
 
 
 def main() -> None:

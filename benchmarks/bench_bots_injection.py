@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graphrec.bots.evaluate import evaluate_bots  # noqa: E402
-from graphrec.bots.inject import inject_bot_region, sample_labels  # noqa: E402
-from graphrec.bots.train import BotTrainConfig  # noqa: E402
+from graphrec.tasks.bots.evaluate import evaluate_bots  # noqa: E402
+from graphrec.tasks.bots.inject import inject_bot_region, sample_labels  # noqa: E402
+from graphrec.tasks.bots.train import BotTrainConfig  # noqa: E402
 from graphrec.datasets import load_ego_facebook  # noqa: E402
-from graphrec.linkpred.graph import csr_from_edges  # noqa: E402
+from graphrec.core.graph import csr_from_edges  # noqa: E402
 
 BARS = {2: 0.99, 10: 0.95}
 

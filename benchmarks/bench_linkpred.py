@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from graphrec.datasets import load_ego_facebook  # noqa: E402
-from graphrec.linkpred.evaluate import evaluate_linkpred  # noqa: E402
-from graphrec.linkpred.profiles import ProfileMatrix  # noqa: E402
-from graphrec.linkpred.train import TrainConfig  # noqa: E402
+from graphrec.tasks.linkpred.evaluate import evaluate_linkpred  # noqa: E402
+from graphrec.tasks.linkpred.profiles import ProfileMatrix  # noqa: E402
+from graphrec.tasks.linkpred.train import TrainConfig  # noqa: E402
 
 
 def quality(seeds: list[int], ablation: bool, threads: int = 2) -> None:
@@ -70,8 +70,8 @@ def quality(seeds: list[int], ablation: bool, threads: int = 2) -> None:
 
 
 def latency() -> None:
-    from graphrec.linkpred.model import fit_and_save
-    from graphrec.recommend import Recommender
+    from graphrec.tasks.linkpred.model import fit_and_save
+    from graphrec.serving.recommend import Recommender
     from graphrec.store.store import GraphStore
 
     print("\n== latency, ego-Facebook, SQLite ==")

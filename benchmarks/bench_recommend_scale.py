@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_import import generate  # noqa: E402
 
-from graphrec.linkpred.model import fit_and_save  # noqa: E402
-from graphrec.linkpred.train import TrainConfig  # noqa: E402
+from graphrec.tasks.linkpred.model import fit_and_save  # noqa: E402
+from graphrec.tasks.linkpred.train import TrainConfig  # noqa: E402
 from graphrec.store.store import GraphStore  # noqa: E402
 
 
@@ -63,8 +63,8 @@ def main() -> None:
     art = fit_and_save(store, cfg)
     print(f"train linkpred ({args.users_per_round} users, {args.epochs} epochs) + FAISS index: {time.perf_counter() - t:.1f} s")
 
-    from graphrec.index import EmbeddingIndex
-    from graphrec.recommend import Recommender
+    from graphrec.core.index import EmbeddingIndex
+    from graphrec.serving.recommend import Recommender
 
     t = time.perf_counter()
     rec = Recommender(store)

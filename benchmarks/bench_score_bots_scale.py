@@ -120,8 +120,8 @@ def main() -> None:
     ap.add_argument("--no-anomaly", action="store_true", help="score bots only (no anomaly model)")
     args = ap.parse_args()
 
-    from graphrec.bots.model import train_from_store
-    from graphrec.bots.train import BotTrainConfig
+    from graphrec.tasks.bots.model import train_from_store
+    from graphrec.tasks.bots.train import BotTrainConfig
 
     t = time.perf_counter()
     ids, pairs, features, is_bot = generate(args.users, args.edges, args.seed)
@@ -144,7 +144,7 @@ def main() -> None:
                     print(f"[{backend}] trained the bot model ({args.folds} folds x {args.epochs} epochs, full batch) in "
                           f"{time.perf_counter() - t:.1f} s; out-of-fold {art.manifest['metrics']['out_of_fold']}")
                     if not args.no_anomaly:
-                        from graphrec.anomaly.model import train_from_store as train_anomaly
+                        from graphrec.tasks.anomaly.model import train_from_store as train_anomaly
 
                         t = time.perf_counter()
                         anomaly_art = train_anomaly(store, seed=args.seed, threads=2)

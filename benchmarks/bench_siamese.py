@@ -9,7 +9,7 @@ precision@10 for the hidden users. Bar: Recall@50 >= 2x the best baseline.
 
 Index (``--skip-index`` to skip): ``--users`` generated profiles (16 continuous columns, the
 generator of ``bench_score_bots_scale.py``), an encoder trained briefly on a sample of their
-friendships, every user embedded and indexed with :class:`graphrec.index.UserIndex` (HNSW above
+friendships, every user embedded and indexed with :class:`graphrec.core.index.UserIndex` (HNSW above
 200,000 users). Reported: build time, process RSS growth, single-query p50/p99 over ``--queries``
 random users, recall@50 against exact inner-product search on the same embeddings (target >= 0.95
 at p50 < 2 ms), and an incremental upsert of 10,000 new users (target < 5 s), then a removal.
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from graphrec.siamese.train import SiameseConfig  # noqa: E402
+from graphrec.tasks.siamese.train import SiameseConfig  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -44,7 +44,7 @@ def rss_mib() -> float:
 
 def quality(seeds: list[int], epochs: int) -> None:
     from graphrec.datasets import load_ego_facebook
-    from graphrec.siamese.evaluate import evaluate_cold_start
+    from graphrec.tasks.siamese.evaluate import evaluate_cold_start
 
     data = load_ego_facebook()
     pos = {u: i for i, u in enumerate(data.user_ids.tolist())}
@@ -72,8 +72,8 @@ def index_bench(n: int, m: int, queries: int, seed: int) -> None:
     import faiss
 
     from bench_score_bots_scale import generate
-    from graphrec.index import UserIndex
-    from graphrec.siamese.train import train_encoder
+    from graphrec.core.index import UserIndex
+    from graphrec.tasks.siamese.train import train_encoder
 
     t = time.perf_counter()
     ids, pairs, features, _ = generate(n, m, seed)

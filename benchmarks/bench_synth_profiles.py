@@ -13,7 +13,7 @@ profiles as the held-out 30%. Figures, all in this run:
   than real unseen people do; the check is a one-sided Mann-Whitney U test that synthetic DCRs
   are smaller (a small p-value fails it) and the medians side by side.
 * **Graph realism**: 400 synthetic users wired into the real graph (profile-anchored triadic
-  closure, :mod:`graphrec.synth.wiring`): KS statistic of degrees and mean clustering, synthetic
+  closure, :mod:`graphrec.tasks.synth.wiring`): KS statistic of degrees and mean clustering, synthetic
   against real.
 
     python benchmarks/bench_synth_profiles.py --seeds 0,1,2 --threads 1
@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from generative import classifier_two_sample_auc, dcr_comparison  # noqa: E402
 
 from graphrec.datasets import load_ego_facebook  # noqa: E402
-from graphrec.linkpred.graph import csr_from_edges  # noqa: E402
-from graphrec.synth.profiles import fit_profile_generator  # noqa: E402
-from graphrec.synth.wiring import realism, wire_synthetic  # noqa: E402
+from graphrec.core.graph import csr_from_edges  # noqa: E402
+from graphrec.tasks.synth.profiles import fit_profile_generator  # noqa: E402
+from graphrec.tasks.synth.wiring import realism, wire_synthetic  # noqa: E402
 
 
 def main() -> None:

@@ -69,8 +69,8 @@ def check(store: GraphStore, n_users: int) -> dict[int, tuple]:
 
 
 def run_backend(backend: str, args: argparse.Namespace, data: tuple, work: Path) -> dict[str, int]:
-    from graphrec.bots.model import train_from_store
-    from graphrec.bots.train import BotTrainConfig
+    from graphrec.tasks.bots.model import train_from_store
+    from graphrec.tasks.bots.train import BotTrainConfig
 
     ids = data[0]
     home = work / f"home-{backend}"

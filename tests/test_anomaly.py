@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import text
 
-from graphrec.anomaly import AEConfig, AttributedGraph, FeatureAEDetector, make_detector
-from graphrec.anomaly.evaluate import evaluate_injection
-from graphrec.anomaly.inject import community_graph, inject_anomalies
-from graphrec.anomaly.structure import edge_disagreement, spectral_codes
-from graphrec.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
+from graphrec.tasks.anomaly import AEConfig, AttributedGraph, FeatureAEDetector, make_detector
+from graphrec.tasks.anomaly.evaluate import evaluate_injection
+from graphrec.tasks.anomaly.inject import community_graph, inject_anomalies
+from graphrec.tasks.anomaly.structure import edge_disagreement, spectral_codes
+from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
 from graphrec.cli import cli
 from graphrec.jobs.score_bots import score_bots
 from graphrec.store.store import GraphStore
@@ -60,7 +60,7 @@ def test_injection_plants_cliques_and_far_profiles() -> None:
 
 def test_spectral_codes_separate_communities() -> None:
     # two dense communities joined by one edge: intra-community edges agree, the bridge does not
-    from graphrec.linkpred.graph import csr_from_edges
+    from graphrec.core.graph import csr_from_edges
 
     a = [(i, j) for i in range(10) for j in range(i + 1, 10)]
     b = [(i + 10, j + 10) for i in range(10) for j in range(i + 1, 10)]
@@ -157,9 +157,9 @@ def _cli(url: str, home: Path, *args: str):
 
 @pytest.fixture(scope="module")
 def bot_and_anomaly_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graphrec.anomaly.model import train_from_store as train_anomaly
-    from graphrec.bots.model import train_from_store as train_bots
-    from graphrec.bots.train import BotTrainConfig
+    from graphrec.tasks.anomaly.model import train_from_store as train_anomaly
+    from graphrec.tasks.bots.model import train_from_store as train_bots
+    from graphrec.tasks.bots.train import BotTrainConfig
     from graphrec.store.engine import dispose_engine
 
     folder = tmp_path_factory.mktemp("anomaly")
@@ -251,7 +251,7 @@ def test_cli_train_list_and_export_anomalies(job_store: GraphStore, database_url
 
 
 def test_model_round_trip_and_feature_check(job_store: GraphStore) -> None:
-    from graphrec.anomaly.model import check_compatible, load_model, score_snapshot
+    from graphrec.tasks.anomaly.model import check_compatible, load_model, score_snapshot
     from graphrec.errors import StoreStateError
 
     det, art = load_model(job_store.settings.home)

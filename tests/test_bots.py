@@ -17,14 +17,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from graphrec.bots.evaluate import evaluate_bots
-from graphrec.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
-from graphrec.bots.signals import LabelPropagator, label_propagation_scores, structural_features
-from graphrec.bots.train import BotTrainConfig
+from graphrec.tasks.bots.evaluate import evaluate_bots
+from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
+from graphrec.tasks.bots.signals import LabelPropagator, label_propagation_scores, structural_features
+from graphrec.tasks.bots.train import BotTrainConfig
 from graphrec.cli import cli
 from graphrec.errors import JobLockedError, StoreStateError
 from graphrec.jobs.score_bots import score_bots
-from graphrec.linkpred.graph import csr_from_edges
+from graphrec.core.graph import csr_from_edges
 from graphrec.store.engine import dispose_engine
 from graphrec.store.locks import JobLock
 from graphrec.store.store import GraphStore
@@ -82,7 +82,7 @@ def test_model_learns_and_beats_baselines() -> None:
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bot model trained once on the small injected graph (artifacts are independent of the
     database they were trained from, so every store below serves a copy of it)."""
-    from graphrec.bots.model import train_from_store
+    from graphrec.tasks.bots.model import train_from_store
 
     folder = tmp_path_factory.mktemp("bots")
     url = f"sqlite:///{folder / 'train.db'}"
@@ -239,7 +239,7 @@ def test_cli_eval_and_train_bots(sqlite_url: str, tmp_path: Path) -> None:
 
 
 def test_train_without_labels_is_a_clear_error(store: GraphStore) -> None:
-    from graphrec.bots.model import train_from_store
+    from graphrec.tasks.bots.model import train_from_store
 
     store.add_user("a")
     with pytest.raises(StoreStateError, match="labelled bots"):

@@ -7,12 +7,12 @@ import pytest
 import scipy.sparse as sp
 
 from graphrec.datasets import load_ego_facebook
-from graphrec.linkpred.evaluate import evaluate_linkpred
-from graphrec.linkpred.features import FEATURE_NAMES, PairFeaturizer
-from graphrec.linkpred.graph import csr_from_edges, two_hop
-from graphrec.linkpred.profiles import ProfileMatrix
-from graphrec.linkpred.train import TrainConfig, split_edges
-from graphrec.metrics import RankingMetrics
+from graphrec.tasks.linkpred.evaluate import evaluate_linkpred
+from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
+from graphrec.core.graph import csr_from_edges, two_hop
+from graphrec.tasks.linkpred.profiles import ProfileMatrix
+from graphrec.tasks.linkpred.train import TrainConfig, split_edges
+from graphrec.core.metrics import RankingMetrics
 
 
 def _random_graph(n: int = 60, m: int = 300, seed: int = 3) -> np.ndarray:
@@ -101,8 +101,8 @@ def test_numpy_scorer_equals_the_torch_module() -> None:
     """Serving (numpy) computes exactly what the trained torch module computes."""
     import torch
 
-    from graphrec.linkpred.scorer import RankerWeights
-    from graphrec.linkpred.train import _norm_adj, _node_inputs, _shared_rows
+    from graphrec.tasks.linkpred.scorer import RankerWeights
+    from graphrec.tasks.linkpred.train import _norm_adj, _node_inputs, _shared_rows
     from graphrec.nn.link_ranker import LinkRanker
 
     edges = _random_graph(n=80, m=500, seed=5)

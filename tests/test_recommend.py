@@ -15,9 +15,9 @@ from conftest import write
 from graphrec import artifacts
 from graphrec.cli import cli
 from graphrec.errors import InputError, NotFoundError
-from graphrec.linkpred.model import fit_and_save
-from graphrec.linkpred.train import TrainConfig
-from graphrec.recommend import Recommender
+from graphrec.tasks.linkpred.model import fit_and_save
+from graphrec.tasks.linkpred.train import TrainConfig
+from graphrec.serving.recommend import Recommender
 from graphrec.store.store import GraphStore
 
 FAST = TrainConfig(seed=0, rounds=1, users_per_round=400, epochs=2, gnn_dim=8)

@@ -12,10 +12,10 @@ import torch
 from click.testing import CliRunner
 
 from graphrec.cli import cli
-from graphrec.index import UserIndex
+from graphrec.core.index import UserIndex
 from graphrec.nn.siamese import contrastive_loss
-from graphrec.siamese.evaluate import evaluate_cold_start
-from graphrec.siamese.train import SiameseConfig
+from graphrec.tasks.siamese.evaluate import evaluate_cold_start
+from graphrec.tasks.siamese.train import SiameseConfig
 from graphrec.store.importers import EdgeBatch, UserBatch
 from graphrec.store.store import GraphStore
 

@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from graphrec.bots.inject import honest_graph, inject_bot_region, sample_labels
+from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, sample_labels
 from graphrec.cli import cli
 from graphrec.errors import StoreStateError
-from graphrec.linkpred.graph import csr_from_edges
+from graphrec.core.graph import csr_from_edges
 from graphrec.store.importers import EdgeBatch, UserBatch
 from graphrec.store.store import GraphStore
-from graphrec.synth.synthesize import synthesize
-from graphrec.synth.wiring import realism, wire_synthetic
+from graphrec.tasks.synth.synthesize import synthesize
+from graphrec.tasks.synth.wiring import realism, wire_synthetic
 
 
 def _load_real(store: GraphStore, n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +146,8 @@ def test_cli_synth_and_purge(store: GraphStore, database_url: str) -> None:
 
 
 def test_augmentation_balances_classes_for_training_only() -> None:
-    from graphrec.bots.augment import augment_training_graph
-    from graphrec.bots.train import BotTrainConfig, train_bot_detector
+    from graphrec.tasks.bots.augment import augment_training_graph
+    from graphrec.tasks.bots.train import BotTrainConfig, train_bot_detector
 
     edges, feats = honest_graph(500, mean_degree=8, n_features=8, seed=0)
     g = inject_bot_region(edges, feats, n_bots=50, attack_edges=3, seed=0)

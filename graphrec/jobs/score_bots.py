@@ -81,12 +81,12 @@ def score_bots(
     log: JobLog | None = None,
 ) -> ScoreBotsResult:
     """Run the job once; see the module docstring. ``train_config`` (a
-    :class:`~graphrec.bots.train.BotTrainConfig`) is used with ``retrain``; default: defaults
+    :class:`~graphrec.tasks.bots.train.BotTrainConfig`) is used with ``retrain``; default: defaults
     with ``seed``. ``anomalies=False`` skips anomaly scoring even when a model exists."""
     from graphrec import artifacts
-    from graphrec.anomaly import model as anomaly_model
-    from graphrec.bots.model import Explainer, check_compatible, load_model, score_snapshot, snapshot_labels, train_from_store
-    from graphrec.bots.train import BotTrainConfig
+    from graphrec.tasks.anomaly import model as anomaly_model
+    from graphrec.tasks.bots.model import Explainer, check_compatible, load_model, score_snapshot, snapshot_labels, train_from_store
+    from graphrec.tasks.bots.train import BotTrainConfig
     from graphrec.store import scores as score_store
     from graphrec.store.locks import JobLock, assert_owner
     from graphrec.store.schema import utcnow

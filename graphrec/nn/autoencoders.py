@@ -1,5 +1,5 @@
 """Autoencoders for anomaly detection: the classic feature autoencoders and a DOMINANT-style
-graph autoencoder. Torch modules only (no I/O); training lives in :mod:`graphrec.anomaly`.
+graph autoencoder. Torch modules only (no I/O); training lives in :mod:`graphrec.tasks.anomaly`.
 
 * :class:`FeatureAutoencoder` -- an undercomplete MLP ``x -> h -> z -> h -> x_hat`` (Hinton &
   Salakhutdinov, Science 2006). The variants differ in training, not in the module: *vanilla*

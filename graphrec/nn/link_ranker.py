@@ -5,7 +5,7 @@ For a user ``u`` and candidate ``v``::
     h      = GNN(X, A)                                      node embeddings (GCN, Kipf & Welling 2017)
     s(u,v) = MLP([ z_uv ; (x_u ⊙ x_v) W ; h_u ⊙ h_v ])
 
-* ``z_uv``: standardised neighbourhood features (:mod:`graphrec.linkpred.features`): common
+* ``z_uv``: standardised neighbourhood features (:mod:`graphrec.tasks.linkpred.features`): common
   neighbours, Adamic-Adar, resource allocation, Jaccard and their per-user normalisations. They
   carry the common-neighbour structure that plain GNN embeddings miss (the motivation of
   SEAL / NCN / BUDDY: Zhang & Chen 2018, Wang et al. 2023, Chamberlain et al. 2023).
@@ -18,7 +18,7 @@ candidate list with positives P, ``loss = mean_{p∈P} (logsumexp_v s(u,v) - s(u
 optimises the per-user ranking that Recall@K and MRR measure, not a global calibration.
 
 The module is used for training only; serving re-implements ``score`` in numpy from the saved
-weights (:mod:`graphrec.linkpred.scorer`) so the serving path does not import torch.
+weights (:mod:`graphrec.tasks.linkpred.scorer`) so the serving path does not import torch.
 """
 
 from __future__ import annotations

@@ -309,8 +309,8 @@ def train() -> None:
 @click.pass_context
 def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt: str) -> None:
     """Train the friend-recommendation link ranker on the store's current graph."""
-    from graphrec.linkpred.model import fit_and_save
-    from graphrec.linkpred.train import TrainConfig
+    from graphrec.tasks.linkpred.model import fit_and_save
+    from graphrec.tasks.linkpred.train import TrainConfig
 
     art = fit_and_save(_store(ctx), TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim))
     training = art.manifest["training"]
@@ -331,8 +331,8 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt
 def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, augment: str | None,
                include_synthetic: bool, fmt: str) -> None:
     """Train the bot detector (GNN node classification) from the labels in the store."""
-    from graphrec.bots.model import train_from_store
-    from graphrec.bots.train import BotTrainConfig
+    from graphrec.tasks.bots.model import train_from_store
+    from graphrec.tasks.bots.train import BotTrainConfig
 
     cfg = BotTrainConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision)
     art = train_from_store(_store(ctx), cfg, positive_label=positive_label, augment=augment, include_synthetic=include_synthetic)
@@ -350,8 +350,8 @@ def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_pr
 @click.pass_context
 def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: str) -> None:
     """Train the Siamese profile encoder and index every user's embedding in FAISS."""
-    from graphrec.siamese.model import fit_and_save
-    from graphrec.siamese.train import SiameseConfig
+    from graphrec.tasks.siamese.model import fit_and_save
+    from graphrec.tasks.siamese.train import SiameseConfig
 
     art = fit_and_save(_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss))
     t = art.manifest["training"]
@@ -372,7 +372,7 @@ def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: st
 @click.pass_context
 def train_anomaly(ctx: click.Context, kind: str, seed: int, contamination: float, tied: bool, threads: int, fmt: str) -> None:
     """Train the unsupervised anomaly detector on the store's current users and graph."""
-    from graphrec.anomaly.model import train_from_store
+    from graphrec.tasks.anomaly.model import train_from_store
 
     overrides = {"tied": True} if tied and kind != "dominant" else {}
     art = train_from_store(_store(ctx), kind=kind, seed=seed, contamination=contamination, threads=threads, **overrides)
@@ -397,9 +397,9 @@ def eval_() -> None:
 @click.pass_context
 def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users: int, epochs: int, gnn_dim: int, include_synthetic: bool, fmt: str) -> None:
     """Hold out friendships, rank every non-friend; the model beside CN, AA, RA and PPR."""
-    from graphrec.linkpred.evaluate import evaluate_linkpred
-    from graphrec.linkpred.profiles import ProfileMatrix
-    from graphrec.linkpred.train import TrainConfig
+    from graphrec.tasks.linkpred.evaluate import evaluate_linkpred
+    from graphrec.tasks.linkpred.profiles import ProfileMatrix
+    from graphrec.tasks.linkpred.train import TrainConfig
 
     snap = _store(ctx).snapshot(include_synthetic=include_synthetic)
     report, _ = evaluate_linkpred(
@@ -430,9 +430,9 @@ def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users
 def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, include_synthetic: bool, fmt: str) -> None:
     """Stratified split of the labelled users; the model beside a feature-only classifier, label
     propagation and personalized PageRank, trained on the same labels in the same run."""
-    from graphrec.bots.evaluate import evaluate_bots, stratified_split
-    from graphrec.bots.model import snapshot_labels
-    from graphrec.bots.train import BotTrainConfig
+    from graphrec.tasks.bots.evaluate import evaluate_bots, stratified_split
+    from graphrec.tasks.bots.model import snapshot_labels
+    from graphrec.tasks.bots.train import BotTrainConfig
     from graphrec.errors import StoreStateError
 
     snap = _store(ctx).snapshot(include_synthetic=include_synthetic)
@@ -467,8 +467,8 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
 def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool, fmt: str) -> None:
     """Cold start: hide every friendship of some users, rank all users from the profile alone;
     the model beside popularity and raw profile cosine (and circle precision@10)."""
-    from graphrec.siamese.evaluate import evaluate_cold_start
-    from graphrec.siamese.train import SiameseConfig
+    from graphrec.tasks.siamese.evaluate import evaluate_cold_start
+    from graphrec.tasks.siamese.train import SiameseConfig
 
     snap = _store(ctx).snapshot(include_synthetic=include_synthetic)
     report = evaluate_cold_start(snap.features, snap.edge_array(), SiameseConfig(seed=seed, epochs=epochs, loss=loss),
@@ -497,7 +497,7 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
 @click.pass_context
 def similar(ctx: click.Context, user_id: str, k: int, model_version: str | None, fmt: str) -> None:
     """Users with the most similar learned profile embedding (works for users with no friends)."""
-    from graphrec.siamese.model import SimilarUsers
+    from graphrec.tasks.siamese.model import SimilarUsers
 
     found = SimilarUsers(_store(ctx), version=model_version).similar(user_id, k)
     data = {"user": user_id, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found]}
@@ -514,7 +514,7 @@ def index_group() -> None:
 @click.pass_context
 def index_sync(ctx: click.Context, fmt: str) -> None:
     """Incremental update: embed users created or changed since the last sync, drop deleted ones."""
-    from graphrec.siamese.model import SimilarUsers
+    from graphrec.tasks.siamese.model import SimilarUsers
 
     svc = SimilarUsers(_store(ctx))
     _emit({"model_version": svc.version, **svc.sync()}, fmt)
@@ -607,7 +607,7 @@ def anomalies_cmd(ctx: click.Context, top: int, live: bool, threads: int, fmt: s
     import json as _json
 
     from graphrec import artifacts
-    from graphrec.anomaly import model as anomaly_model
+    from graphrec.tasks.anomaly import model as anomaly_model
     from graphrec.store import scores as score_store
 
     store = _store(ctx)
@@ -658,7 +658,7 @@ def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str |
         return
     if n is None:
         raise click.UsageError("give --n N (or the purge subcommand)")
-    from graphrec.synth.synthesize import synthesize
+    from graphrec.tasks.synth.synthesize import synthesize
 
     report = synthesize(_store(ctx), model=model, n=n, seed=seed, label=label, epochs=epochs, threads=threads)
     _emit(report.as_dict(), fmt)
@@ -736,7 +736,7 @@ def recommend(
         raise InputError("--users-file needs --output FILE")
     users = read_id_lines(users_file) if users_file is not None else []
 
-    from graphrec.recommend import Recommender
+    from graphrec.serving.recommend import Recommender
 
     rec = Recommender(_store(ctx), version=model_version, bot_threshold=None if no_bot_filter else ("flagged" if bot_threshold is None else bot_threshold))
     if user_id is not None:

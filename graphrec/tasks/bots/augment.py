@@ -3,7 +3,7 @@
 Labelled bots are scarce. Augmentation adds synthetic examples of the scarce labelled class until
 both classes have as many labelled examples, for training only:
 
-* **profiles** from a class-conditional generator (:mod:`graphrec.synth.profiles`) trained on
+* **profiles** from a class-conditional generator (:mod:`graphrec.tasks.synth.profiles`) trained on
   every real user, with three classes -- labelled bot, labelled non-bot, unlabelled -- so the
   many unlabelled users teach it what profiles look like and the few labelled ones what each
   class looks like;
@@ -16,7 +16,7 @@ of the real example it copies (plain graph oversampling), which separates what t
 from what the copied neighbourhoods add.
 
 The synthetic nodes train every cross-fitting fold but are never held out
-(:func:`graphrec.bots.train.train_bot_detector` with ``n_real``), so calibration, the threshold and
+(:func:`graphrec.tasks.bots.train.train_bot_detector` with ``n_real``), so calibration, the threshold and
 the reported out-of-fold metrics are those of real users. Nothing is written to the store. Whether
 it helps is measured (``benchmarks/bench_bots_augment.py``), not assumed.
 """
@@ -46,8 +46,8 @@ def augment_training_graph(indptr: np.ndarray, indices: np.ndarray, features: np
                            kind: str, seed: int = 0, epochs: int | None = None, threads: int | None = None) -> AugmentedGraph:
     """Balance the labelled classes with synthetic examples of the scarcer one (see module docs);
     ``kind``: ``vae``, ``gan`` or ``copy`` (the no-generator ablation)."""
-    from graphrec.linkpred.graph import csr_from_edges
-    from graphrec.synth.profiles import fit_profile_generator
+    from graphrec.core.graph import csr_from_edges
+    from graphrec.tasks.synth.profiles import fit_profile_generator
 
     rng = np.random.default_rng(seed)
     n = indptr.size - 1

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec.linkpred.graph import two_hop
-from graphrec.linkpred.profiles import ProfileMatrix
+from graphrec.core.graph import two_hop
+from graphrec.tasks.linkpred.profiles import ProfileMatrix
 
 #: Neighbours expanded per node by default (ego-Facebook's largest degree is 1,045: unaffected).
 DEFAULT_MAX_FANOUT = 2000

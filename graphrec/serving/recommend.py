@@ -5,7 +5,7 @@ Serving path (numpy, FAISS and small SQL reads; no torch, no torch_geometric):
 1. **Candidates**: friends-of-friends of the user's *live* friends (read from the store, so the
    user's own friendships made after training count at once) over the trained graph, plus the nearest users
    in GNN-embedding space from the FAISS index (so users with few friends still get candidates).
-2. **Rank** with the trained link ranker (:mod:`graphrec.linkpred.scorer`).
+2. **Rank** with the trained link ranker (:mod:`graphrec.tasks.linkpred.scorer`).
 3. **Filter**: the user, current friends, users blocked either way, deleted and synthetic users,
    and accounts whose latest bot score is above ``bot_threshold``.
    Users the requester unfriended since training are never suggested back.
@@ -14,7 +14,7 @@ Serving path (numpy, FAISS and small SQL reads; no torch, no torch_geometric):
 
 A user who is not in the trained model (signed up since training) is served from the live
 friends if any (friends-of-friends over the trained graph). A user with no friends at all is
-served by the Siamese profile model when one is trained (:mod:`graphrec.siamese`: learned
+served by the Siamese profile model when one is trained (:mod:`graphrec.tasks.siamese`: learned
 profile similarity from its FAISS index), else by raw profile similarity. When a Siamese model
 exists, its nearest profiles also join the candidates of every user.
 """
@@ -29,10 +29,10 @@ import numpy as np
 
 from graphrec import artifacts
 from graphrec.errors import InputError
-from graphrec.linkpred.features import FEATURE_NAMES, PairFeaturizer
-from graphrec.linkpred.model import IDS_FILE, INDEX_FILE, KIND
-from graphrec.linkpred.profiles import ProfileMatrix
-from graphrec.linkpred.scorer import RankerWeights
+from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
+from graphrec.tasks.linkpred.model import IDS_FILE, INDEX_FILE, KIND
+from graphrec.tasks.linkpred.profiles import ProfileMatrix
+from graphrec.tasks.linkpred.scorer import RankerWeights
 
 #: Default bot filter: the users the latest complete bot-scoring run flagged (its model's threshold).
 DEFAULT_BOT_THRESHOLD = "flagged"
@@ -90,7 +90,7 @@ class Recommender:
         self.featurizer = PairFeaturizer(indptr, indices, self.profiles if self.profiles.dim else None)
         self.index = None
         if (art.path / INDEX_FILE).exists():
-            from graphrec.index import EmbeddingIndex
+            from graphrec.core.index import EmbeddingIndex
 
             try:
                 self.index = EmbeddingIndex.load(art.path / INDEX_FILE)
@@ -226,7 +226,7 @@ class Recommender:
 
 def _optional_similar_users(store: Any) -> Any:
     """The served Siamese model, or None when none was trained."""
-    from graphrec.siamese.model import KIND as SIAMESE, SimilarUsers
+    from graphrec.tasks.siamese.model import KIND as SIAMESE, SimilarUsers
 
     if artifacts.latest_version(store.settings.home, SIAMESE) is None:
         return None

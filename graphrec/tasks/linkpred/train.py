@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.linkpred.features import FEATURE_NAMES, PairFeaturizer
-from graphrec.linkpred.graph import csr_from_edges
-from graphrec.linkpred.profiles import ProfileMatrix
-from graphrec.linkpred.scorer import RankerWeights
+from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
+from graphrec.core.graph import csr_from_edges
+from graphrec.tasks.linkpred.profiles import ProfileMatrix
+from graphrec.tasks.linkpred.scorer import RankerWeights
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Unsupervised anomaly detection on users (issue 6): autoencoders whose reconstruction error
-is the score, with explanations. See :mod:`graphrec.anomaly.detector` for the detectors,
-:mod:`graphrec.anomaly.structure` for the structure view, :mod:`graphrec.anomaly.inject` for
-the benchmark's injected anomalies and :mod:`graphrec.anomaly.model` for the store side."""
+is the score, with explanations. See :mod:`graphrec.tasks.anomaly.detector` for the detectors,
+:mod:`graphrec.tasks.anomaly.structure` for the structure view, :mod:`graphrec.tasks.anomaly.inject` for
+the benchmark's injected anomalies and :mod:`graphrec.tasks.anomaly.model` for the store side."""
 
-from graphrec.anomaly.detector import (
+from graphrec.tasks.anomaly.detector import (
     DEFAULT_KIND,
     KINDS,
     AEConfig,

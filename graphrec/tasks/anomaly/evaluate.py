@@ -1,7 +1,7 @@
 """Evaluation on injected anomalies, with the IsolationForest baseline in the same run.
 
 The protocol of PyGOD / BOND: inject structural and contextual anomalies
-(:func:`graphrec.anomaly.inject.inject_anomalies`) into a graph, fit each detector without
+(:func:`graphrec.tasks.anomaly.inject.inject_anomalies`) into a graph, fit each detector without
 labels, and measure ROC-AUC and average precision over every user, plus the ROC-AUC on each
 anomaly type (normal users against that type only). The baseline is scikit-learn's
 IsolationForest (Liu, Ting & Zhou, ICDM 2008) on the same table the feature autoencoders see:
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.anomaly.detector import DEFAULT_KIND, AttributedGraph, make_detector
-from graphrec.anomaly.inject import InjectedAnomalies, inject_anomalies
+from graphrec.tasks.anomaly.detector import DEFAULT_KIND, AttributedGraph, make_detector
+from graphrec.tasks.anomaly.inject import InjectedAnomalies, inject_anomalies
 
 
 @dataclass

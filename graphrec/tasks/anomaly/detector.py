@@ -18,7 +18,7 @@ Detectors (``KINDS``):
     the neighbour-contrast idea of CoLA (Liu et al., TNNLS 2021) with a learned decoder instead
     of a discriminator. Binary profiles use a Bernoulli likelihood (cross-entropy), others the
     squared error of standardised columns.
-  - *Structure*: the linear graph autoencoder of :mod:`graphrec.anomaly.structure` (how badly
+  - *Structure*: the linear graph autoencoder of :mod:`graphrec.tasks.anomaly.structure` (how badly
     the low-rank community code explains a user's friendships, plus degree).
 
   The two views are put on one scale by tail rank (the fraction of users scoring lower) and the
@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from graphrec.anomaly.structure import DEFAULT_RANKS, structure_view, tail_rank
+from graphrec.tasks.anomaly.structure import DEFAULT_RANKS, structure_view, tail_rank
 
 KINDS = ("context", "dominant", "vanilla", "denoising", "sparse")
 DEFAULT_KIND = "context"
@@ -76,7 +76,7 @@ class AttributedGraph:
 
     @classmethod
     def from_edges(cls, edges: np.ndarray, features: np.ndarray, feature_names: list[str] | None = None) -> "AttributedGraph":
-        from graphrec.linkpred.graph import csr_from_edges
+        from graphrec.core.graph import csr_from_edges
 
         indptr, indices = csr_from_edges(np.asarray(edges, dtype=np.int64).reshape(-1, 2), int(np.asarray(features).shape[0]))
         return cls(indptr, indices, features, list(feature_names or []))
@@ -108,7 +108,7 @@ class AttributedGraph:
     def node_table(self, seed: int = 0) -> tuple[np.ndarray, list[str]]:
         """Profile columns plus the :data:`STRUCTURAL_COLUMNS`: the per-user table the feature
         autoencoders and the IsolationForest baseline see."""
-        from graphrec.bots.signals import structural_features
+        from graphrec.tasks.bots.signals import structural_features
 
         stats = structural_features(self.indptr, self.indices, seed=seed)
         return np.concatenate([self.features, stats], axis=1), [*self.feature_names, *STRUCTURAL_COLUMNS]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphrec.linkpred.graph import ragged_positions
+from graphrec.core.graph import ragged_positions
 
 
 class ProfileMatrix:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from graphrec import artifacts
-from graphrec.bots.train import BotModel, BotTrainConfig, GraphInputs, graph_inputs, train_bot_detector
+from graphrec.tasks.bots.train import BotModel, BotTrainConfig, GraphInputs, graph_inputs, train_bot_detector
 from graphrec.errors import StoreStateError
 
 KIND = "bot"
@@ -49,7 +49,7 @@ def train_from_store(store: Any, config: BotTrainConfig, *, positive_label: str 
 
     Labels of synthetic users are ignored unless ``include_synthetic``. ``augment`` (``vae`` or
     ``gan``) adds synthetic examples of the scarce class for training only
-    (:mod:`graphrec.bots.augment`)."""
+    (:mod:`graphrec.tasks.bots.augment`)."""
     from graphrec.store.schema import utcnow
 
     started = utcnow()
@@ -63,7 +63,7 @@ def train_from_store(store: Any, config: BotTrainConfig, *, positive_label: str 
     added = 0
     try:
         if augment is not None:
-            from graphrec.bots.augment import augment_training_graph
+            from graphrec.tasks.bots.augment import augment_training_graph
 
             aug = augment_training_graph(*graph, labels.nodes, labels.is_bot, kind=augment, seed=config.seed, threads=config.threads)
             graph, labels, n_real, added = (aug.indptr, aug.indices, aug.features), LabelSet(aug.labelled, aug.is_bot), aug.n_real, aug.added
@@ -142,7 +142,7 @@ class Explainer:
     bots / humans, and the user's known label."""
 
     def __init__(self, inputs: GraphInputs, model: BotModel, labels: LabelSet, snap: Any) -> None:
-        from graphrec.bots.signals import STRUCTURAL_NAMES
+        from graphrec.tasks.bots.signals import STRUCTURAL_NAMES
 
         self.snap, self.inputs, self.model = snap, inputs, model
         self.is_bot = np.zeros(snap.num_nodes, dtype=bool)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.siamese.train import SiameseConfig, train_encoder
+from graphrec.tasks.siamese.train import SiameseConfig, train_encoder
 
 
 @dataclass

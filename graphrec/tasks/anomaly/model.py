@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from graphrec import artifacts
-from graphrec.anomaly.detector import (
+from graphrec.tasks.anomaly.detector import (
     AnomalyDetector,
     AttributedGraph,
     ContextDetector,

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.linkpred.features import PairFeaturizer
-from graphrec.linkpred.graph import csr_from_edges, two_hop
-from graphrec.linkpred.profiles import ProfileMatrix
-from graphrec.linkpred.train import TrainConfig, TrainResult, split_edges, train_ranker
-from graphrec.metrics import RankingMetrics
+from graphrec.tasks.linkpred.features import PairFeaturizer
+from graphrec.core.graph import csr_from_edges, two_hop
+from graphrec.tasks.linkpred.profiles import ProfileMatrix
+from graphrec.tasks.linkpred.train import TrainConfig, TrainResult, split_edges, train_ranker
+from graphrec.core.metrics import RankingMetrics
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.bots.signals import label_propagation_scores, personalized_pagerank_scores
-from graphrec.bots.train import BotTrainConfig, classification_metrics, train_bot_detector
+from graphrec.tasks.bots.signals import label_propagation_scores, personalized_pagerank_scores
+from graphrec.tasks.bots.train import BotTrainConfig, classification_metrics, train_bot_detector
 
 
 @dataclass

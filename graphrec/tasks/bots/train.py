@@ -3,7 +3,7 @@
 Pipeline (all seeded):
 
 1. Node inputs ``x = [standardised profile features ; standardised structural statistics ;
-   label-propagation signals]`` (:mod:`graphrec.bots.signals`).
+   label-propagation signals]`` (:mod:`graphrec.tasks.bots.signals`).
 2. Cross-fitting: the labelled users are split into ``folds`` stratified folds. For each fold a
    :class:`~graphrec.nn.bot_gnn.BotGNN` is trained on the other folds with the *label trick*: each
    epoch a random half of the fold's training labels feeds the label-propagation inputs and the
@@ -14,7 +14,7 @@ Pipeline (all seeded):
    calibrated probabilities, and the decision threshold is the lowest one whose out-of-fold
    precision reaches ``target_precision`` (else the F1-optimal one; the manifest says which).
 4. Scoring averages the fold models' logits, each given *all* labels as inputs, post-processes
-   them with Correct and Smooth (Huang et al., ICLR 2021; :func:`graphrec.bots.signals.correct_and_smooth`)
+   them with Correct and Smooth (Huang et al., ICLR 2021; :func:`graphrec.tasks.bots.signals.correct_and_smooth`)
    from the same labels (``smooth``; the out-of-fold scores of step 3 go through the same step with
    their fold's labels), then calibrates.
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.bots.signals import STRUCTURAL_NAMES, LabelPropagator, label_signal_names, structural_features
+from graphrec.tasks.bots.signals import STRUCTURAL_NAMES, LabelPropagator, label_signal_names, structural_features
 
 
 @dataclass
@@ -154,7 +154,7 @@ def _post_process(config: BotTrainConfig, logits: np.ndarray, indptr: np.ndarray
                   humans: np.ndarray) -> np.ndarray:
     if not config.smooth:
         return logits
-    from graphrec.bots.signals import correct_and_smooth
+    from graphrec.tasks.bots.signals import correct_and_smooth
 
     prob = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
     g = np.clip(correct_and_smooth(indptr, indices, prob.astype(np.float32), bots, humans), 1e-6, 1 - 1e-6).astype(np.float64)
@@ -249,7 +249,7 @@ def train_bot_detector(indptr: np.ndarray, indices: np.ndarray, features: np.nda
                        labelled: np.ndarray, is_bot: np.ndarray, config: BotTrainConfig, *, n_real: int | None = None) -> BotModel:
     """Train on labelled nodes ``labelled`` (indices) with classes ``is_bot`` (bool, aligned).
 
-    Nodes ``>= n_real`` are synthetic training examples (augmentation, :mod:`graphrec.bots.augment`):
+    Nodes ``>= n_real`` are synthetic training examples (augmentation, :mod:`graphrec.tasks.bots.augment`):
     they train every fold's model but are never held out, so the out-of-fold scores behind
     calibration, the threshold and the reported metrics are those of real users only."""
     import torch

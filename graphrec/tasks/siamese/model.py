@@ -2,7 +2,7 @@
 :class:`SimilarUsers` service (similar users, cold-start candidates, incremental index updates).
 
 Artifact layout under ``GRAPHREC_HOME/models/siamese/<version>/``: ``arrays.safetensors`` (encoder
-weights, input scaling), ``manifest.json`` and ``index/`` (:class:`~graphrec.index.UserIndex`).
+weights, input scaling), ``manifest.json`` and ``index/`` (:class:`~graphrec.core.index.UserIndex`).
 Serving encodes profiles in numpy (no torch import): the encoder is a two-layer MLP.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from graphrec import artifacts
 from graphrec.errors import InputError, StoreStateError
-from graphrec.siamese.train import SiameseConfig, train_encoder
+from graphrec.tasks.siamese.train import SiameseConfig, train_encoder
 
 KIND = "siamese"
 INDEX_DIR = "index"
@@ -25,7 +25,7 @@ INDEX_DIR = "index"
 
 def fit_and_save(store: Any, config: SiameseConfig, *, metrics: dict[str, Any] | None = None) -> artifacts.Artifact:
     """Train on the store's real users (friendships and circles) and save + serve a new version."""
-    from graphrec.index import UserIndex
+    from graphrec.core.index import UserIndex
     from graphrec.store.schema import utcnow
 
     started = utcnow()
@@ -93,7 +93,7 @@ class SimilarUsers:
     """
 
     def __init__(self, store: Any, *, version: str | None = None) -> None:
-        from graphrec.index import UserIndex
+        from graphrec.core.index import UserIndex
 
         self.store = store
         art = artifacts.load(store.settings.home, KIND, version)

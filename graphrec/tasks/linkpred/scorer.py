@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec.linkpred.features import Candidates
+from graphrec.tasks.linkpred.features import Candidates
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """``graphrec synth``: create flagged synthetic users in the store, and purge them.
 
-Profiles come from a VAE or GAN trained on the store's real users (:mod:`graphrec.synth.profiles`;
+Profiles come from a VAE or GAN trained on the store's real users (:mod:`graphrec.tasks.synth.profiles`;
 class-conditional when a label is asked for), friendships from profile-anchored triadic closure
-(:mod:`graphrec.synth.wiring`). Users, friendships and labels are written in one transaction,
+(:mod:`graphrec.tasks.synth.wiring`). Users, friendships and labels are written in one transaction,
 every user flagged ``is_synthetic``; the generator's training run (seed, params, final losses,
 data version) is recorded in ``model_runs`` under kind ``synth``. Synthetic users are excluded
 from training and evaluation snapshots unless asked for, never recommended, and flagged in every
@@ -48,8 +48,8 @@ def synthesize(store: Any, *, model: str = "vae", n: int, seed: int = 0, label: 
     """Create ``n`` synthetic users (see the module docstring); returns a :class:`SynthReport`."""
     from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
     from graphrec.store.schema import utcnow
-    from graphrec.synth.profiles import MODELS, fit_profile_generator
-    from graphrec.synth.wiring import realism, wire_synthetic
+    from graphrec.tasks.synth.profiles import MODELS, fit_profile_generator
+    from graphrec.tasks.synth.wiring import realism, wire_synthetic
 
     if model not in MODELS:
         raise InputError(f"unknown synthetic-profile model {model!r}: choose vae or gan")
@@ -85,7 +85,7 @@ def synthesize(store: Any, *, model: str = "vae", n: int, seed: int = 0, label: 
     report = store.load_synthetic(users, edges, label_batch)
 
     # realism of the wired users, on the graph as it now is (real users + this batch)
-    from graphrec.linkpred.graph import csr_from_edges
+    from graphrec.core.graph import csr_from_edges
 
     real_edges = snap.edge_array()
     all_edges = np.concatenate([real_edges, np.stack([wiring[:, 0] + snap.num_nodes, wiring[:, 1]], axis=1)])

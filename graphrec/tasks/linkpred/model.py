@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from graphrec import artifacts
-from graphrec.linkpred.features import FEATURE_NAMES
-from graphrec.linkpred.profiles import ProfileMatrix
-from graphrec.linkpred.train import TrainConfig, TrainResult, train_ranker
+from graphrec.tasks.linkpred.features import FEATURE_NAMES
+from graphrec.tasks.linkpred.profiles import ProfileMatrix
+from graphrec.tasks.linkpred.train import TrainConfig, TrainResult, train_ranker
 
 KIND = "linkpred"
 IDS_FILE = "ids.json"
@@ -23,7 +23,7 @@ def fit_and_save(store: Any, config: TrainConfig, *, metrics: dict[str, Any] | N
     The artifact holds everything serving needs without the database: the training graph (CSR),
     the profile matrix, the ranker weights, the GNN embeddings and a FAISS index over them.
     """
-    from graphrec.linkpred.graph import csr_from_edges
+    from graphrec.core.graph import csr_from_edges
 
     from graphrec.store.schema import utcnow
 
@@ -61,7 +61,7 @@ def fit_and_save(store: Any, config: TrainConfig, *, metrics: dict[str, Any] | N
     def extra(folder: Path) -> None:
         (folder / IDS_FILE).write_text(json.dumps(ids), encoding="utf-8")
         if result.weights.embeddings is not None:
-            from graphrec.index import build_index
+            from graphrec.core.index import build_index
 
             build_index(result.weights.embeddings).save(folder / INDEX_FILE)
 
