@@ -1,4 +1,4 @@
-"""Numpy CSR graph helpers shared by training, evaluation and serving.
+"""The graph container (:class:`Graph`) and numpy CSR helpers shared by every task and by serving.
 
 Serving must not import torch, torch_geometric or scipy (start-up time), so the neighbourhood
 arithmetic lives here in plain numpy. A graph is ``indptr``/``indices`` of a symmetric adjacency
@@ -7,9 +7,13 @@ without self-loops; node ``i``'s neighbours are ``indices[indptr[i]:indptr[i+1]]
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.snapshot import Snapshot
 
 
 def csr_from_edges(edges: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,3 +97,122 @@ def two_hop(
     if friends.size:
         keep &= ~np.isin(cand, friends)
     return TwoHop(cand[keep], cn[keep], aa[keep], ra[keep])
+
+
+@dataclass
+class Graph:
+    """The one graph container every task trains and scores on.
+
+    An undirected graph as a symmetric CSR adjacency (``indptr``/``indices``, each friendship in
+    both rows, no self-loops), a ``float32[n, d]`` feature row per node named ``feature_names``,
+    and optionally what a store snapshot adds: external ids, current labels, synthetic flags,
+    circles and the data version (store revision, fingerprint) the graph was read at.
+
+    Build it from a :class:`~graphrec.store.snapshot.Snapshot` (:meth:`from_snapshot`) or from
+    an edge list (:meth:`from_edges`, for generated and benchmark graphs).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    features: np.ndarray
+    feature_names: list[str] = field(default_factory=list)
+    external_ids: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    is_synthetic: np.ndarray | None = None
+    circles: list[np.ndarray] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.features = np.asarray(self.features, dtype=np.float32)
+        if self.features.ndim != 2:
+            raise ValueError(f"features must be a 2-d array, got shape {self.features.shape}")
+        n = self.features.shape[0]
+        if self.indptr.size != n + 1:
+            raise ValueError(f"adjacency has {self.indptr.size - 1} rows but features have {n}")
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
+            raise ValueError("adjacency refers to nodes outside 0..n-1")
+        if not np.isfinite(self.features).all():
+            row = int(np.flatnonzero(~np.isfinite(self.features).all(axis=1))[0])
+            raise ValueError(f"features of node {row} are not finite (NaN or infinity)")
+        if not self.feature_names:
+            self.feature_names = [f"f{j}" for j in range(self.features.shape[1])]
+        for name in ("external_ids", "labels", "is_synthetic"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(f"{name} has {len(value)} entries for {n} nodes")
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_snapshot(cls, snap: "Snapshot", *, data_version: bool = True) -> "Graph":
+        """The graph of a store snapshot, with its ids, labels, flags, circles and (unless
+        ``data_version=False``: it hashes the whole snapshot) its data version."""
+        return cls(
+            snap.indptr,
+            snap.indices,
+            snap.features,
+            list(snap.feature_names),
+            external_ids=snap.external_ids,
+            labels=snap.labels,
+            is_synthetic=snap.is_synthetic,
+            circles=[c.members for c in snap.circles],
+            data=snap.data_version() if data_version else {"revision": snap.revision},
+        )
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: np.ndarray,
+        features: np.ndarray | None = None,
+        feature_names: list[str] | None = None,
+        *,
+        num_nodes: int | None = None,
+        labels: np.ndarray | None = None,
+    ) -> "Graph":
+        """A graph from undirected edges ``int[m, 2]`` (each once) and optional features (default:
+        no feature columns; ``num_nodes`` is then required)."""
+        if features is None:
+            if num_nodes is None:
+                raise ValueError("give features or num_nodes")
+            features = np.zeros((num_nodes, 0), dtype=np.float32)
+        n = int(np.asarray(features).shape[0])
+        indptr, indices = csr_from_edges(np.asarray(edges, dtype=np.int64).reshape(-1, 2), n)
+        return cls(indptr, indices, features, list(feature_names or []), labels=labels)
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def num_nodes(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        """Number of undirected friendships."""
+        return int(self.indices.size // 2)
+
+    @property
+    def degrees(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    @property
+    def binary(self) -> bool:
+        """Whether every feature is 0 or 1 (then reconstruction uses a Bernoulli likelihood)."""
+        f = self.features
+        return bool(f.size) and bool(np.all((f == 0) | (f == 1)))
+
+    def neighbors(self, node: int) -> np.ndarray:
+        return self.indices[self.indptr[node] : self.indptr[node + 1]]
+
+    def edge_array(self) -> np.ndarray:
+        """Undirected edges once each, ``int64[m, 2]`` with ``u < v``."""
+        rows = np.repeat(np.arange(self.num_nodes, dtype=np.int64), np.diff(self.indptr))
+        keep = rows < self.indices
+        return np.stack([rows[keep], self.indices[keep]], axis=1)
+
+    def external_id(self, node: int) -> str:
+        """External id of a node (its index as text when the graph has no ids)."""
+        return str(node) if self.external_ids is None else str(self.external_ids[node])
+
+    def with_edges(self, edges: np.ndarray) -> "Graph":
+        """The same nodes and features with only ``edges`` (e.g. a training split)."""
+        indptr, indices = csr_from_edges(np.asarray(edges, dtype=np.int64).reshape(-1, 2), self.num_nodes)
+        return Graph(indptr, indices, self.features, self.feature_names, self.external_ids, self.labels, self.is_synthetic,
+                     self.circles, self.data)

@@ -113,6 +113,10 @@ class Snapshot:
         h.update("\x1f".join("" if lab is None else str(lab) for lab in self.labels.tolist()).encode())
         return h.hexdigest()
 
+    def data_version(self) -> dict[str, Any]:
+        """What a model trained on this snapshot records as its data version."""
+        return {"revision": self.revision, "fingerprint": self.fingerprint(), "users": self.num_nodes, "friendships": self.num_edges}
+
     # -- conversions -------------------------------------------------------------------------
     def to_scipy(self) -> "sp.csr_matrix":
         import scipy.sparse as sp

@@ -1,0 +1,229 @@
+"""The task protocol: every learning task has one shape and one way into service.
+
+A **task** (:class:`Task`) names itself (``name``: the CLI word, ``kind``: the artifact and
+``model_runs`` kind), declares its hyper-parameters as a flat, typed dataclass
+(``config_type``, a :class:`TaskConfig`) and implements ``fit(graph, config) -> Model`` on the
+one graph container, :class:`~graphrec.core.graph.Graph`.
+
+A fitted **model** (:class:`Model`) knows how to become an artifact (:meth:`Model.to_artifact`:
+numeric arrays, manifest fields, extra files such as a FAISS index) and how to come back from one
+(:meth:`Model.from_artifact`, validating shapes, feature columns and versions); models that score
+users for the nightly job also implement :class:`ScoringModel`.
+
+One function puts any task into service, :func:`train_and_register`::
+
+    snapshot -> Graph -> task.fit -> artifacts.save -> store.record_model_run -> LATEST
+
+so a model is served (``LATEST`` moves) only once its run is recorded. Loading goes through
+:meth:`Model.load`. Adding a task is filling in these two classes (see ``ARCHITECTURE.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+from graphrec import artifacts
+from graphrec.errors import StoreStateError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.graph import Graph
+    from graphrec.store.snapshot import Snapshot
+    from graphrec.store.store import GraphStore
+
+log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound="Model")
+ConfigT = TypeVar("ConfigT", bound="TaskConfig")
+
+
+@dataclass
+class TaskConfig:
+    """Base of every task's hyper-parameters: flat, typed, JSON-serialisable fields.
+
+    Every training run records :meth:`params` and ``seed`` with its model; ``threads`` caps the
+    torch threads of training (None: the library's default)."""
+
+    seed: int = 0
+
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters as recorded in the manifest and ``model_runs``."""
+        return asdict(self)
+
+
+@dataclass
+class ArtifactContent:
+    """What a fitted model saves: ``arrays`` (safetensors), task-specific ``manifest`` fields,
+    and ``write_files(folder)`` for files that are not arrays (a FAISS index, an id list)."""
+
+    arrays: dict[str, np.ndarray]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    write_files: Callable[[Path, str], None] | None = None  # (folder, version) -> None
+
+
+class Model(ABC):
+    """A fitted model of one task: saved and loaded as a versioned artifact, never pickled.
+
+    Subclasses set ``kind`` and keep ``feature_names`` (the feature columns it was trained on)
+    and ``metrics`` (what training measured). ``version`` is set once the model is saved or
+    loaded."""
+
+    kind: ClassVar[str]
+    feature_names: list[str]
+    metrics: dict[str, Any]
+    version: str | None = None
+
+    @abstractmethod
+    def to_artifact(self) -> ArtifactContent:
+        """Arrays, manifest fields and extra files that :meth:`from_artifact` reads back."""
+
+    @classmethod
+    @abstractmethod
+    def from_artifact(cls: type[ModelT], art: artifacts.Artifact) -> ModelT:
+        """Rebuild a fitted model from a loaded artifact (raise ``KeyError``/``ValueError`` on a
+        malformed one: :meth:`load` turns them into :class:`~graphrec.artifacts.ArtifactError`)."""
+
+    @classmethod
+    def load(cls: type[ModelT], home: Path, version: str | None = None) -> ModelT:
+        """Load a saved version (default: the served one, ``LATEST``)."""
+        art = artifacts.load(home, cls.kind, version)
+        try:
+            model = cls.from_artifact(art)
+        except artifacts.ArtifactError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, OSError, RuntimeError) as exc:
+            raise artifacts.ArtifactError(f"{cls.kind} model {art.version} is malformed or incomplete: {type(exc).__name__}: {exc}") from None
+        model.version = art.version
+        return model
+
+    def check_compatible(self, feature_names: Sequence[str], *, retrain_hint: str | None = None) -> None:
+        """Refuse a graph whose feature columns are not the ones this model was trained on."""
+        if list(feature_names) != list(self.feature_names):
+            hint = retrain_hint or f"graphrec train {self.kind}"
+            raise StoreStateError(
+                f"{self.kind} model {self.version} was trained on {len(self.feature_names)} feature columns, the store now has "
+                f"{len(feature_names)} (or in another order): retrain with `{hint}`"
+            )
+
+
+@dataclass
+class ScoreRun:
+    """Every user's score from a :class:`ScoringModel`: what one nightly scoring run writes.
+
+    ``details`` maps node index -> JSON-able explanation for the users worth explaining."""
+
+    scores: np.ndarray
+    flagged: np.ndarray
+    threshold: float
+    details: dict[int, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class ScoringModel(Model):
+    """A model that scores every user of a graph (the nightly job writes its runs)."""
+
+    @abstractmethod
+    def score_graph(self, graph: "Graph", *, threads: int | None = None, max_details: int = 10_000) -> ScoreRun:
+        """Score every node of ``graph``; explain the flagged (at least the top) nodes."""
+
+
+class Task(ABC, Generic[ConfigT, ModelT]):
+    """One learning task: its names, its config type, its model type and ``fit``."""
+
+    #: the CLI word (``graphrec train NAME``)
+    name: ClassVar[str]
+    #: the artifact folder and ``model_runs`` kind
+    kind: ClassVar[str]
+    config_type: ClassVar[type[TaskConfig]]
+    model_type: ClassVar[type[Model]]
+    #: whether this task's models score every user in the nightly job
+    scores_users: ClassVar[bool] = False
+
+    def snapshot(self, store: "GraphStore", config: ConfigT) -> "Snapshot":
+        """The snapshot to train on (default: the store's real users; synthetic users left out)."""
+        return store.snapshot(include_synthetic=False)
+
+    @abstractmethod
+    def fit(self, graph: "Graph", config: ConfigT) -> ModelT:
+        """Train on ``graph``; raise ``ValueError`` when the graph cannot train this task."""
+
+    def load(self, home: Path, version: str | None = None) -> ModelT:
+        return self.model_type.load(home, version)  # type: ignore[return-value]
+
+
+@dataclass
+class Registered(Generic[ModelT]):
+    """A trained, saved, recorded and served model version."""
+
+    model: ModelT
+    artifact: artifacts.Artifact
+
+    @property
+    def version(self) -> str:
+        return self.artifact.version
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.artifact.manifest
+
+
+def train_and_register(
+    store: "GraphStore",
+    task: Task[ConfigT, ModelT],
+    config: ConfigT,
+    *,
+    snapshot: "Snapshot | None" = None,
+    metrics: dict[str, Any] | None = None,
+    serve: bool = True,
+) -> Registered[ModelT]:
+    """Train ``task`` on the store and put the model into service, the same way for every task:
+    snapshot -> :class:`~graphrec.core.graph.Graph` -> ``task.fit`` -> artifact (manifest with
+    data version, params, seed, feature columns, metrics) -> ``model_runs`` row -> ``LATEST``.
+
+    ``snapshot`` reuses a snapshot the caller already read (the nightly job's); ``metrics`` are
+    extra figures to record (e.g. an evaluation); ``serve=False`` saves and records without
+    moving ``LATEST``. A graph the task cannot train on is a :class:`StoreStateError`."""
+    from graphrec.core.graph import Graph
+    from graphrec.store.schema import utcnow
+
+    started = utcnow()
+    snap = snapshot if snapshot is not None else task.snapshot(store, config)
+    graph = Graph.from_snapshot(snap)
+    log.info("training %s on %d users, %d friendships (store revision %d)", task.name, graph.num_nodes, graph.num_edges, snap.revision)
+    try:
+        model = task.fit(graph, config)
+    except ValueError as exc:
+        raise StoreStateError(f"cannot train {task.name}: {exc}") from None
+    content = model.to_artifact()
+    all_metrics = {**model.metrics, **(metrics or {})}
+    manifest = {
+        "data": graph.data,
+        "params": config.params(),
+        "seed": config.seed,
+        "feature_names": list(model.feature_names),
+        **content.manifest,
+        "metrics": all_metrics,
+    }
+    version = artifacts.new_version()
+    extra = None
+    if content.write_files is not None:
+        write = content.write_files
+
+        def extra(folder: Path) -> None:
+            write(folder, version)
+
+    art = artifacts.save(store.settings.home, task.kind, content.arrays, manifest, version=version, extra=extra, make_latest=False)
+    model.version = art.version
+    store.record_model_run(task.kind, art.version, seed=config.seed, params=config.params(), metrics=all_metrics,
+                           data_revision=snap.revision, data_fingerprint=graph.data["fingerprint"], artifact_path=str(art.path),
+                           started_at=started)
+    if serve:
+        artifacts.set_latest(store.settings.home, task.kind, art.version)  # served only once recorded
+    log.info("%s model %s saved under %s", task.name, art.version, art.path)
+    return Registered(model, art)

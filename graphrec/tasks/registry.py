@@ -1,0 +1,43 @@
+"""The registered tasks, by name, loaded lazily (a task's module may import torch).
+
+This is the one module that knows every task; tasks themselves never import each other. Where
+one task serves another through the protocol (bot augmentation draws profiles from the synthetic
+users' generator), the wiring happens here: see :func:`profile_generator_factory`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from graphrec.errors import InputError
+from graphrec.tasks.base import Task
+
+#: task name -> "module:class" of its :class:`~graphrec.tasks.base.Task`
+TASKS: dict[str, str] = {
+    "linkpred": "graphrec.tasks.linkpred.train:LinkPredTask",
+    "bots": "graphrec.tasks.bots.train:BotTask",
+    "siamese": "graphrec.tasks.siamese.train:SiameseTask",
+    "anomaly": "graphrec.tasks.anomaly.train:AnomalyTask",
+    "synth": "graphrec.tasks.synth.train:SynthTask",
+}
+
+
+def task_class(name: str) -> type[Task[Any, Any]]:
+    """The task class registered under ``name`` (``InputError`` for an unknown name)."""
+    try:
+        target = TASKS[name]
+    except KeyError:
+        raise InputError(f"unknown task {name!r}: choose one of {', '.join(sorted(TASKS))}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+
+def get_task(name: str, **kwargs: Any) -> Task[Any, Any]:
+    """A ready task instance (``kwargs`` go to its constructor)."""
+    return task_class(name)(**kwargs)
+
+
+def scoring_task_names() -> list[str]:
+    """Tasks whose models score every user in the nightly job, in the job's order."""
+    return [name for name in TASKS if task_class(name).scores_users]

@@ -1,0 +1,245 @@
+"""The architecture rules of ARCHITECTURE.md, as tests: they fail when a change breaks a layer.
+
+Imports are read from the source (every ``import`` statement, also those inside functions; the
+ones under ``if TYPE_CHECKING:`` are type hints, not imports, and are skipped). The serving path is
+also checked at run time, in a subprocess where importing torch or torch_geometric fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "graphrec"
+TASKS = sorted(p.name for p in (PKG / "tasks").iterdir() if p.is_dir() and (p / "__init__.py").exists())
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    here = _module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for sub in child.orelse:
+                    visit(sub)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = ".".join(package[: len(package) - child.level + 1])
+                    mod = f"{base}.{child.module}" if child.module else base
+                else:
+                    mod = child.module or ""
+                found.add(mod)
+                found.update(f"{mod}.{alias.name}" for alias in child.names)
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def _violations(folder: Path, forbidden: tuple[str, ...]) -> list[str]:
+    out = []
+    for f in _files(folder):
+        for mod in sorted(imports_of(f)):
+            if any(mod == bad or mod.startswith(bad + ".") for bad in forbidden):
+                out.append(f"{f.relative_to(ROOT)} imports {mod}")
+    return out
+
+
+def test_the_import_scanner_sees_function_level_imports(tmp_path: Path) -> None:
+    probe = PKG / "core" / "_architecture_probe.py"
+    probe.write_text("import numpy\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n"
+                     "def f():\n    from graphrec.tasks.bots import train\n", encoding="utf-8")
+    try:
+        found = imports_of(probe)
+    finally:
+        probe.unlink()
+    assert "graphrec.tasks.bots.train" in found and "numpy" in found
+    assert "torch" not in found  # a type hint only
+
+
+def test_generative_never_imports_graphrec() -> None:
+    assert _violations(ROOT / "generative", ("graphrec",)) == []
+
+
+def test_store_knows_no_models_and_no_tasks() -> None:
+    forbidden = ("torch", "torch_geometric", "graphrec.tasks", "graphrec.nn", "graphrec.serving", "graphrec.jobs", "graphrec.cli",
+                 "graphrec.core", "generative")
+    assert _violations(PKG / "store", forbidden) == []
+
+
+def test_store_sql_has_no_task_semantics() -> None:
+    """The store serves generic scoring runs keyed by kind: no task's kind is spelled in it."""
+    offenders = []
+    for f in _files(PKG / "store"):
+        text = f.read_text(encoding="utf-8")
+        for word in ("kind = 'bot'", "'bot'", '"bot"', "'anomaly'", '"anomaly"'):
+            if word in text:
+                offenders.append(f"{f.relative_to(ROOT)}: {word}")
+    assert offenders == []
+
+
+def test_core_and_nn_stay_below_the_tasks() -> None:
+    upper = ("graphrec.tasks", "graphrec.serving", "graphrec.jobs", "graphrec.cli")
+    assert _violations(PKG / "core", upper + ("graphrec.store.store", "graphrec.nn")) == []
+    assert _violations(PKG / "nn", upper + ("graphrec.store", "graphrec.core.index")) == []
+
+
+def test_nn_modules_do_no_file_or_database_io() -> None:
+    io_modules = ("sqlalchemy", "graphrec.store", "graphrec.artifacts", "pathlib", "os", "shutil", "json", "safetensors", "pickle")
+    assert _violations(PKG / "nn", io_modules) == []
+    calls = []
+    for f in _files(PKG / "nn"):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                fn = node.func
+                name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
+                if name in ("open", "save", "load", "read_text", "write_text"):
+                    calls.append(f"{f.relative_to(ROOT)}:{node.lineno} calls {name}()")
+    assert calls == []
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_task_never_imports_another_task(task: str) -> None:
+    others = tuple(f"graphrec.tasks.{t}" for t in TASKS if t != task)
+    upper = ("graphrec.serving", "graphrec.jobs", "graphrec.cli", "graphrec.tasks.registry")
+    assert _violations(PKG / "tasks" / task, others + upper) == []
+
+
+def test_every_task_package_has_the_same_modules() -> None:
+    for task in TASKS:
+        have = {p.stem for p in (PKG / "tasks" / task).glob("*.py")}
+        assert {"__init__", "config", "train", "model", "evaluate"} <= have, f"tasks/{task} has {sorted(have)}"
+
+
+def test_every_registered_task_follows_the_protocol() -> None:
+    from graphrec.tasks.base import Model, Task, TaskConfig
+    from graphrec.tasks.registry import TASKS as REGISTERED
+    from graphrec.tasks.registry import task_class
+
+    assert sorted(REGISTERED) == TASKS
+    for name in REGISTERED:
+        cls = task_class(name)
+        assert issubclass(cls, Task) and cls.name == name
+        assert issubclass(cls.config_type, TaskConfig)
+        assert issubclass(cls.model_type, Model) and cls.model_type.kind == cls.kind
+
+
+def test_cli_holds_no_sql_no_transactions_and_no_model_logic() -> None:
+    forbidden = ("sqlalchemy", "numpy", "torch", "torch_geometric", "scipy", "graphrec.store.scores", "graphrec.store.exporters",
+                 "graphrec.store.migrate", "graphrec.store.schema", "graphrec.artifacts", "graphrec.nn")
+    assert _violations(PKG / "cli", forbidden) == []
+    offenders = []
+    for f in _files(PKG / "cli"):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                words = node.value.upper().split()
+                if {"SELECT", "FROM"} <= set(words) or {"INSERT", "INTO"} <= set(words) or {"DELETE", "FROM"} <= set(words):
+                    offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}: SQL text")
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    call = item.context_expr
+                    if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("read", "write", "begin", "connect"):
+                        offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}: opens a transaction")
+    assert offenders == []
+
+
+_BLOCKER = textwrap.dedent(
+    """
+    import sys
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "torch_geometric"):
+                raise ImportError(f"blocked on the serving path: {name}")
+            return None
+    sys.meta_path.insert(0, _Block())
+    """
+)
+
+
+def test_serving_modules_import_without_torch() -> None:
+    code = _BLOCKER + textwrap.dedent(
+        """
+        import graphrec.serving.recommend, graphrec.serving.similar, graphrec.serving.scores
+        import graphrec.cli
+        print("ok")
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def test_serving_commands_run_without_torch(trained_home: dict[str, str]) -> None:
+    """recommend and similar answer real requests in a process where torch cannot be imported."""
+    env = {**os.environ, **trained_home}
+    for args in (["recommend", "--user", "0", "-k", "5", "--format", "json"], ["similar", "--user", "0", "-k", "5", "--format", "json"]):
+        code = _BLOCKER + f"from graphrec.cli import main\nsys.argv = ['graphrec'] + {args!r}\nmain()\n"
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert '"user": "0"' in res.stdout
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A small community graph with binary profiles, a link model and a Siamese model trained on it."""
+    import numpy as np
+
+    from graphrec.store.store import GraphStore
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.registry import get_task
+
+    root = tmp_path_factory.mktemp("arch")
+    rng = np.random.default_rng(0)
+    n, groups = 240, 6
+    group = np.arange(n) % groups
+    lines = []
+    for u in range(n):
+        for v in range(u + 1, n):
+            if rng.random() < (0.12 if group[u] == group[v] else 0.004):
+                lines.append(f"{u} {v}")
+    (root / "edges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    feats = (rng.random((n, 12)) < 0.1) | (np.eye(groups, 12, dtype=bool)[group] & (rng.random((n, 1)) < 0.8))
+    rows = ["id," + ",".join(f"f{j}" for j in range(12))] + [f"{u}," + ",".join(str(int(x)) for x in feats[u]) for u in range(n)]
+    (root / "users.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    url = f"sqlite:///{root / 'g.db'}"
+    store = GraphStore(url, home=root / "home")
+    store.initialize()
+    store.import_users(root / "users.csv")
+    store.import_edges(root / "edges.txt")
+    for name in ("linkpred", "siamese"):
+        task = get_task(name)
+        train_and_register(store, task, task.config_type(seed=0, epochs=1))  # type: ignore[call-arg]
+    return {"GRAPHREC_DATABASE_URL": url, "GRAPHREC_HOME": str(root / "home")}
