@@ -1,0 +1,239 @@
+"""Data commands: schema migrations, imports, exports, store statistics and user look-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from graphrec.cli.app import FORMAT, cli, emit, open_store
+
+
+# -- db ---------------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Bring the database schema up to REVISION (creates it in an empty database)."""
+    store = open_store(ctx)
+    before, after = store.initialize(revision)
+    click.echo(f"database schema: {before or 'empty'} -> {after}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str) -> None:
+    """Downgrade the schema to REVISION (``base`` removes every graphrec table)."""
+    from graphrec.store import migrate
+
+    store = open_store(ctx)
+    before, after = migrate.downgrade(store.engine, revision)
+    click.echo(f"database schema: {before or 'empty'} -> {after or 'empty'}")
+
+
+@db.command("current")
+@FORMAT
+@click.pass_context
+def db_current(ctx: click.Context, fmt: str) -> None:
+    """Show the schema revision of the database and of this graphrec."""
+    from graphrec.store import migrate
+
+    store = open_store(ctx)
+    current, head = migrate.schema_status(store.engine)
+    emit({"database": store.engine.url.render_as_string(), "current": current, "head": head, "up_to_date": current == head}, fmt)
+
+
+# -- import -----------------------------------------------------------------------------------
+def _report(report: Any, fmt: str) -> None:
+    emit(report.as_dict(), fmt)
+
+
+@cli.group("import")
+def import_() -> None:
+    """Import users, friendships, labels, blocks or the bundled dataset (atomic, idempotent)."""
+
+
+_ID_TYPE = click.option(
+    "--id-type", type=click.Choice(["int", "str"]), default="int", show_default=True, help="Integer ids, or any text."
+)
+
+
+def _edge_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.argument("file", type=click.Path(path_type=Path)),
+            click.option("--input-format", type=click.Choice(["auto", "snap", "csv"]), default="auto", show_default=True, help="auto: .csv/.tsv are CSV, anything else SNAP."),
+            click.option("--source-column", help="CSV column of the first user (default: first column)."),
+            click.option("--target-column", help="CSV column of the second user (default: second column)."),
+            click.option("--delimiter", help="Field separator (default: whitespace for SNAP, ',' for CSV)."),
+            _ID_TYPE,
+            click.option("--skip-invalid", is_flag=True, help="Skip self-loops, duplicates and bad ids (counted) instead of failing."),
+            FORMAT,
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _edge_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fmt": kw["input_format"],
+        "source_column": kw["source_column"],
+        "target_column": kw["target_column"],
+        "delimiter": kw["delimiter"],
+        "id_type": kw["id_type"],
+        "skip_invalid": kw["skip_invalid"],
+    }
+
+
+@import_.command("edges")
+@_edge_options
+@click.option("--create-users/--no-create-users", default=True, show_default=True, help="Create users the file names but the store lacks.")
+@click.pass_context
+def import_edges(ctx: click.Context, file: Path, fmt: str, create_users: bool, **kw: Any) -> None:
+    """Import undirected friendships from a SNAP edge list or a CSV."""
+    report = open_store(ctx, create=True).import_edges(file, create_users=create_users, **_edge_kwargs(kw))
+    _report(report, fmt)
+
+
+@import_.command("blocks")
+@_edge_options
+@click.pass_context
+def import_blocks(ctx: click.Context, file: Path, fmt: str, **kw: Any) -> None:
+    """Import blocks: each row says the first user blocked the second."""
+    report = open_store(ctx, create=True).import_blocks(file, **_edge_kwargs(kw))
+    _report(report, fmt)
+
+
+def _names(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@import_.command("users")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--id-column", default="id", show_default=True)
+@_ID_TYPE
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--text-columns", help="Comma-separated columns to keep as text even if numeric (e.g. zip codes).")
+@click.option("--feature-columns", help="Comma-separated columns that must be numeric features.")
+@FORMAT
+@click.pass_context
+def import_users(ctx: click.Context, file: Path, id_column: str, id_type: str, delimiter: str, text_columns: str | None, feature_columns: str | None, fmt: str) -> None:
+    """Import users from a CSV: numeric columns become features, others profile attributes."""
+    report = open_store(ctx, create=True).import_users(
+        file,
+        id_column=id_column,
+        id_type=id_type,
+        delimiter=delimiter,
+        text_columns=_names(text_columns),
+        feature_columns=_names(feature_columns),
+    )
+    _report(report, fmt)
+
+
+@import_.command("labels")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--id-column", default="id", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--source", "default_source", default="import", show_default=True, help="Source for rows without a 'source' column.")
+@_ID_TYPE
+@click.option("--delimiter", default=",", show_default=True)
+@FORMAT
+@click.pass_context
+def import_labels(ctx: click.Context, file: Path, id_column: str, label_column: str, default_source: str, id_type: str, delimiter: str, fmt: str) -> None:
+    """Import labels (e.g. bot/human) for existing users from a CSV id,label[,source]."""
+    report = open_store(ctx, create=True).import_labels(
+        file, id_column=id_column, label_column=label_column, default_source=default_source, id_type=id_type, delimiter=delimiter
+    )
+    _report(report, fmt)
+
+
+@import_.command("ego-facebook")
+@click.option("--path", type=click.Path(path_type=Path), help="Folder of SNAP ego-Facebook files (default: the bundled copy).")
+@FORMAT
+@click.pass_context
+def import_ego_facebook(ctx: click.Context, path: Path | None, fmt: str) -> None:
+    """Import SNAP ego-Facebook: 4,039 users, 88,234 friendships, 1,406 features, 193 circles."""
+    report = open_store(ctx, create=True).import_ego_facebook(path)
+    _report(report, fmt)
+
+
+# -- read commands ----------------------------------------------------------------------------
+@cli.command()
+@FORMAT
+@click.pass_context
+def stats(ctx: click.Context, fmt: str) -> None:
+    """Users, friendships, labels, density and connected components."""
+    emit(open_store(ctx).stats().as_dict(), fmt)
+
+
+@cli.group()
+def user() -> None:
+    """Look up one user."""
+
+
+@user.command("show")
+@click.argument("user_id")
+@FORMAT
+@click.pass_context
+def user_show(ctx: click.Context, user_id: str, fmt: str) -> None:
+    """A user's profile, degree and labels."""
+    store = open_store(ctx)
+    rec = store.get_user(user_id)
+    data = {
+        "id": rec.external_id,
+        "is_synthetic": rec.is_synthetic,
+        "deleted": rec.is_deleted,
+        "degree": 0 if rec.is_deleted else store.degree(user_id),
+        "attributes": rec.attributes,
+        "features": rec.features,
+        "created_at": rec.created_at.isoformat(),
+        "updated_at": rec.updated_at.isoformat(),
+    }
+    emit(data, fmt)
+
+
+@user.command("friends")
+@click.argument("user_id")
+@FORMAT
+@click.pass_context
+def user_friends(ctx: click.Context, user_id: str, fmt: str) -> None:
+    """The user's friends."""
+    friends = open_store(ctx).neighbours(user_id)
+    emit({"user": user_id, "friends": friends}, fmt, lambda d: "\n".join(d["friends"]))
+
+
+@user.command("mutual")
+@click.argument("user_a")
+@click.argument("user_b")
+@FORMAT
+@click.pass_context
+def user_mutual(ctx: click.Context, user_a: str, user_b: str, fmt: str) -> None:
+    """Mutual friends of two users."""
+    mutual = open_store(ctx).mutual_friends(user_a, user_b)
+    emit({"users": [user_a, user_b], "mutual_friends": mutual}, fmt, lambda d: "\n".join(d["mutual_friends"]))
+
+
+@cli.command("export")
+@click.argument("what", type=click.Choice(["users", "friendships", "labels"]))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="CSV file to write.")
+@FORMAT
+@click.pass_context
+def export(ctx: click.Context, what: str, output: Path, fmt: str) -> None:
+    """Export users, friendships or labels as CSV that `graphrec import` reads back."""
+    from graphrec.store import exporters
+
+    store = open_store(ctx)
+    writer = {"users": exporters.export_users, "friendships": exporters.export_friendships, "labels": exporters.export_labels}[what]
+    with store.read() as conn:
+        count = writer(conn, output)
+    emit({"exported": what, "rows": count, "output": str(output)}, fmt)
+

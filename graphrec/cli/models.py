@@ -1,0 +1,238 @@
+"""Model commands: train and evaluate every task, and create or purge synthetic users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from graphrec.cli.app import FORMAT, cli, emit, open_store
+
+
+# -- link prediction --------------------------------------------------------------------------
+@cli.group()
+def train() -> None:
+    """Train models (saved as versioned artifacts under GRAPHREC_HOME)."""
+
+
+@train.command("linkpred")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0), help="GCN embedding width (0: no GNN term).")
+@FORMAT
+@click.pass_context
+def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt: str) -> None:
+    """Train the friend-recommendation link ranker on the store's current graph."""
+    from graphrec.tasks.linkpred.model import fit_and_save
+    from graphrec.tasks.linkpred.train import TrainConfig
+
+    art = fit_and_save(open_store(ctx), TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim))
+    training = art.manifest["training"]
+    emit({"model": "linkpred", "version": art.version, "path": str(art.path), "seconds": training["seconds"], "train_loss": training["train_loss"][-1], "data_revision": art.manifest["data"]["revision"]}, fmt)
+
+
+@train.command("bots")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-fitting folds (one model each).")
+@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--target-precision", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="The flagging threshold is the lowest whose out-of-fold precision reaches this.")
+@click.option("--positive-label", default="bot", show_default=True, help="Label that marks a bot; any other label is a non-bot.")
+@click.option("--augment", type=click.Choice(["vae", "gan", "copy"]), help="Add synthetic examples of the scarce class while training (vae, gan: class-conditional profiles; copy: the no-generator ablation).")
+@click.option("--include-synthetic", is_flag=True, help="Also learn from labels of synthetic users in the store.")
+@FORMAT
+@click.pass_context
+def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, augment: str | None,
+               include_synthetic: bool, fmt: str) -> None:
+    """Train the bot detector (GNN node classification) from the labels in the store."""
+    from graphrec.tasks.bots.model import train_from_store
+    from graphrec.tasks.bots.train import BotTrainConfig
+
+    cfg = BotTrainConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision)
+    art = train_from_store(open_store(ctx), cfg, positive_label=positive_label, augment=augment, include_synthetic=include_synthetic)
+    m = art.manifest
+    emit({"model": "bot", "version": art.version, "path": str(art.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
+           "threshold_rule": m["threshold_rule"], "out_of_fold": m["metrics"]["out_of_fold"], "augment": m["metrics"].get("augment"),
+           "data_revision": m["data"]["revision"]}, fmt)
+
+
+@train.command("siamese")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@FORMAT
+@click.pass_context
+def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: str) -> None:
+    """Train the Siamese profile encoder and index every user's embedding in FAISS."""
+    from graphrec.tasks.siamese.model import fit_and_save
+    from graphrec.tasks.siamese.train import SiameseConfig
+
+    art = fit_and_save(open_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss))
+    t = art.manifest["training"]
+    emit({"model": "siamese", "version": art.version, "path": str(art.path), "seconds": t["seconds"], "train_loss": t["train_loss"][-1],
+           "users_indexed": art.manifest["data"]["users"]}, fmt)
+
+
+@train.command("anomaly")
+@click.option("--kind", type=click.Choice(["context", "dominant", "vanilla", "denoising", "sparse"]), default="context", show_default=True,
+              help="Detector: context (profile vs friends + graph structure; the default by measurement), the DOMINANT graph "
+                   "autoencoder, or a feature autoencoder.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--contamination", default=0.05, show_default=True, type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True),
+              help="Expected share of anomalous users: the flagging threshold is this upper quantile of the training scores.")
+@click.option("--tied", is_flag=True, help="Tie decoder weights to the encoder's (autoencoder kinds).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads.")
+@FORMAT
+@click.pass_context
+def train_anomaly(ctx: click.Context, kind: str, seed: int, contamination: float, tied: bool, threads: int, fmt: str) -> None:
+    """Train the unsupervised anomaly detector on the store's current users and graph."""
+    from graphrec.tasks.anomaly.model import train_from_store
+
+    overrides = {"tied": True} if tied and kind != "dominant" else {}
+    art = train_from_store(open_store(ctx), kind=kind, seed=seed, contamination=contamination, threads=threads, **overrides)
+    m = art.manifest
+    emit({"model": "anomaly", "detector": m["detector"], "version": art.version, "path": str(art.path), **m["metrics"],
+           "data_revision": m["data"]["revision"]}, fmt)
+
+
+@cli.group("eval")
+def eval_() -> None:
+    """Evaluate models against baselines measured in the same run."""
+
+
+@eval_.command("linkpred")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--test-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
+@click.option("--max-users", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0))
+@click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@FORMAT
+@click.pass_context
+def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users: int, epochs: int, gnn_dim: int, include_synthetic: bool, fmt: str) -> None:
+    """Hold out friendships, rank every non-friend; the model beside CN, AA, RA and PPR."""
+    from graphrec.tasks.linkpred.evaluate import evaluate_linkpred
+    from graphrec.tasks.linkpred.profiles import ProfileMatrix
+    from graphrec.tasks.linkpred.train import TrainConfig
+
+    snap = open_store(ctx).snapshot(include_synthetic=include_synthetic)
+    report, _ = evaluate_linkpred(
+        snap.edge_array(), snap.num_nodes, ProfileMatrix.from_dense(snap.features), seed=seed, test_fraction=test_fraction,
+        max_users=max_users, config=TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim),
+    )
+    data = {"params": report.params, "metrics": report.metrics, "seconds": report.seconds}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{'method':24s} {'recall@20':>9s} {'recall@50':>9s} {'mrr':>7s}"]
+        for name, m in d["metrics"].items():
+            lines.append(f"{name:24s} {m['recall@20']:9.3f} {m['recall@50']:9.3f} {m['mrr']:7.3f}")
+        lines.append(f"users={d['params']['max_users']} test_edges={d['params']['test_edges']} seed={d['params']['seed']}")
+        return "\n".join(lines)
+
+    emit(data, fmt, table)
+
+
+@eval_.command("bots")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--test-fraction", default=0.3, show_default=True, type=click.FloatRange(0.05, 0.9))
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--positive-label", default="bot", show_default=True)
+@click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@FORMAT
+@click.pass_context
+def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, include_synthetic: bool, fmt: str) -> None:
+    """Stratified split of the labelled users; the model beside a feature-only classifier, label
+    propagation and personalized PageRank, trained on the same labels in the same run."""
+    from graphrec.errors import StoreStateError
+    from graphrec.tasks.bots.evaluate import evaluate_bots, stratified_split
+    from graphrec.tasks.bots.model import snapshot_labels
+    from graphrec.tasks.bots.train import BotTrainConfig
+
+    snap = open_store(ctx).snapshot(include_synthetic=include_synthetic)
+    labels = snapshot_labels(snap, positive_label)
+    if min(int(labels.is_bot.sum()), int((~labels.is_bot).sum())) < 4:
+        raise StoreStateError(f"eval bots needs at least 4 labelled bots and 4 labelled non-bots, the store has {int(labels.is_bot.sum())} and {int((~labels.is_bot).sum())}")
+    tr, te = stratified_split(labels.nodes, labels.is_bot, test_fraction, seed)
+    report = evaluate_bots(snap.indptr, snap.indices, snap.features, snap.feature_names, labels.nodes[tr], labels.is_bot[tr],
+                           labels.nodes[te], labels.is_bot[te], BotTrainConfig(seed=seed, folds=folds, epochs=epochs))
+    data = {"seed": seed, **report.as_dict()}
+
+    def table(d: dict[str, Any]) -> str:
+        keys = ["roc_auc", "average_precision", "f1"]
+        pk = next(k for k in d["metrics"]["model"] if k.startswith("precision@"))
+        lines = [f"{'method':24s} {'roc_auc':>8s} {'avg_prec':>8s} {'f1':>6s} {pk:>14s}"]
+        for name, m in d["metrics"].items():
+            lines.append(f"{name:24s} {m[keys[0]]:8.4f} {m[keys[1]]:8.4f} {m[keys[2]]:6.3f} {m[pk]:14.3f}")
+        lines.append(f"train={d['n_train']} test={d['n_test']} (bots {d['test_bots']}) seed={d['seed']} threshold={d['threshold']:.3f}")
+        return "\n".join(lines)
+
+    emit(data, fmt, table)
+
+
+@eval_.command("siamese")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--hidden-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@FORMAT
+@click.pass_context
+def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool, fmt: str) -> None:
+    """Cold start: hide every friendship of some users, rank all users from the profile alone;
+    the model beside popularity and raw profile cosine (and circle precision@10)."""
+    from graphrec.tasks.siamese.evaluate import evaluate_cold_start
+    from graphrec.tasks.siamese.train import SiameseConfig
+
+    snap = open_store(ctx).snapshot(include_synthetic=include_synthetic)
+    report = evaluate_cold_start(snap.features, snap.edge_array(), SiameseConfig(seed=seed, epochs=epochs, loss=loss),
+                                 circles=[c.members for c in snap.circles], hidden_fraction=hidden_fraction, seed=seed)
+    data = {"seed": seed, **report.as_dict()}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{'method':16s} {'recall@10':>9s} {'recall@50':>9s} {'mrr':>7s}"]
+        for name, m in d["metrics"].items():
+            if name != "circles p@10":
+                lines.append(f"{name:16s} {m['recall@10']:9.3f} {m['recall@50']:9.3f} {m['mrr']:7.3f}")
+        if "circles p@10" in d["metrics"]:
+            c = d["metrics"]["circles p@10"]
+            lines.append(f"circle precision@10: siamese {c['siamese']:.3f}, profile cosine {c['profile cosine']:.3f}")
+        lines.append(f"hidden users={d['hidden_users']} evaluated={d['evaluated_users']} seed={d['seed']}")
+        return "\n".join(lines)
+
+    emit(data, fmt, table)
+
+
+@cli.group("synth", invoke_without_command=True)
+@click.option("--model", "model", type=click.Choice(["vae", "gan"]), default="vae", show_default=True, help="Profile generator.")
+@click.option("--n", "n", type=click.IntRange(1), help="How many synthetic users to create.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--label", help="Give every synthetic user this label (e.g. bot); profiles come from a class-conditional model.")
+@click.option("--epochs", type=click.IntRange(1), help="Generator training epochs [default: the model's].")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads.")
+@FORMAT
+@click.pass_context
+def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str | None, epochs: int | None, threads: int, fmt: str) -> None:
+    """Create N synthetic users, always flagged is_synthetic: profiles from a VAE or GAN trained on
+    the real users, friendships by profile-anchored triadic closure, all in one transaction.
+    Synthetic users are never recommended and are excluded from training and evaluation.
+
+    `graphrec synth purge` removes every synthetic user and friendship."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if n is None:
+        raise click.UsageError("give --n N (or the purge subcommand)")
+    from graphrec.tasks.synth.synthesize import synthesize
+
+    report = synthesize(open_store(ctx), model=model, n=n, seed=seed, label=label, epochs=epochs, threads=threads)
+    emit(report.as_dict(), fmt)
+
+
+@synth.command("purge")
+@FORMAT
+@click.pass_context
+def synth_purge(ctx: click.Context, fmt: str) -> None:
+    """Delete every synthetic user with their friendships, labels and scores (one transaction)."""
+    counts = open_store(ctx).purge_synthetic()
+    emit({"removed": "synthetic users", **counts}, fmt)
+

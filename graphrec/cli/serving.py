@@ -1,0 +1,225 @@
+"""Serving commands: recommendations, similar users, the FAISS index, and reads of the nightly scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from graphrec.cli.app import FORMAT, cli, emit, open_store
+
+
+@cli.command("similar")
+@click.option("--user", "user_id", required=True, help="External id of the user.")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--model-version", help="Siamese model version (default: the latest trained).")
+@FORMAT
+@click.pass_context
+def similar(ctx: click.Context, user_id: str, k: int, model_version: str | None, fmt: str) -> None:
+    """Users with the most similar learned profile embedding (works for users with no friends)."""
+    from graphrec.tasks.siamese.model import SimilarUsers
+
+    found = SimilarUsers(open_store(ctx), version=model_version).similar(user_id, k)
+    data = {"user": user_id, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found]}
+    emit(data, fmt, lambda d: "\n".join(f"{it['user']:>12s}  {it['similarity']:.4f}" for it in d["similar"]) or "(none)")
+
+
+@cli.group("index")
+def index_group() -> None:
+    """The Siamese model's FAISS index."""
+
+
+@index_group.command("sync")
+@FORMAT
+@click.pass_context
+def index_sync(ctx: click.Context, fmt: str) -> None:
+    """Incremental update: embed users created or changed since the last sync, drop deleted ones."""
+    from graphrec.tasks.siamese.model import SimilarUsers
+
+    svc = SimilarUsers(open_store(ctx))
+    emit({"model_version": svc.version, **svc.sync()}, fmt)
+
+
+def _latest_run(conn: Any, kind: str) -> Any:
+    from graphrec.errors import StoreStateError
+    from graphrec.store import scores as score_store
+
+    run = score_store.latest_complete(conn, kind)
+    if run is None:
+        hint = "graphrec score-bots" if kind == "bot" else "the nightly scoring job"
+        raise StoreStateError(f"no complete {kind} scoring run in the store: run `{hint}` first")
+    return run
+
+
+@cli.command("bots")
+@click.option("--top", "top", default=20, show_default=True, type=click.IntRange(1), help="How many users to list.")
+@FORMAT
+@click.pass_context
+def bots_cmd(ctx: click.Context, top: int, fmt: str) -> None:
+    """The most likely bots of the latest complete scoring run, with the signals behind each."""
+    import json as _json
+
+    from graphrec.store import scores as score_store
+
+    store = open_store(ctx)
+    with store.read() as conn:
+        run = _latest_run(conn, "bot")
+        rows = score_store.top_scores(conn, run.id, top)
+    items = []
+    for ext, score, flagged, details in rows:
+        details = _json.loads(details) if isinstance(details, str) else details
+        items.append({"user": ext, "score": round(score, 6), "flagged": flagged, "signals": details or {}})
+    data = {"run_id": run.id, "run_date": run.run_date.isoformat(), "threshold": run.threshold, "bots": items}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"run {d['run_id']} of {d['run_date']}, threshold {d['threshold']:.3f}",
+                 f"{'user':>12s} {'score':>7s} {'flag':>4s}  signals"]
+        for it in d["bots"]:
+            sig = ", ".join(f"{k}={v}" for k, v in it["signals"].items() if k != "score")
+            lines.append(f"{it['user']:>12s} {it['score']:7.4f} {'yes' if it['flagged'] else 'no':>4s}  {sig}")
+        return "\n".join(lines)
+
+    emit(data, fmt, table)
+
+
+@cli.command("anomalies")
+@click.option("--top", "top", default=20, show_default=True, type=click.IntRange(1), help="How many users to list.")
+@click.option("--live", is_flag=True, help="Score the current graph with the served model instead of reading the latest nightly run.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads (with --live).")
+@FORMAT
+@click.pass_context
+def anomalies_cmd(ctx: click.Context, top: int, live: bool, threads: int, fmt: str) -> None:
+    """The most anomalous users, each with why: the view that drives the score (attributes or
+    structure) and the profile features that fit worst (observed vs expected).
+
+    Reads the latest complete anomaly run of the nightly job; with --live, or when no run exists
+    yet, scores the current graph with the served model (nothing is written)."""
+    import json as _json
+
+    from graphrec import artifacts
+    from graphrec.store import scores as score_store
+    from graphrec.tasks.anomaly import model as anomaly_model
+
+    store = open_store(ctx)
+    with store.read() as conn:
+        run = None if live else score_store.latest_complete(conn, anomaly_model.KIND)
+        rows = score_store.top_scores(conn, run.id, top) if run is not None else []
+    if run is not None:
+        items = [{"user": ext, "score": round(score, 6), "flagged": flagged,
+                  **((_json.loads(d) if isinstance(d, str) else d) or {})} for ext, score, flagged, d in rows]
+        data: dict[str, Any] = {"source": f"run {run.id} of {run.run_date.isoformat()}", "threshold": run.threshold, "anomalies": items}
+    else:
+        if artifacts.latest_version(store.settings.home, anomaly_model.KIND) is None:
+            from graphrec.errors import StoreStateError
+
+            raise StoreStateError("no anomaly model and no anomaly scoring run: run `graphrec train anomaly` first")
+        det, art = anomaly_model.load_model(store.settings.home)
+        items = anomaly_model.top_anomalies(store, top=top, threads=threads)
+        data = {"source": f"live, model {art.version}", "threshold": det.threshold_, "anomalies": items}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{d['source']}, threshold {d['threshold']:.4f}", f"{'user':>12s} {'score':>7s} {'flag':>4s} {'driver':>10s}  why"]
+        for it in d["anomalies"]:
+            feats = ", ".join(f"{f['feature']}={f['value']:g} (expected {f['expected']:.2f})" for f in it.get("features", [])[:3])
+            why = feats if it.get("driver") == "attributes" else (
+                f"friends outside own communities {it.get('friends_outside_own_communities', {})}, {it.get('friends')} friends")
+            lines.append(f"{it['user']:>12s} {it['score']:7.4f} {'yes' if it['flagged'] else 'no':>4s} {it.get('driver', ''):>10s}  {why}")
+        return "\n".join(lines)
+
+    emit(data, fmt, table)
+
+
+@cli.group()
+def scores() -> None:
+    """Scores written by the nightly jobs."""
+
+
+@scores.command("export")
+@click.option("--kind", default="bot", show_default=True, help="Scoring run kind (bot, anomaly).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="CSV file to write (id,score,is_synthetic).")
+@FORMAT
+@click.pass_context
+def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None:
+    """Write ``id,score,is_synthetic`` for every user of the latest complete run of KIND (atomically)."""
+    import csv
+
+    from graphrec.fileio import atomic_output
+    from graphrec.store import scores as score_store
+
+    store = open_store(ctx)
+    count = 0
+    with store.read() as conn:
+        run = _latest_run(conn, kind)
+        with atomic_output(output) as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["id", "score", "is_synthetic"])
+            for batch in score_store.iter_scores(conn, run.id):
+                writer.writerows((ext, repr(score), "true" if synth else "false") for ext, score, synth in batch)
+                count += len(batch)
+    emit({"exported": f"{kind} scores", "run_id": run.id, "run_date": run.run_date.isoformat(), "rows": count, "output": str(output)}, fmt)
+
+
+@cli.command()
+@click.option("--user", "user_id", help="External id of the user to recommend friends to.")
+@click.option("--users-file", type=click.Path(path_type=Path), help="Batch mode: one external id per line.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Batch mode: JSON-lines output file.")
+@click.option("-k", "k", default=20, show_default=True, type=click.IntRange(1), help="Number of suggestions.")
+@click.option("--bot-threshold", type=click.FloatRange(0.0, 1.0), help="Drop accounts whose score in the latest bot-scoring run is above this [default: those the run flagged, at its model's threshold].")
+@click.option("--no-bot-filter", is_flag=True, help="Keep accounts regardless of bot scores.")
+@click.option("--model-version", help="Model version (default: the latest trained).")
+@FORMAT
+@click.pass_context
+def recommend(
+    ctx: click.Context,
+    user_id: str | None,
+    users_file: Path | None,
+    output: Path | None,
+    k: int,
+    bot_threshold: float | None,
+    no_bot_filter: bool,
+    model_version: str | None,
+    fmt: str,
+) -> None:
+    """Friend suggestions with scores and reasons (one user, or a batch to JSON lines)."""
+    from graphrec.errors import GraphrecError, InputError, NotFoundError
+    from graphrec.fileio import atomic_output, read_id_lines
+
+    if (user_id is None) == (users_file is None):
+        raise InputError("give exactly one of --user ID or --users-file FILE")
+    if user_id is not None and output is not None:
+        raise InputError("--output goes with --users-file (use --format json for one user)")
+    if users_file is not None and output is None:
+        raise InputError("--users-file needs --output FILE")
+    users = read_id_lines(users_file) if users_file is not None else []
+
+    from graphrec.serving.recommend import Recommender
+
+    rec = Recommender(open_store(ctx), version=model_version, bot_threshold=None if no_bot_filter else ("flagged" if bot_threshold is None else bot_threshold))
+    if user_id is not None:
+        suggestions = rec.recommend(user_id, k)
+        data = {"user": user_id, "recommendations": [s.as_dict() for s in suggestions]}
+
+        def table(d: dict[str, Any]) -> str:
+            lines = [f"friend suggestions for {d['user']} (model {rec.version})"]
+            for i, s in enumerate(d["recommendations"], 1):
+                lines.append(f"{i:3d}. {s['user']:>10s}  score {s['score']:7.3f}  {'; '.join(s['reasons'])}")
+            return "\n".join(lines if d["recommendations"] else lines + ["  (no suggestions)"])
+
+        emit(data, fmt, table)
+        return
+    assert output is not None
+    failed = 0
+    with atomic_output(output) as fh:
+        for lineno, uid in users:
+            try:
+                recs = [s.as_dict() for s in rec.recommend(uid, k)]
+                fh.write(json.dumps({"user": uid, "recommendations": recs}) + "\n")
+            except GraphrecError as exc:
+                failed += 1
+                fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
+    emit({"users": len(users), "failed": failed, "output": str(output), "model": rec.version}, fmt)
+    if failed:
+        raise NotFoundError(f"{failed} of {len(users)} users could not be served (their lines in {output} say why)")
+
