@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from graphrec.tasks.bots.evaluate import evaluate_bots
 from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
-from graphrec.tasks.bots.signals import LabelPropagator, label_propagation_scores, structural_features
+from graphrec.core.ops import structural_features
+from graphrec.tasks.bots.signals import LabelPropagator, label_propagation_scores
 from graphrec.tasks.bots.train import BotTrainConfig
 from graphrec.cli import cli
 from graphrec.errors import JobLockedError, StoreStateError

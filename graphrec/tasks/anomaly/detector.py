@@ -97,18 +97,14 @@ class AttributedGraph:
 
     def neighbour_mean(self, values: np.ndarray) -> np.ndarray:
         """Row ``i``: mean of ``values`` over ``i``'s friends (0 for users without friends)."""
-        import scipy.sparse as sp
+        from graphrec.core.ops import neighbour_mean
 
-        n = self.num_nodes
-        deg = self.degrees.astype(np.float32)
-        inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
-        m = sp.csr_matrix((np.repeat(inv, self.degrees), self.indices, self.indptr), shape=(n, n))
-        return np.asarray(m @ values, dtype=np.float32)
+        return neighbour_mean(self.indptr, self.indices, values)
 
     def node_table(self, seed: int = 0) -> tuple[np.ndarray, list[str]]:
         """Profile columns plus the :data:`STRUCTURAL_COLUMNS`: the per-user table the feature
         autoencoders and the IsolationForest baseline see."""
-        from graphrec.tasks.bots.signals import structural_features
+        from graphrec.core.ops import structural_features
 
         stats = structural_features(self.indptr, self.indices, seed=seed)
         return np.concatenate([self.features, stats], axis=1), [*self.feature_names, *STRUCTURAL_COLUMNS]

@@ -142,7 +142,7 @@ class Explainer:
     bots / humans, and the user's known label."""
 
     def __init__(self, inputs: GraphInputs, model: BotModel, labels: LabelSet, snap: Any) -> None:
-        from graphrec.tasks.bots.signals import STRUCTURAL_NAMES
+        from graphrec.core.ops import STRUCTURAL_NAMES
 
         self.snap, self.inputs, self.model = snap, inputs, model
         self.is_bot = np.zeros(snap.num_nodes, dtype=bool)

@@ -27,71 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-STRUCTURAL_NAMES = ("log_degree", "clustering", "log_nbr_degree")
+from graphrec.core.ops import diffuse, personalized_pagerank, row_normalised, sym_normalised, walk_transpose
+
 
 
 def label_signal_names(hops: int) -> list[str]:
     """Names of the label-propagation columns for ``hops`` steps."""
     return [f"{c}_walk{k}" for k in range(1, hops + 1) for c in ("bot", "human")] + ["bot_lp", "human_lp"]
-
-
-def _row_normalised(indptr: np.ndarray, indices: np.ndarray):  # -> scipy.sparse.csr_matrix
-    import scipy.sparse as sp
-
-    n = indptr.size - 1
-    deg = np.diff(indptr).astype(np.float32)
-    inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
-    data = np.repeat(inv, np.diff(indptr))
-    return sp.csr_matrix((data, indices, indptr), shape=(n, n))
-
-
-def structural_features(indptr: np.ndarray, indices: np.ndarray, *, pairs: int = 32, seed: int = 0) -> np.ndarray:
-    """``float32[n, 3]``: the :data:`STRUCTURAL_NAMES` columns.
-
-    Clustering is estimated from ``pairs`` neighbour pairs drawn uniformly with replacement per
-    node (standard error at most ``0.5 / sqrt(pairs)``); nodes with fewer than two neighbours get 0.
-    """
-    n = indptr.size - 1
-    deg = np.diff(indptr)
-    out = np.zeros((n, 3), dtype=np.float32)
-    out[:, 0] = np.log1p(deg)
-    if n == 0:
-        return out
-    rows = np.repeat(np.arange(n), deg)
-    nbr_deg_sum = np.bincount(rows, weights=deg[indices].astype(np.float64), minlength=n)
-    out[:, 2] = np.log1p(np.divide(nbr_deg_sum, deg, out=np.zeros(n), where=deg > 0))
-
-    eligible = np.flatnonzero(deg >= 2)
-    if eligible.size:
-        rng = np.random.default_rng(seed)
-        keys = _edge_keys(indptr, indices)
-        hits = np.zeros(eligible.size, dtype=np.int64)
-        chunk = max(1, 4_000_000 // pairs)
-        for s in range(0, eligible.size, chunk):
-            nodes = eligible[s : s + chunk]
-            d = deg[nodes]
-            a = rng.integers(0, d[:, None], size=(nodes.size, pairs))
-            b = rng.integers(0, d[:, None] - 1, size=(nodes.size, pairs))
-            b = b + (b >= a)  # a second, distinct neighbour
-            start = indptr[nodes][:, None]
-            u = indices[start + a]
-            v = indices[start + b]
-            q = u.astype(np.int64) * n + v
-            pos = np.searchsorted(keys, q)
-            pos[pos >= keys.size] = 0
-            hits[s : s + chunk] = (keys[pos] == q).sum(axis=1)
-        out[eligible, 1] = hits / pairs
-    return out
-
-
-def _edge_keys(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Sorted ``row * n + col`` keys of every adjacency entry (rows of a CSR are sorted by row)."""
-    n = indptr.size - 1
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    keys = rows * n + indices.astype(np.int64)
-    if keys.size > 1 and not np.all(keys[1:] >= keys[:-1]):
-        keys = np.sort(keys)
-    return keys
 
 
 class LabelPropagator:
@@ -100,8 +42,8 @@ class LabelPropagator:
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, hops: int = 3) -> None:
         self.hops = hops
         self.n = indptr.size - 1
-        self._p = _row_normalised(indptr, indices)
-        self._s = _sym_normalised(indptr, indices)
+        self._p = row_normalised(indptr, indices)
+        self._s = sym_normalised(indptr, indices)
 
     @property
     def width(self) -> int:
@@ -123,26 +65,13 @@ class LabelPropagator:
         return out
 
 
-def _sym_normalised(indptr: np.ndarray, indices: np.ndarray):  # -> scipy.sparse.csr_matrix
-    import scipy.sparse as sp
-
-    n = indptr.size - 1
-    deg = np.diff(indptr).astype(np.float32)
-    inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
-    rows = np.repeat(np.arange(n), np.diff(indptr))
-    return sp.csr_matrix((inv[rows] * inv[indices], indices, indptr), shape=(n, n))
-
-
 def _propagate(s, bots: np.ndarray, humans: np.ndarray, alpha: float = 0.85, iterations: int = 30) -> np.ndarray:
     """Zhou et al.'s iteration ``F <- alpha S F + (1 - alpha) Y``, one unit-mass column per class."""
     n = s.shape[0]
     y = np.zeros((n, 2), dtype=np.float32)
     y[np.asarray(bots, dtype=np.int64), 0] = 1.0 / max(len(bots), 1)
     y[np.asarray(humans, dtype=np.int64), 1] = 1.0 / max(len(humans), 1)
-    f = y.copy()
-    for _ in range(iterations):
-        f = alpha * np.asarray(s @ f, dtype=np.float32) + (1 - alpha) * y
-    return np.maximum(f, 0.0)
+    return np.maximum(diffuse(s, y, alpha, iterations), 0.0)
 
 
 def label_propagation_scores(indptr: np.ndarray, indices: np.ndarray, bots: np.ndarray, humans: np.ndarray, *, alpha: float = 0.85, iterations: int = 30) -> np.ndarray:
@@ -150,7 +79,7 @@ def label_propagation_scores(indptr: np.ndarray, indices: np.ndarray, bots: np.n
     with ``S = D^-1/2 A D^-1/2``, one column per class, each column normalised by its label mass
     (class mass normalisation); the score is ``F_bot - F_human``. This is the family (SybilRank,
     SybilBelief) whose accuracy degrades as attack edges grow."""
-    f = _propagate(_sym_normalised(indptr, indices), bots, humans, alpha, iterations)
+    f = _propagate(sym_normalised(indptr, indices), bots, humans, alpha, iterations)
     return (f[:, 0] - f[:, 1]).astype(np.float64)
 
 
@@ -158,17 +87,13 @@ def personalized_pagerank_scores(indptr: np.ndarray, indices: np.ndarray, bots: 
     """Degree-normalised personalized PageRank from the labelled bots minus that from the
     labelled humans (SybilRank-style trust propagation, Cao et al., NSDI 2012, run from both
     sides)."""
-    p = _row_normalised(indptr, indices).T.tocsr()  # column-stochastic walk
     n = indptr.size - 1
     deg = np.maximum(np.diff(indptr), 1).astype(np.float64)
-    out = []
-    for seeds in (bots, humans):
-        e = np.zeros(n)
-        e[np.asarray(seeds, dtype=np.int64)] = 1.0 / max(len(seeds), 1)
-        r = e.copy()
-        for _ in range(iterations):
-            r = (1 - restart) * (p @ r) + restart * e
-        out.append(r / deg)
+    e = np.zeros((n, 2))
+    for col, seeds in enumerate((bots, humans)):
+        e[np.asarray(seeds, dtype=np.int64), col] = 1.0 / max(len(seeds), 1)
+    r = personalized_pagerank(walk_transpose(indptr, indices), e, restart=restart, iterations=iterations)
+    out = [r[:, 0] / deg, r[:, 1] / deg]
     return out[0] - out[1]
 
 
@@ -182,18 +107,13 @@ def correct_and_smooth(indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray
     is diffused again, ``G <- a2 S G + (1 - a2) G0``. With ``S = D^-1/2 A D^-1/2``. It combines
     the model's per-node evidence with label propagation, so the result keeps label propagation's
     accuracy where attack edges are few and the model's where they are many."""
-    s = _sym_normalised(indptr, indices)
+    s = sym_normalised(indptr, indices)
     p = np.asarray(prob, dtype=np.float32)
     lab = np.concatenate([np.asarray(bots, dtype=np.int64), np.asarray(humans, dtype=np.int64)])
     y = np.concatenate([np.ones(len(bots), dtype=np.float32), np.zeros(len(humans), dtype=np.float32)])
     e0 = np.zeros_like(p)
     e0[lab] = y - p[lab]
-    e = e0.copy()
-    for _ in range(iterations):
-        e = alpha_correct * np.asarray(s @ e, dtype=np.float32) + (1 - alpha_correct) * e0
+    e = diffuse(s, e0, alpha_correct, iterations)
     g0 = np.clip(p + e, 0.0, 1.0)
     g0[lab] = y
-    g = g0.copy()
-    for _ in range(iterations):
-        g = alpha_smooth * np.asarray(s @ g, dtype=np.float32) + (1 - alpha_smooth) * g0
-    return g
+    return diffuse(s, g0, alpha_smooth, iterations)

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.tasks.bots.signals import STRUCTURAL_NAMES, LabelPropagator, label_signal_names, structural_features
+from graphrec.core.ops import STRUCTURAL_NAMES, structural_features
+from graphrec.tasks.bots.signals import LabelPropagator, label_signal_names
 
 
 @dataclass

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from graphrec.core.ops import personalized_pagerank, walk_transpose
+
 from graphrec.tasks.linkpred.features import PairFeaturizer
 from graphrec.core.graph import csr_from_edges, two_hop
 from graphrec.tasks.linkpred.profiles import ProfileMatrix
@@ -49,24 +51,11 @@ def _full_ranking(scores: np.ndarray, exclude: np.ndarray, tie: np.ndarray) -> n
     return order[:k]
 
 
-def _walk_matrix(indptr: np.ndarray, indices: np.ndarray) -> Any:
-    """Transpose of the row-normalised random-walk matrix (for personalized PageRank)."""
-    import scipy.sparse as sp
-
-    n = indptr.size - 1
-    deg = np.maximum(np.diff(indptr), 1).astype(np.float64)
-    return sp.csr_matrix((np.repeat(1.0 / deg, np.diff(indptr)), indices, indptr), shape=(n, n)).T.tocsr()
-
-
-def _ppr_scores(walk: Any, user: int, restart: float = 0.5, iterations: int = 30) -> np.ndarray:
-    """Personalized PageRank from ``user``: ``x <- restart * e_u + (1 - restart) * W^T x``."""
-    n = walk.shape[0]
+def _ppr(walk: Any, user: int, n: int, restart: float = 0.5) -> np.ndarray:
+    """Personalized PageRank from ``user`` (restart 0.5)."""
     e = np.zeros(n)
     e[user] = 1.0
-    x = e.copy()
-    for _ in range(iterations):
-        x = restart * e + (1 - restart) * (walk @ x)
-    return x
+    return personalized_pagerank(walk, e, restart=restart)
 
 
 def evaluate_linkpred(
@@ -97,7 +86,7 @@ def evaluate_linkpred(
     methods = ["common_neighbours", "adamic_adar", "resource_allocation", "personalized_pagerank"]
     metrics = {m: RankingMetrics() for m in methods}
     seconds = {m: 0.0 for m in methods}
-    walk = _walk_matrix(indptr, indices)
+    walk = walk_transpose(indptr, indices)
     for u in users.tolist():
         exclude = np.concatenate([[u], indices[indptr[u] : indptr[u + 1]]])
         t0 = time.perf_counter()
@@ -111,7 +100,7 @@ def evaluate_linkpred(
             metrics[name].add(_full_ranking(scores, exclude, tie), held[u])
             seconds[name] += time.perf_counter() - t
         t = time.perf_counter()
-        metrics["personalized_pagerank"].add(_full_ranking(_ppr_scores(walk, u), exclude, tie), held[u])
+        metrics["personalized_pagerank"].add(_full_ranking(_ppr(walk, u, num_nodes), exclude, tie), held[u])
         seconds["personalized_pagerank"] += time.perf_counter() - t
 
     result = None
