@@ -192,7 +192,7 @@ def test_recommender_drops_flagged_bots(bot_store: GraphStore) -> None:
     with bot_store.read() as conn:
         flagged = {r[0] for r in conn.execute(text("SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id WHERE s.flagged = :t"), {"t": True})}
     assert flagged
-    excluded = bot_store.excluded_candidates(sorted(flagged) + ["0", "1"], bot_threshold="flagged")
+    excluded = bot_store.excluded_candidates(sorted(flagged) + ["0", "1"], score_kind="bot", score_threshold="flagged")
     assert flagged <= excluded and "0" not in excluded
 
 

@@ -172,7 +172,7 @@ def test_serving_reads_on_both_backends(store: GraphStore) -> None:
     assert ctx["features"].tolist() == [30.0] and ctx["revision"] == store.revision()
     assert store.mutual_friends_with("d", ["a", "b", "e"]) == {"a": ["c"], "b": ["c"], "e": []}
     assert store.mutual_friends_with("a", ["c"]) == {"c": ["b"]}  # the synthetic mutual is hidden
-    assert store.excluded_candidates(["b", "s", "zz"], bot_threshold=0.5) == {"s", "zz"}
+    assert store.excluded_candidates(["b", "s", "zz"], score_kind="bot", score_threshold=0.5) == {"s", "zz"}
     with store.write() as conn:
         run = conn.execute(
             text("INSERT INTO scoring_runs (kind, run_date, status, n_scored, n_flagged, started_at) VALUES ('bot', :d, 'complete', 2, 1, :now) RETURNING id"),
@@ -183,9 +183,9 @@ def test_serving_reads_on_both_backends(store: GraphStore) -> None:
             text("INSERT INTO scores (run_id, user_id, score, flagged) VALUES (:r, :u, :s, :f)"),
             [{"r": run, "u": ids["b"], "s": 0.9, "f": True}, {"r": run, "u": ids["d"], "s": 0.1, "f": False}],
         )
-    assert store.excluded_candidates(["b", "d"], bot_threshold=0.5) == {"b"}
-    assert store.excluded_candidates(["b", "d"], bot_threshold=None) == set()
+    assert store.excluded_candidates(["b", "d"], score_kind="bot", score_threshold=0.5) == {"b"}
+    assert store.excluded_candidates(["b", "d"]) == set()
     store.remove_user("d")
-    assert store.excluded_candidates(["b", "d"], bot_threshold=0.95) == {"d"}
+    assert store.excluded_candidates(["b", "d"], score_kind="bot", score_threshold=0.95) == {"d"}
     with pytest.raises(NotFoundError):
         store.serving_context("d")

@@ -80,7 +80,7 @@ def test_synth_writes_flagged_users_and_purge_removes_them(store: GraphStore, tm
     assert store.snapshot(include_synthetic=False).num_nodes == 400
     # never candidates for real users
     ids = [str(snap.external_ids[i]) for i in syn[:5]]
-    assert set(ids) <= store.excluded_candidates(ids + ["0"], bot_threshold=None)
+    assert set(ids) <= store.excluded_candidates(ids + ["0"])
     # visible in every export
     from graphrec.store.exporters import export_friendships, export_users
 

@@ -36,6 +36,8 @@ from graphrec.tasks.linkpred.scorer import RankerWeights
 
 #: Default bot filter: the users the latest complete bot-scoring run flagged (its model's threshold).
 DEFAULT_BOT_THRESHOLD = "flagged"
+#: The scoring-run kind whose scores the bot filter reads (the bot task's model kind).
+BOT_SCORE_KIND = "bot"
 _COSINE = FEATURE_NAMES.index("cosine")
 
 
@@ -104,6 +106,12 @@ class Recommender:
         self.profile_candidates = profile_candidates
         _single_threaded_blas()
 
+    def _bot_filter(self) -> dict[str, Any]:
+        """The store's score filter for ``bot_threshold``: the latest bot-scoring run's flags or score."""
+        if self.bot_threshold is None:
+            return {}
+        return {"score_kind": BOT_SCORE_KIND, "score_threshold": self.bot_threshold}
+
     def recommend(self, user: str | int, k: int = 20) -> list[Suggestion]:
         """Top ``k`` friend suggestions for ``user`` (an external id), best first."""
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
@@ -141,7 +149,7 @@ class Recommender:
             start += window.size
             names = [self.ids[cands.nodes[i]] for i in window]
             open_names = [n for n in names if n not in blocked and n not in friend_ids and n != ext]
-            excluded = self.store.excluded_candidates(open_names, bot_threshold=self.bot_threshold)
+            excluded = self.store.excluded_candidates(open_names, **self._bot_filter())
             for i, name in zip(window.tolist(), names):
                 if name == ext or name in blocked or name in friend_ids or name in excluded:
                     continue
@@ -163,7 +171,7 @@ class Recommender:
         """A user with no friends: the users with the most similar learned profile embedding."""
         assert self.profile_model is not None
         z = self.profile_model.encoder(ctx["features"])[0]
-        out = self.profile_model.nearest(z, k, exclude={ext} | set(ctx["blocked"]), bot_threshold=self.bot_threshold)
+        out = self.profile_model.nearest(z, k, exclude={ext} | set(ctx["blocked"]), **self._bot_filter())
         return [Suggestion(user=e, score=round(s, 4), mutual_friends=0, reasons=[f"similar profile (learned similarity {s:.2f})"]) for e, s in out]
 
     # -- helpers -------------------------------------------------------------------------------

@@ -668,30 +668,32 @@ class GraphStore:
                 out[cand].append(mutual)
         return {c: sorted(v) for c, v in out.items()}
 
-    def excluded_candidates(self, external_ids: Sequence[str], *, bot_threshold: float | str | None) -> set[str]:
+    def excluded_candidates(self, external_ids: Sequence[str], *, score_kind: str | None = None,
+                            score_threshold: float | str = "flagged") -> set[str]:
         """Which of ``external_ids`` must never be recommended: unknown or deleted users, synthetic
-        users, and likely bots of the latest complete bot-scoring run: with ``bot_threshold="flagged"``
-        the users that run flagged (its model's calibrated threshold), with a number the users whose
-        score is above it, with None no bot filter (one query)."""
+        users, and, with ``score_kind``, the users the latest complete scoring run of that kind
+        marks: with ``score_threshold="flagged"`` the users that run flagged (its model's
+        threshold), with a number the users whose score is above it (one query)."""
         if not external_ids:
             return set()
-        if isinstance(bot_threshold, str) and bot_threshold != "flagged":
-            raise ValueError(f"bot_threshold must be a number, 'flagged' or None, not {bot_threshold!r}")
+        if isinstance(score_threshold, str) and score_threshold != "flagged":
+            raise ValueError(f"score_threshold must be a number or 'flagged', not {score_threshold!r}")
         ids = list(external_ids)
         source, id_param = self._users_in_list("u", ids)
         params: dict[str, Any] = {"ids": id_param, "f": False}
         sql = "SELECT u.external_id FROM " + source
-        if bot_threshold is not None:
+        if score_kind is not None:
             sql += (
                 "LEFT JOIN scores s ON s.user_id = u.id AND s.run_id = (SELECT id FROM scoring_runs "
-                "WHERE kind = 'bot' AND status = 'complete' ORDER BY run_date DESC, id DESC LIMIT 1) "
+                "WHERE kind = :kind AND status = 'complete' ORDER BY run_date DESC, id DESC LIMIT 1) "
             )
+            params["kind"] = score_kind
         sql += "WHERE u.deleted_at IS NULL AND u.is_synthetic = :f"
-        if bot_threshold == "flagged":
+        if score_kind is not None and score_threshold == "flagged":
             sql += " AND (s.flagged IS NULL OR s.flagged = :f)"
-        elif bot_threshold is not None:
+        elif score_kind is not None:
             sql += " AND (s.score IS NULL OR s.score <= :t)"
-            params["t"] = bot_threshold
+            params["t"] = score_threshold
         with self.read() as conn:
             ok = {r[0] for r in conn.execute(text(sql), params)}
         return set(ids) - ok

@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -131,6 +131,24 @@ class ScoringModel(Model):
     @abstractmethod
     def score_graph(self, graph: "Graph", *, threads: int | None = None, max_details: int = 10_000) -> ScoreRun:
         """Score every node of ``graph``; explain the flagged (at least the top) nodes."""
+
+
+class ProfileSampler(Protocol):
+    """A fitted generator of profile rows (what bot augmentation draws synthetic examples from)."""
+
+    def sample(self, n: int, *, label: str | None = None, seed: int = 0) -> np.ndarray:
+        """``float32[n, d]`` synthetic feature rows (of class ``label`` for a conditional model)."""
+        ...
+
+
+class ProfileSamplerFactory(Protocol):
+    """Fits a :class:`ProfileSampler` of ``kind`` (``vae``, ``gan``) on feature rows, conditional on
+    ``classes`` (int codes into ``class_names``). The synthetic-users task provides one; the registry
+    hands it to the tasks that ask for it, so no task imports another."""
+
+    def __call__(self, features: np.ndarray, *, kind: str, classes: np.ndarray | None, class_names: list[str] | None,
+                 epochs: int | None, seed: int, threads: int | None) -> ProfileSampler:
+        ...
 
 
 class Task(ABC, Generic[ConfigT, ModelT]):

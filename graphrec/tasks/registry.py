@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 from graphrec.errors import InputError
-from graphrec.tasks.base import Task
+from graphrec.tasks.base import ProfileSamplerFactory, Task
 
 #: task name -> "module:class" of its :class:`~graphrec.tasks.base.Task`
 TASKS: dict[str, str] = {
@@ -34,8 +34,19 @@ def task_class(name: str) -> type[Task[Any, Any]]:
 
 
 def get_task(name: str, **kwargs: Any) -> Task[Any, Any]:
-    """A ready task instance (``kwargs`` go to its constructor)."""
+    """A ready task instance (``kwargs`` go to its constructor). The bot task gets the synthetic
+    users' profile generator for ``--augment`` unless one is given."""
+    if name == "bots":
+        kwargs.setdefault("profile_generators", profile_generator_factory())
     return task_class(name)(**kwargs)
+
+
+def profile_generator_factory() -> ProfileSamplerFactory:
+    """The synthetic-users task's profile generator, as the :class:`ProfileSamplerFactory` that bot
+    augmentation uses (the one declared cross-task use, wired here through the protocol)."""
+    from graphrec.tasks.synth.profiles import fit_profile_generator
+
+    return fit_profile_generator
 
 
 def scoring_task_names() -> list[str]:

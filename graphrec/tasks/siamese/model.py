@@ -117,14 +117,15 @@ class SimilarUsers:
         ext, z = self.embed_user(user)
         return self.nearest(z, k, exclude={ext} | (exclude or set()))
 
-    def nearest(self, z: np.ndarray, k: int, *, exclude: set[str], bot_threshold: float | str | None = None) -> list[tuple[str, float]]:
+    def nearest(self, z: np.ndarray, k: int, *, exclude: set[str], score_kind: str | None = None,
+                score_threshold: float | str = "flagged") -> list[tuple[str, float]]:
         """The ``k`` indexed users closest to embedding ``z`` that the live store still allows
-        (not deleted or synthetic; bot filter as in :meth:`GraphStore.excluded_candidates`),
+        (not deleted or synthetic; score filter as in :meth:`GraphStore.excluded_candidates`),
         over-fetching until ``k`` are found or the index is exhausted."""
         fetch, out = max(2 * k, 20), []
         while True:
             found = self.index.search(z, fetch, exclude=exclude)
-            bad = self.store.excluded_candidates([e for e, _ in found], bot_threshold=bot_threshold)
+            bad = self.store.excluded_candidates([e for e, _ in found], score_kind=score_kind, score_threshold=score_threshold)
             out = [(e, s) for e, s in found if e not in bad][:k]
             if len(out) == k or len(found) < fetch:
                 return out
