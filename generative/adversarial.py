@@ -55,6 +55,8 @@ class AdversarialModel(nn.Module, metaclass=ABCMeta):
     generator: nn.Module
     discriminator: nn.Module
     ema_decay: float = 0.0  # set by _init_ema, with the instance attribute ``generator_ema``
+    generator_ema: nn.Module | None
+    ema_updates: Tensor
 
     @abstractmethod
     def generator_forward(self, z: Tensor, c: Tensor | None, ema: bool = False) -> Tensor:
@@ -64,6 +66,7 @@ class AdversarialModel(nn.Module, metaclass=ABCMeta):
         if ema:
             if not self.uses_ema:
                 raise ValueError("ema=True but the model has no EMA generator (ema_decay=None)")
+            assert self.generator_ema is not None
             return self.generator_ema
         return self.generator
 
@@ -88,7 +91,7 @@ class AdversarialModel(nn.Module, metaclass=ABCMeta):
     @torch.no_grad()
     def update_ema(self) -> None:
         """One EMA step of the shadow generator towards the live one (see module docstring)."""
-        if not self.uses_ema:
+        if self.generator_ema is None:
             return
         t = int(self.ema_updates)
         d = min(self.ema_decay, (1.0 + t) / (10.0 + t))

@@ -127,13 +127,13 @@ def fit(
         raise ValueError("x and y have different lengths")
     n = len(xt)
     lr = float(model.default_lr if lr is None else lr)
-    betas = tuple(model.default_betas if betas is None else betas)  # type: ignore[assignment]
+    betas = model.default_betas if betas is None else (float(betas[0]), float(betas[1]))
     config = {"seed": int(seed), "batch_size": int(batch_size), "lr": lr, "betas": list(betas),
               "kl_warmup_epochs": int(kl_warmup_epochs), "n": int(n)}
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    optimizers = model.configure_optimizers(lr, betas)  # type: ignore[arg-type]
+    optimizers = model.configure_optimizers(lr, betas)
     history: History = {}
     start = 0
     ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME

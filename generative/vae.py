@@ -81,6 +81,10 @@ class VAE(nn.Module, metaclass=ABCMeta):
 
     default_lr: float = 1e-3
     default_betas: tuple[float, float] = (0.9, 0.999)
+    #: the fitted latent mixture (buffers; None until :meth:`fit_latent_prior`)
+    latent_prior_weights: Tensor | None
+    latent_prior_means: Tensor | None
+    latent_prior_scale_tril: Tensor | None
 
     def __init__(self, latent_dim: int, likelihood: Likelihood, n_classes: int, gaussian_sigma: float = 1.0):
         super().__init__()
@@ -231,6 +235,7 @@ class VAE(nn.Module, metaclass=ABCMeta):
             raise ValueError("prior='mixture' needs fit_latent_prior(...) first")
         cls = torch.zeros(n, dtype=torch.long, device=device) if labels is None else labels
         u = torch.rand(n, generator=generator, device=device)
+        assert self.latent_prior_weights is not None and self.latent_prior_means is not None and self.latent_prior_scale_tril is not None
         cdf = self.latent_prior_weights[cls].cumsum(dim=1)  # (n, K)
         comp = torch.searchsorted(cdf / cdf[:, -1:], u[:, None]).squeeze(1).clamp_max(cdf.shape[1] - 1)
         eps = torch.randn(n, self.latent_dim, 1, generator=generator, device=device)
