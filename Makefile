@@ -23,7 +23,9 @@ demo: $(STAMP)
 	$(BIN)/graphrec train linkpred --seed 0
 	$(BIN)/graphrec recommend --user 0 -k 10
 
+# The type check (mypy over graphrec/ and generative/, settings in pyproject.toml), then the tests.
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -30,7 +30,7 @@ def row_normalised(indptr: np.ndarray, indices: np.ndarray, dtype: type = np.flo
     import scipy.sparse as sp
 
     n = indptr.size - 1
-    deg = np.diff(indptr).astype(dtype)
+    deg: np.ndarray = np.diff(indptr).astype(dtype)
     inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
     return sp.csr_matrix((np.repeat(inv, np.diff(indptr)), indices, indptr), shape=(n, n))
 

@@ -30,7 +30,7 @@ def task_class(name: str) -> type[Task[Any, Any]]:
     except KeyError:
         raise InputError(f"unknown task {name!r}: choose one of {', '.join(sorted(TASKS))}") from None
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)
 
 
 def get_task(name: str, **kwargs: Any) -> Task[Any, Any]:
