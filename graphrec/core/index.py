@@ -1,117 +1,123 @@
-"""FAISS index over unit-normalised embeddings (inner product = cosine).
+"""The one FAISS wrapper (:class:`EmbeddingIndex`): nearest neighbours of unit-normalised
+embeddings by inner product (= cosine), with ids, incremental upserts and deletions.
 
-Exact ``IndexFlatIP`` up to :data:`HNSW_THRESHOLD` vectors; beyond that ``IndexHNSWFlat``
-(M=32, efConstruction=80, efSearch=128; the FAISS guidelines' choice for high recall at low
-latency). Ids are node positions, so results map straight back to the artifact's id list.
+* Exact ``IndexFlatIP`` up to :data:`HNSW_THRESHOLD` vectors, ``IndexHNSWFlat`` beyond
+  (:data:`HNSW_M` = 32 links, efConstruction :data:`HNSW_EF_CONSTRUCTION` = 80, efSearch
+  :data:`HNSW_EF_SEARCH` = 128: the FAISS guidelines' choice for high recall at low latency).
+* An index built **with keys** (external user ids, strings) wraps the base index in
+  ``IndexIDMap2``: every vector carries a stable int64 *label* that maps to its key.
+  :meth:`~EmbeddingIndex.upsert` adds or replaces vectors without a rebuild (a replaced vector
+  gets a fresh label, the old label is removed from a flat index or *tombstoned* in an HNSW
+  index, which cannot remove), :meth:`~EmbeddingIndex.remove` deletes the same way, and searches
+  over-fetch and drop tombstoned labels, so a removed or replaced vector never answers again.
+  It is saved as a folder: ``index.faiss`` plus an ``index.json`` sidecar (labels, keys,
+  tombstones, dimension, model version) validated on load (the Siamese ``index/`` folder).
+* An index built **without keys** is *positional*: row ``i`` of the embeddings has id ``i``
+  (FAISS's own numbering, so no id map is needed), it is append-only, and it is saved as one
+  FAISS file (the link model's ``embeddings.faiss``).
+
+:meth:`EmbeddingIndex.load` reads either form from the path it is given (a folder or a file),
+so artifacts written before this class existed still load.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 HNSW_THRESHOLD = 200_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.float32)))
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _base_index(dim: int, exact: bool) -> Any:
+    """``IndexFlatIP`` or ``IndexHNSWFlat`` with the module's parameters."""
+    import faiss
+
+    if exact:
+        return faiss.IndexFlatIP(dim)
+    base = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    base.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    base.hnsw.efSearch = HNSW_EF_SEARCH
+    return base
 
 
 class EmbeddingIndex:
-    """Thin FAISS wrapper: build, save, load, search."""
+    """FAISS inner-product index over unit vectors, keyed (external ids) or positional.
 
-    def __init__(self, index: object, dim: int) -> None:
-        self.index = index
-        self.dim = dim
-
-    @property
-    def size(self) -> int:
-        return int(self.index.ntotal)  # type: ignore[attr-defined]
-
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(similarities, ids) of the ``k`` nearest vectors to each query row (-1 ids pad)."""
-        q = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
-        return self.index.search(q, min(k, self.size))  # type: ignore[attr-defined]
-
-    def save(self, path: Path) -> None:
-        import faiss
-
-        faiss.write_index(self.index, str(path))
-
-    @classmethod
-    def load(cls, path: Path) -> "EmbeddingIndex":
-        import faiss
-
-        index = faiss.read_index(str(path))
-        return cls(index, index.d)
-
-
-def build_index(embeddings: np.ndarray) -> EmbeddingIndex:
-    """An index over the rows of ``embeddings`` (normalised here), exact or HNSW by size."""
-    import faiss
-
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.maximum(norms, 1e-12)
-    dim = x.shape[1]
-    if x.shape[0] <= HNSW_THRESHOLD:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
-    index.add(x)
-    return EmbeddingIndex(index, dim)
-
-
-class UserIndex:
-    """FAISS index of user embeddings keyed by external id, with incremental updates.
-
-    * Exact ``IndexFlatIP`` up to :data:`HNSW_THRESHOLD` users, ``IndexHNSWFlat`` (M=32,
-      efConstruction 80, efSearch 128) beyond, both wrapped in ``IndexIDMap2`` so FAISS ids are
-      stable labels that map to external ids.
-    * ``upsert`` adds or replaces users' vectors without a rebuild: the new vector gets a fresh
-      label and the old label is removed (flat) or *tombstoned* (HNSW has no removal), and
-      ``remove`` does the same for deleted users. Searches over-fetch and drop tombstoned labels,
-      so a removed or replaced vector never comes back; :attr:`needs_rebuild` says when
-      tombstones exceed 20% of the index.
-    * ``save`` / ``load`` write the FAISS index plus a JSON sidecar (labels, external ids,
-      tombstones, dimension, model version), validated on load.
+    Build it with :meth:`build` (or :func:`build_index`), query it with :meth:`search`
+    (FAISS-style arrays of similarities and ids) or :meth:`nearest` (``(key, cosine)`` pairs,
+    with exclusions), change a keyed one with :meth:`upsert` / :meth:`remove`, and persist it
+    with :meth:`save` / :meth:`load`. See the module docstring for the two forms.
     """
 
     SIDECAR = "index.json"
+    FAISS_FILE = "index.faiss"
 
-    def __init__(self, dim: int, *, exact: bool, model_version: str = "") -> None:
+    def __init__(self, dim: int, *, exact: bool, keyed: bool = True, model_version: str = "") -> None:
         import faiss
 
-        self.dim, self.exact, self.model_version = dim, exact, model_version
-        if exact:
-            base = faiss.IndexFlatIP(dim)
-        else:
-            base = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            base.hnsw.efConstruction = 80
-            base.hnsw.efSearch = 128
-        self.index = faiss.IndexIDMap2(base)
+        self.dim, self.exact, self.keyed, self.model_version = int(dim), bool(exact), bool(keyed), model_version
+        base = _base_index(self.dim, self.exact)
+        self.index: Any = faiss.IndexIDMap2(base) if keyed else base
         self.label_of: dict[str, int] = {}
         self.ext_of: dict[int, str] = {}
         self.tombstones: set[int] = set()
         self.next_label = 0
 
+    # -- construction ------------------------------------------------------------------------
     @classmethod
-    def build(cls, external_ids: list[str], vectors: np.ndarray, *, model_version: str = "", exact: bool | None = None) -> "UserIndex":
-        """An index over ``vectors`` (normalised here) for ``external_ids``; exact or HNSW by size."""
-        idx = cls(vectors.shape[1], exact=len(external_ids) <= HNSW_THRESHOLD if exact is None else exact, model_version=model_version)
-        idx.upsert(external_ids, vectors)
+    def build(cls, vectors: np.ndarray, keys: list[str] | None = None, *, exact: bool | None = None,
+              model_version: str = "") -> "EmbeddingIndex":
+        """An index over the rows of ``vectors`` (normalised here): keyed by ``keys`` or, without
+        keys, positional (row ``i`` has id ``i``); exact or HNSW by size unless ``exact`` says."""
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"vectors must be a 2-d array, got shape {x.shape}")
+        n = x.shape[0] if keys is None else len(keys)
+        idx = cls(x.shape[1], exact=n <= HNSW_THRESHOLD if exact is None else exact, keyed=keys is not None, model_version=model_version)
+        if keys is None:
+            idx.index.add(_unit_rows(x))
+            idx.next_label = int(idx.index.ntotal)
+        else:
+            idx.upsert(keys, x)
         return idx
 
+    # -- views -------------------------------------------------------------------------------
     @property
     def size(self) -> int:
-        """Live users in the index."""
-        return len(self.label_of)
+        """Live vectors in the index (tombstoned ones not counted)."""
+        return len(self.label_of) if self.keyed else int(self.index.ntotal)
 
     @property
     def needs_rebuild(self) -> bool:
+        """Whether tombstones exceed 20% of the stored vectors (searches get slower)."""
         return len(self.tombstones) > 0.2 * max(int(self.index.ntotal), 1)
 
-    def __contains__(self, external_id: str) -> bool:
-        return external_id in self.label_of
+    def __contains__(self, key: object) -> bool:
+        if self.keyed:
+            return key in self.label_of
+        return isinstance(key, (int, np.integer)) and 0 <= int(key) < self.size
+
+    def key(self, label: int) -> str | int | None:
+        """The key of a live label (the label itself in a positional index), None if dead."""
+        if not self.keyed:
+            return int(label) if 0 <= label < self.size else None
+        return self.ext_of.get(int(label))
+
+    # -- updates (keyed indexes) -------------------------------------------------------------
+    def _require_keys(self) -> None:
+        if not self.keyed:
+            raise ValueError("a positional index (built without keys) cannot be updated; build a keyed one")
 
     def _drop(self, labels: list[int]) -> None:
         if not labels:
@@ -123,82 +129,134 @@ class UserIndex:
         else:
             self.tombstones.update(labels)
 
-    def upsert(self, external_ids: list[str], vectors: np.ndarray) -> None:
-        """Add users, or replace the vectors of users already in the index."""
-        x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(external_ids), -1)
+    def upsert(self, keys: list[str], vectors: np.ndarray) -> None:
+        """Add vectors for ``keys``, or replace the vectors of keys already in the index."""
+        self._require_keys()
+        x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(keys), -1)
         if x.shape[1] != self.dim:
             raise ValueError(f"vectors have {x.shape[1]} dimensions, the index {self.dim}")
-        if len(set(external_ids)) != len(external_ids):
-            raise ValueError("duplicate external ids in one upsert")
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate keys in one upsert")
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        self._drop([self.label_of[e] for e in external_ids if e in self.label_of])
-        labels = np.arange(self.next_label, self.next_label + len(external_ids), dtype=np.int64)
-        self.next_label += len(external_ids)
+        self._drop([self.label_of[e] for e in keys if e in self.label_of])
+        labels = np.arange(self.next_label, self.next_label + len(keys), dtype=np.int64)
+        self.next_label += len(keys)
         self.index.add_with_ids(x, labels)
-        for e, lab in zip(external_ids, labels.tolist()):
+        for e, lab in zip(keys, labels.tolist()):
             self.label_of[e] = lab
             self.ext_of[lab] = e
 
-    def remove(self, external_ids: list[str]) -> int:
-        """Remove users (e.g. deleted accounts); returns how many were indexed."""
-        labels = [self.label_of.pop(e) for e in external_ids if e in self.label_of]
+    def remove(self, keys: list[str]) -> int:
+        """Remove the vectors of ``keys`` (e.g. deleted accounts); returns how many were indexed."""
+        self._require_keys()
+        labels = [self.label_of.pop(e) for e in keys if e in self.label_of]
         self._drop(labels)
         return len(labels)
 
-    def search(self, vector: np.ndarray, k: int, *, exclude: set[str] | None = None) -> list[tuple[str, float]]:
-        """The ``k`` most similar live users to ``vector`` as (external id, cosine), best first."""
-        q = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
-        exclude = exclude or set()
-        fetch = k + len(exclude)
+    # -- queries -----------------------------------------------------------------------------
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS-style ``(similarities, ids)`` of the ``k`` nearest live vectors to each query row
+        (``float32[q, k']``, ``int64[q, k']`` with ``k' = min(k, size)``, -1 ids pad). Ids are
+        positions in a positional index and labels (see :meth:`key`) in a keyed one. Queries are
+        used as given: normalise them for cosine similarities."""
+        q = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        k = min(int(k), self.size)
+        if not self.tombstones:
+            return self.index.search(q, k)
+        fetch = k
         while True:
             want = min(fetch + min(len(self.tombstones), 4 * fetch), int(self.index.ntotal))
             sims, labels = self.index.search(q, max(want, 1))
-            out = []
+            dead = np.isin(labels, np.fromiter(self.tombstones, dtype=np.int64))
+            live = (labels >= 0) & ~dead
+            if (live.sum(axis=1) >= k).all() or want >= int(self.index.ntotal):
+                out_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+                out_l = np.full((q.shape[0], k), -1, dtype=np.int64)
+                for r in range(q.shape[0]):
+                    keep = np.flatnonzero(live[r])[:k]
+                    out_s[r, : keep.size], out_l[r, : keep.size] = sims[r, keep], labels[r, keep]
+                return out_s, out_l
+            fetch *= 4
+
+    def nearest(self, vector: np.ndarray, k: int, *, exclude: set[Any] | None = None) -> list[tuple[Any, float]]:
+        """The ``k`` live vectors most similar to ``vector`` (normalised here) as ``(key, cosine)``,
+        best first, skipping the keys in ``exclude`` (over-fetching past them and tombstones)."""
+        q = _unit_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        exclude = exclude or set()
+        total = int(self.index.ntotal)
+        fetch = k + len(exclude)
+        while True:
+            want = min(fetch + min(len(self.tombstones), 4 * fetch), total)
+            sims, labels = self.index.search(q, max(want, 1))
+            out: list[tuple[Any, float]] = []
             for s, lab in zip(sims[0].tolist(), labels[0].tolist()):
-                ext = self.ext_of.get(lab)
-                if lab < 0 or ext is None or ext in exclude:
+                key = self.key(lab) if lab >= 0 else None
+                if key is None or key in exclude:
                     continue
-                out.append((ext, float(s)))
+                out.append((key, float(s)))
                 if len(out) == k:
                     return out
-            if want >= int(self.index.ntotal):
+            if want >= total:
                 return out
             fetch *= 4
 
-    def save(self, folder: Path) -> None:
-        import json
-
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """A keyed index: the folder ``path`` (FAISS file and JSON sidecar); a positional one:
+        the single FAISS file ``path``."""
         import faiss
 
-        folder.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self.index, str(folder / "index.faiss"))
+        path = Path(path)
+        if not self.keyed:
+            faiss.write_index(self.index, str(path))
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self.index, str(path / self.FAISS_FILE))
         labels = sorted(self.ext_of)
         meta = {"dim": self.dim, "exact": self.exact, "model_version": self.model_version, "next_label": self.next_label,
                 "labels": labels, "external_ids": [self.ext_of[lab] for lab in labels], "tombstones": sorted(self.tombstones)}
-        (folder / self.SIDECAR).write_text(json.dumps(meta), encoding="utf-8")
+        (path / self.SIDECAR).write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path, *, model_version: str | None = None, dim: int | None = None) -> "UserIndex":
-        """Load and validate (dimension, vector count, model version)."""
-        import json
-
+    def load(cls, path: Path, *, model_version: str | None = None, dim: int | None = None, size: int | None = None) -> "EmbeddingIndex":
+        """Load what :meth:`save` wrote (a folder: keyed; a file: positional) and validate it:
+        the FAISS dimension against the sidecar and ``dim``, the vector count against the keys
+        and tombstones (and ``size`` when given), and the model version the keyed index was built
+        for. ``ValueError`` names every mismatch; FAISS raises ``RuntimeError`` for an unreadable
+        file."""
         import faiss
 
-        meta = json.loads((folder / cls.SIDECAR).read_text(encoding="utf-8"))
+        path = Path(path)
         idx = cls.__new__(cls)
-        idx.index = faiss.read_index(str(folder / "index.faiss"))
-        idx.dim, idx.exact, idx.model_version, idx.next_label = int(meta["dim"]), bool(meta["exact"]), meta["model_version"], int(meta["next_label"])
-        idx.ext_of = dict(zip((int(x) for x in meta["labels"]), meta["external_ids"]))
-        idx.label_of = {e: lab for lab, e in idx.ext_of.items()}
-        idx.tombstones = set(int(x) for x in meta["tombstones"])
+        idx.label_of, idx.ext_of, idx.tombstones = {}, {}, set()
         problems = []
+        if path.is_dir():
+            meta = json.loads((path / cls.SIDECAR).read_text(encoding="utf-8"))
+            idx.index = faiss.read_index(str(path / cls.FAISS_FILE))
+            idx.keyed = True
+            idx.dim, idx.exact, idx.model_version, idx.next_label = int(meta["dim"]), bool(meta["exact"]), str(meta["model_version"]), int(meta["next_label"])
+            idx.ext_of = dict(zip((int(x) for x in meta["labels"]), (str(e) for e in meta["external_ids"])))
+            idx.label_of = {e: lab for lab, e in idx.ext_of.items()}
+            idx.tombstones = set(int(x) for x in meta["tombstones"])
+            if int(idx.index.ntotal) != len(idx.ext_of) + (0 if idx.exact else len(idx.tombstones)):
+                problems.append(f"{idx.index.ntotal} vectors for {len(idx.ext_of)} users and {len(idx.tombstones)} tombstones")
+            if model_version is not None and idx.model_version != model_version:
+                problems.append(f"built for model {idx.model_version!r}, not {model_version!r}")
+        else:
+            idx.index = faiss.read_index(str(path))
+            idx.keyed, idx.dim, idx.model_version = False, int(idx.index.d), ""
+            idx.exact = not hasattr(idx.index, "hnsw")
+            idx.next_label = int(idx.index.ntotal)
         if idx.index.d != idx.dim or (dim is not None and dim != idx.dim):
             problems.append(f"dimension {idx.index.d} (expected {dim or idx.dim})")
-        if int(idx.index.ntotal) != len(idx.ext_of) + (0 if idx.exact else len(idx.tombstones)):
-            problems.append(f"{idx.index.ntotal} vectors for {len(idx.ext_of)} users and {len(idx.tombstones)} tombstones")
-        if model_version is not None and idx.model_version != model_version:
-            problems.append(f"built for model {idx.model_version!r}, not {model_version!r}")
+        if size is not None and idx.size != size:
+            problems.append(f"{idx.size} vectors (expected {size})")
         if problems:
             raise ValueError("index does not match: " + "; ".join(problems))
         return idx
+
+
+def build_index(embeddings: np.ndarray, keys: list[str] | None = None, *, exact: bool | None = None, model_version: str = "") -> EmbeddingIndex:
+    """:meth:`EmbeddingIndex.build`: an index over the rows of ``embeddings`` (normalised here),
+    positional without ``keys``, exact or HNSW by size."""
+    return EmbeddingIndex.build(embeddings, keys, exact=exact, model_version=model_version)
