@@ -9,7 +9,7 @@ precision@10 for the hidden users. Bar: Recall@50 >= 2x the best baseline.
 
 Index (``--skip-index`` to skip): ``--users`` generated profiles (16 continuous columns, the
 generator of ``bench_score_bots_scale.py``), an encoder trained briefly on a sample of their
-friendships, every user embedded and indexed with :class:`graphrec.core.index.UserIndex` (HNSW above
+friendships, every user embedded and indexed with :class:`graphrec.core.index.EmbeddingIndex` (HNSW above
 200,000 users). Reported: build time, process RSS growth, single-query p50/p99 over ``--queries``
 random users, recall@50 against exact inner-product search on the same embeddings (target >= 0.95
 at p50 < 2 ms), and an incremental upsert of 10,000 new users (target < 5 s), then a removal.
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from graphrec.tasks.siamese.train import SiameseConfig  # noqa: E402
+from graphrec.tasks.siamese.config import SiameseConfig  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -43,6 +43,7 @@ def rss_mib() -> float:
 
 
 def quality(seeds: list[int], epochs: int) -> None:
+    from graphrec.core.graph import Graph
     from graphrec.datasets import load_ego_facebook
     from graphrec.tasks.siamese.evaluate import evaluate_cold_start
 
@@ -50,9 +51,11 @@ def quality(seeds: list[int], epochs: int) -> None:
     pos = {u: i for i, u in enumerate(data.user_ids.tolist())}
     edges = np.array([[pos[a], pos[b]] for a, b in data.edges.tolist()], dtype=np.int64)
     circles = [np.array([pos[m] for m in members], dtype=np.int64) for _, _, members in data.circles]
+    graph = Graph.from_edges(edges, data.features)  # edge_array() gives back ``edges`` in the same order
+    graph.circles = circles
     rows = []
     for seed in seeds:
-        rep = evaluate_cold_start(data.features, edges, SiameseConfig(seed=seed, epochs=epochs), circles=circles, seed=seed)
+        rep = evaluate_cold_start(graph, SiameseConfig(seed=seed, epochs=epochs), seed=seed)
         m = rep.metrics
         print(f"\n== cold start, ego-Facebook, seed {seed}: {rep.hidden_users} hidden users ({rep.evaluated_users} with friends); "
               f"trained in {rep.seconds['model_training']:.1f} s ==")
@@ -72,7 +75,7 @@ def index_bench(n: int, m: int, queries: int, seed: int) -> None:
     import faiss
 
     from bench_score_bots_scale import generate
-    from graphrec.core.index import UserIndex
+    from graphrec.core.index import EmbeddingIndex
     from graphrec.tasks.siamese.train import train_encoder
 
     t = time.perf_counter()
@@ -86,7 +89,7 @@ def index_bench(n: int, m: int, queries: int, seed: int) -> None:
     print(f"encoder trained on {len(sample):,} friendships and {n:,} users embedded in {time.perf_counter() - t:.1f} s (dim {z.shape[1]})")
     base = rss_mib()
     t = time.perf_counter()
-    idx = UserIndex.build(ids, z, model_version="bench")
+    idx = EmbeddingIndex.build(z, ids, model_version="bench")
     build_s = time.perf_counter() - t
     mem = rss_mib() - base
     print(f"build: {build_s:.1f} s ({'exact' if idx.exact else 'HNSW M=32 efC=80 efS=128'}), RSS +{mem:,.0f} MiB")
@@ -95,7 +98,7 @@ def index_bench(n: int, m: int, queries: int, seed: int) -> None:
     found = []
     for i in q.tolist():
         s = time.perf_counter()
-        res = idx.search(z[i], 50)
+        res = idx.nearest(z[i], 50)
         lat.append((time.perf_counter() - s) * 1000)
         found.append({e for e, _ in res})
     exact = faiss.IndexFlatIP(z.shape[1])
@@ -114,7 +117,7 @@ def index_bench(n: int, m: int, queries: int, seed: int) -> None:
     t = time.perf_counter()
     idx.remove([ids[i] for i in q[:1000].tolist()])
     rm_s = time.perf_counter() - t
-    back = sum(ids[i] in {e for e, _ in idx.search(z[i], 10)} for i in q[:1000].tolist())
+    back = sum(ids[i] in {e for e, _ in idx.nearest(z[i], 10)} for i in q[:1000].tolist())
     print(f"incremental upsert of 10,000 new users (encode + add): {add_s:.2f} s (target < 5 s); "
           f"remove 1,000: {rm_s:.3f} s, removed users returned by their own query: {back}")
     print(f"\n  {'figure':28s} {'value':>12s} {'target':>12s}  met")

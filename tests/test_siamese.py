@@ -12,10 +12,11 @@ import torch
 from click.testing import CliRunner
 
 from graphrec.cli import cli
-from graphrec.core.index import UserIndex
+from graphrec.core.graph import Graph
+from graphrec.core.index import EmbeddingIndex
 from graphrec.nn.siamese import contrastive_loss
+from graphrec.tasks.siamese.config import SiameseConfig
 from graphrec.tasks.siamese.evaluate import evaluate_cold_start
-from graphrec.tasks.siamese.train import SiameseConfig
 from graphrec.store.importers import EdgeBatch, UserBatch
 from graphrec.store.store import GraphStore
 
@@ -51,7 +52,7 @@ def test_contrastive_loss_formula() -> None:
 @pytest.mark.parametrize("loss", ["in_batch", "contrastive"])
 def test_cold_start_beats_profile_cosine_and_popularity(loss: str) -> None:
     edges, feats = profile_graph()
-    report = evaluate_cold_start(feats, edges, SiameseConfig(epochs=8, batch_size=256, loss=loss), hidden_fraction=0.1, seed=1)
+    report = evaluate_cold_start(Graph.from_edges(edges, feats), SiameseConfig(epochs=8, batch_size=256, loss=loss), hidden_fraction=0.1, seed=1)
     m = report.metrics
     best = max(m["popularity"]["recall@50"], m["profile cosine"]["recall@50"])
     assert m["siamese"]["recall@50"] > 1.5 * best, m
@@ -62,23 +63,84 @@ def test_user_index_updates_and_deletions(exact: bool, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 16)).astype(np.float32)
     ids = [f"u{i}" for i in range(500)]
-    idx = UserIndex.build(ids, x, model_version="v1", exact=exact)
-    assert idx.search(x[7], 1)[0][0] == "u7"
+    idx = EmbeddingIndex.build(x, ids, model_version="v1", exact=exact)
+    assert idx.nearest(x[7], 1)[0][0] == "u7"
     idx.remove(["u7"])
-    assert all(e != "u7" for e, _ in idx.search(x[7], 50))
+    assert all(e != "u7" for e, _ in idx.nearest(x[7], 50))
     idx.upsert(["u8"], -x[8:9])  # replaced vector: the old one must not answer any more
-    assert "u8" not in [e for e, _ in idx.search(x[8], 10)]
-    assert idx.search(-x[8], 1)[0][0] == "u8"
+    assert "u8" not in [e for e, _ in idx.nearest(x[8], 10)]
+    assert idx.nearest(-x[8], 1)[0][0] == "u8"
     idx.upsert(["new"], x[9:10] + 0.01)
-    assert {e for e, _ in idx.search(x[9], 2)} == {"u9", "new"}
+    assert {e for e, _ in idx.nearest(x[9], 2)} == {"u9", "new"}
     assert idx.size == 500
+    # the array search drops removed and replaced vectors too
+    q = x[[7, 8]] / np.linalg.norm(x[[7, 8]], axis=1, keepdims=True)
+    _, labels = idx.search(q, 20)
+    assert not {idx.key(lab) for lab in labels.ravel().tolist() if lab >= 0} & {"u7", None}
     idx.save(tmp_path / "ix")
-    again = UserIndex.load(tmp_path / "ix", model_version="v1", dim=16)
-    assert again.search(x[9], 2) == idx.search(x[9], 2) and again.size == 500
+    again = EmbeddingIndex.load(tmp_path / "ix", model_version="v1", dim=16)
+    assert again.nearest(x[9], 2) == idx.nearest(x[9], 2) and again.size == 500
     with pytest.raises(ValueError, match="model"):
-        UserIndex.load(tmp_path / "ix", model_version="v2")
+        EmbeddingIndex.load(tmp_path / "ix", model_version="v2")
     with pytest.raises(ValueError, match="dimension"):
-        UserIndex.load(tmp_path / "ix", dim=32)
+        EmbeddingIndex.load(tmp_path / "ix", dim=32)
+
+
+def test_positional_index_is_one_faiss_file(tmp_path: Path) -> None:
+    """The link model's form: row i has id i, saved as one FAISS file, validated on load."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    idx = EmbeddingIndex.build(x)
+    assert not idx.keyed and idx.size == 300 and 5 in idx
+    sims, ids = idx.search(x[5] / np.linalg.norm(x[5]), 3)
+    assert ids[0, 0] == 5 and sims.shape == (1, 3) and idx.nearest(x[5], 1)[0][0] == 5
+    idx.save(tmp_path / "embeddings.faiss")
+    again = EmbeddingIndex.load(tmp_path / "embeddings.faiss", size=300, dim=8)
+    assert np.array_equal(again.search(x[:4], 5)[1], idx.search(x[:4], 5)[1])
+    with pytest.raises(ValueError, match="vectors"):
+        EmbeddingIndex.load(tmp_path / "embeddings.faiss", size=301)
+    with pytest.raises(ValueError, match="positional"):
+        idx.upsert(["a"], x[:1])
+
+
+def test_numpy_encoder_matches_the_torch_module() -> None:
+    """Serving embeds profiles in numpy: it must give the torch ProfileEncoder's embeddings."""
+    from graphrec.core.scaling import Standardiser
+    from graphrec.nn.siamese import ProfileEncoder
+    from graphrec.tasks.siamese.model import NumpyEncoder
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([(rng.random((200, 10)) < 0.3), rng.normal(3.0, 2.0, (200, 5))], axis=1).astype(np.float32)
+    scaler = Standardiser.fit(x, binary="keep", min_std=1e-6)
+    torch.manual_seed(0)
+    enc = ProfileEncoder(15, hidden=32, out_dim=8, dropout=0.2)
+    with torch.no_grad():  # non-trivial LayerNorm affine parameters
+        enc.net[2].weight.uniform_(0.5, 1.5)
+        enc.net[2].bias.uniform_(-0.2, 0.2)
+    enc.eval()
+    with torch.no_grad():
+        want = enc(torch.from_numpy(scaler.transform(x))).numpy()
+    got = NumpyEncoder({k: v.numpy() for k, v in enc.state_dict().items()}, scaler)(x)
+    assert got.shape == (200, 8) and got.dtype == np.float32
+    assert np.abs(got - want).max() < 1e-5
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="columns"):
+        NumpyEncoder({k: v.numpy() for k, v in enc.state_dict().items()}, scaler)(x[:, :14])
+
+
+def test_the_one_standardiser_reproduces_the_siamese_rule() -> None:
+    from graphrec.core.scaling import Standardiser
+
+    x = np.array([[0, 1.0, 5.0, 2.0], [1, 3.0, 5.0, 2.0], [0, 8.0, 5.0, 2.0 + 1e-7]], dtype=np.float32)
+    s = Standardiser.fit(x, binary="keep", min_std=1e-6)
+    assert s.mean[0] == 0 and s.std[0] == 1  # binary column kept
+    assert s.mean[2] == 5 and s.std[2] == 1  # constant column centred
+    assert s.std[3] == 1 and np.allclose(s(x)[:, 3], 0, atol=1e-6)
+    assert np.allclose(s.std[1], x[:, 1].std()) and np.allclose(s.inverse(s(x)), x, atol=1e-5)
+    again = Standardiser.from_arrays(s.to_arrays("scaler"), "scaler", width=4)
+    assert np.array_equal(again.mean, s.mean) and np.array_equal(again.std, s.std)
+    with pytest.raises(ValueError, match="columns"):
+        Standardiser.from_arrays(s.to_arrays(), width=5)
 
 
 def _cli(url: str, home: Path, *args: str):

@@ -64,13 +64,14 @@ def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_pr
 @click.pass_context
 def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: str) -> None:
     """Train the Siamese profile encoder and index every user's embedding in FAISS."""
-    from graphrec.tasks.siamese.model import fit_and_save
-    from graphrec.tasks.siamese.train import SiameseConfig
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.siamese.config import SiameseConfig
+    from graphrec.tasks.siamese.train import SiameseTask
 
-    art = fit_and_save(open_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss))
-    t = art.manifest["training"]
-    emit({"model": "siamese", "version": art.version, "path": str(art.path), "seconds": t["seconds"], "train_loss": t["train_loss"][-1],
-           "users_indexed": art.manifest["data"]["users"]}, fmt)
+    reg = train_and_register(open_store(ctx), SiameseTask(), SiameseConfig(seed=seed, epochs=epochs, loss=loss))
+    t = reg.manifest["training"]
+    emit({"model": "siamese", "version": reg.version, "path": str(reg.artifact.path), "seconds": t["seconds"], "train_loss": t["train_loss"][-1],
+           "users_indexed": reg.manifest["data"]["users"]}, fmt)
 
 
 @train.command("anomaly")
@@ -181,12 +182,11 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
 def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool, fmt: str) -> None:
     """Cold start: hide every friendship of some users, rank all users from the profile alone;
     the model beside popularity and raw profile cosine (and circle precision@10)."""
-    from graphrec.tasks.siamese.evaluate import evaluate_cold_start
-    from graphrec.tasks.siamese.train import SiameseConfig
+    from graphrec.tasks.siamese.config import SiameseConfig
+    from graphrec.tasks.siamese.evaluate import evaluate_from_store
 
-    snap = open_store(ctx).snapshot(include_synthetic=include_synthetic)
-    report = evaluate_cold_start(snap.features, snap.edge_array(), SiameseConfig(seed=seed, epochs=epochs, loss=loss),
-                                 circles=[c.members for c in snap.circles], hidden_fraction=hidden_fraction, seed=seed)
+    report = evaluate_from_store(open_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss), hidden_fraction=hidden_fraction,
+                                 include_synthetic=include_synthetic)
     data = {"seed": seed, **report.as_dict()}
 
     def table(d: dict[str, Any]) -> str:

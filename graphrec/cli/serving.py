@@ -19,10 +19,9 @@ from graphrec.cli.app import FORMAT, cli, emit, open_store
 @click.pass_context
 def similar(ctx: click.Context, user_id: str, k: int, model_version: str | None, fmt: str) -> None:
     """Users with the most similar learned profile embedding (works for users with no friends)."""
-    from graphrec.tasks.siamese.model import SimilarUsers
+    from graphrec.serving.similar import find_similar
 
-    found = SimilarUsers(open_store(ctx), version=model_version).similar(user_id, k)
-    data = {"user": user_id, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found]}
+    data = find_similar(open_store(ctx), user_id, k, version=model_version)
     emit(data, fmt, lambda d: "\n".join(f"{it['user']:>12s}  {it['similarity']:.4f}" for it in d["similar"]) or "(none)")
 
 
@@ -36,10 +35,9 @@ def index_group() -> None:
 @click.pass_context
 def index_sync(ctx: click.Context, fmt: str) -> None:
     """Incremental update: embed users created or changed since the last sync, drop deleted ones."""
-    from graphrec.tasks.siamese.model import SimilarUsers
+    from graphrec.serving.similar import sync_index
 
-    svc = SimilarUsers(open_store(ctx))
-    emit({"model_version": svc.version, **svc.sync()}, fmt)
+    emit(sync_index(open_store(ctx)), fmt)
 
 
 def _latest_run(conn: Any, kind: str) -> Any:

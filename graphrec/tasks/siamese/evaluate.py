@@ -11,17 +11,28 @@ training).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphrec.tasks.siamese.train import SiameseConfig, train_encoder
+from graphrec.tasks.siamese.config import SiameseConfig
+from graphrec.tasks.siamese.train import train_encoder
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.graph import Graph
+    from graphrec.store.store import GraphStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ColdStartReport:
+    """Ranking metrics by method (``siamese``, ``popularity``, ``profile cosine`` and, with
+    circles, ``circles p@10``), how many users were hidden and evaluated, and timings."""
+
     metrics: dict[str, dict[str, float]]
     hidden_users: int
     evaluated_users: int
@@ -56,11 +67,25 @@ def _rank_metrics(score_rows: np.ndarray, users: np.ndarray, truth: list[np.ndar
     return out
 
 
-def evaluate_cold_start(features: np.ndarray, edges: np.ndarray, config: SiameseConfig, *, circles: list[np.ndarray] | None = None,
-                        hidden_fraction: float = 0.1, seed: int = 0, ks: tuple[int, ...] = (10, 50)) -> ColdStartReport:
-    """Run the protocol of the module docstring."""
+def evaluate_from_store(store: "GraphStore", config: SiameseConfig, *, hidden_fraction: float = 0.1, include_synthetic: bool = False,
+                        ks: tuple[int, ...] = (10, 50)) -> ColdStartReport:
+    """``graphrec eval siamese``: the cold-start protocol of the module docstring on the store's
+    current graph (friendships, profiles, circles; synthetic users only with
+    ``include_synthetic``), hiding users with ``config.seed``."""
+    from graphrec.core.graph import Graph
+
+    graph = Graph.from_snapshot(store.snapshot(include_synthetic=include_synthetic), data_version=False)
+    return evaluate_cold_start(graph, config, hidden_fraction=hidden_fraction, seed=config.seed, ks=ks)
+
+
+def evaluate_cold_start(graph: "Graph", config: SiameseConfig, *, hidden_fraction: float = 0.1, seed: int = 0,
+                        ks: tuple[int, ...] = (10, 50)) -> ColdStartReport:
+    """Run the protocol of the module docstring on ``graph`` (its features, friendships and
+    circles); ``seed`` draws the hidden users, ``config`` trains the encoder."""
+    features = graph.features
+    edges = graph.edge_array()
+    circles = list(graph.circles)
     n = features.shape[0]
-    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     rng = np.random.default_rng(seed)
     hidden = np.zeros(n, dtype=bool)
     hidden[rng.choice(n, size=max(1, int(round(hidden_fraction * n))), replace=False)] = True
@@ -81,6 +106,7 @@ def evaluate_cold_start(features: np.ndarray, edges: np.ndarray, config: Siamese
         if hidden[b]:
             friends.setdefault(b, []).append(a)
     users = np.array(sorted(friends), dtype=np.int64)
+    log.info("cold start: %d hidden users, %d with friends to find", int(hidden.sum()), users.size)
     truth = [np.array(sorted(set(friends[u])), dtype=np.int64) for u in users.tolist()]
     deg = np.bincount(train_edges.ravel(), minlength=n).astype(np.float64)
     raw = _normalise(features)

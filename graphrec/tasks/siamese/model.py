@@ -1,161 +1,141 @@
-"""Siamese models from the store: training, versioned artifacts with their FAISS index, and the
-:class:`SimilarUsers` service (similar users, cold-start candidates, incremental index updates).
+"""The fitted Siamese model: encoder weights, input scaler and the FAISS index of every user's
+embedding, evaluated in numpy (serving imports no torch).
 
-Artifact layout under ``GRAPHREC_HOME/models/siamese/<version>/``: ``arrays.safetensors`` (encoder
-weights, input scaling), ``manifest.json`` and ``index/`` (:class:`~graphrec.core.index.UserIndex`).
-Serving encodes profiles in numpy (no torch import): the encoder is a two-layer MLP.
+Artifact layout under ``GRAPHREC_HOME/models/siamese/<version>/``: ``arrays.safetensors``
+(``encoder.*``: the :class:`~graphrec.nn.siamese.ProfileEncoder` state; ``scaler.mean`` /
+``scaler.std``: the input standardiser), ``manifest.json`` (``in_dim``, ``training``,
+``index_synced_at`` besides the keys every model records) and ``index/`` (a keyed
+:class:`~graphrec.core.index.EmbeddingIndex` built for this version).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from graphrec import artifacts
-from graphrec.errors import InputError, StoreStateError
-from graphrec.tasks.siamese.train import SiameseConfig, train_encoder
+from graphrec.core.index import EmbeddingIndex
+from graphrec.core.scaling import Standardiser
+from graphrec.tasks.base import ArtifactContent, Model
 
 KIND = "siamese"
 INDEX_DIR = "index"
-
-
-def fit_and_save(store: Any, config: SiameseConfig, *, metrics: dict[str, Any] | None = None) -> artifacts.Artifact:
-    """Train on the store's real users (friendships and circles) and save + serve a new version."""
-    from graphrec.core.index import UserIndex
-    from graphrec.store.schema import utcnow
-
-    started = utcnow()
-    snap = store.snapshot(include_synthetic=False)
-    if snap.num_nodes == 0 or snap.features.shape[1] == 0:
-        raise StoreStateError("cannot train siamese: the store has no users with profile features")
-    try:
-        weights = train_encoder(snap.features, snap.edge_array(), config, circles=[c.members for c in snap.circles])
-    except ValueError as exc:
-        raise StoreStateError(f"cannot train {KIND}: {exc}") from None
-    z = weights.embed(snap.features)
-    arrays = {**{f"encoder.{k}": v for k, v in weights.state.items()}, "scaler.mean": weights.scaler.mean, "scaler.std": weights.scaler.std}
-    manifest = {
-        "data": {"revision": snap.revision, "fingerprint": snap.fingerprint(), "users": snap.num_nodes, "friendships": snap.num_edges},
-        "params": asdict(config),
-        "seed": config.seed,
-        "feature_names": snap.feature_names,
-        "in_dim": weights.in_dim,
-        "training": weights.summary(),
-        "metrics": metrics or {},
-        "index_synced_at": started.isoformat(),
-    }
-    ids = [str(e) for e in snap.external_ids.tolist()]
-    holder: dict[str, str] = {}
-
-    def extra(folder: Path) -> None:
-        UserIndex.build(ids, z, model_version=holder["version"]).save(folder / INDEX_DIR)
-
-    version = artifacts.new_version()
-    holder["version"] = version
-    art = artifacts.save(store.settings.home, KIND, arrays, manifest, version=version, extra=extra, make_latest=False)
-    store.record_model_run(KIND, art.version, seed=config.seed, params=asdict(config), metrics=metrics or {}, data_revision=snap.revision,
-                           data_fingerprint=manifest["data"]["fingerprint"], artifact_path=str(art.path), started_at=started)
-    artifacts.set_latest(store.settings.home, KIND, art.version)
-    return art
+#: ``ProfileEncoder.net`` entries holding weights: Linear(in, hidden), LayerNorm(hidden), Linear(hidden, dim)
+_LAYERS = ("net.1", "net.2", "net.5")
+LAYER_NORM_EPS = 1e-5
 
 
 class NumpyEncoder:
-    """The trained :class:`~graphrec.nn.siamese.ProfileEncoder` evaluated in numpy (inference)."""
+    """The trained :class:`~graphrec.nn.siamese.ProfileEncoder` evaluated in numpy (inference:
+    dropout is the identity)::
 
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        g = lambda k: np.asarray(arrays[f"encoder.{k}"], dtype=np.float32)  # noqa: E731
+        x' = (x - mean) / std
+        h  = relu(LayerNorm(x' W1^T + b1))      (LayerNorm eps 1e-5, affine ln_w, ln_b)
+        z  = normalise(h W2^T + b2)
+
+    Args: state: the module's state dict as arrays (keys ``net.1.weight`` ...); scaler: the
+    input standardiser the encoder was trained with.
+    """
+
+    def __init__(self, state: dict[str, np.ndarray], scaler: Standardiser) -> None:
+        g = lambda k: np.asarray(state[k], dtype=np.float32)  # noqa: E731
         self.w1, self.b1 = g("net.1.weight"), g("net.1.bias")
         self.ln_w, self.ln_b = g("net.2.weight"), g("net.2.bias")
         self.w2, self.b2 = g("net.5.weight"), g("net.5.bias")
-        self.mean, self.std = arrays["scaler.mean"], arrays["scaler.std"]
-        self.in_dim = self.w1.shape[1]
+        self.scaler = scaler
+        hidden, self.in_dim = self.w1.shape
+        self.dim = int(self.w2.shape[0])
+        shapes = {"net.1.bias": (self.b1.shape, (hidden,)), "net.2.weight": (self.ln_w.shape, (hidden,)),
+                  "net.2.bias": (self.ln_b.shape, (hidden,)), "net.5.weight": (self.w2.shape, (self.dim, hidden)),
+                  "net.5.bias": (self.b2.shape, (self.dim,))}
+        bad = [f"{k} {have} (expected {want})" for k, (have, want) in shapes.items() if have != want]
+        if scaler.width != self.in_dim:
+            bad.append(f"scaler of {scaler.width} columns for {self.in_dim} inputs")
+        if bad:
+            raise ValueError("encoder weights do not fit together: " + "; ".join(bad))
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        return {"net.1.weight": self.w1, "net.1.bias": self.b1, "net.2.weight": self.ln_w, "net.2.bias": self.ln_b,
+                "net.5.weight": self.w2, "net.5.bias": self.b2}
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        x = (np.atleast_2d(np.asarray(features, dtype=np.float32))[:, : self.in_dim] - self.mean) / self.std
+        """Unit-norm embeddings ``float32[n, dim]`` of profile rows exactly ``in_dim`` wide (a
+        profile read at another width is a ``ValueError``: read it at the model's own width)."""
+        x = self.scaler.transform(np.atleast_2d(np.asarray(features, dtype=np.float32)))
         h = x @ self.w1.T + self.b1
         mu = h.mean(axis=1, keepdims=True)
         var = h.var(axis=1, keepdims=True)
-        h = np.maximum((h - mu) / np.sqrt(var + 1e-5) * self.ln_w + self.ln_b, 0.0)
+        h = np.maximum((h - mu) / np.sqrt(var + LAYER_NORM_EPS) * self.ln_w + self.ln_b, 0.0)
         z = h @ self.w2.T + self.b2
         return (z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-class SimilarUsers:
-    """Loads the served Siamese model and its index once; answers many requests.
+class SiameseModel(Model):
+    """A trained Siamese profile encoder with its user index.
 
-    ``similar(user, k)`` encodes the user's *current* profile from the store (so it works for
-    users created after training, and for users with no friends) and searches the index; deleted
-    and synthetic users are filtered out against the live store.
+    Attributes: ``encoder`` (:class:`NumpyEncoder`), ``index`` (keyed
+    :class:`~graphrec.core.index.EmbeddingIndex` of every user's embedding), ``feature_names``
+    (the profile columns, ``in_dim`` of them), ``training`` (config, loss history, seconds),
+    ``index_synced_at`` (ISO time up to which store changes are in the index), and once loaded
+    ``path`` / ``manifest`` of the artifact (the index is updated in place by ``index sync``).
     """
 
-    def __init__(self, store: Any, *, version: str | None = None) -> None:
-        from graphrec.core.index import UserIndex
+    kind: ClassVar[str] = KIND
 
-        self.store = store
-        art = artifacts.load(store.settings.home, KIND, version)
-        self.version, self.path, self.manifest = art.version, art.path, art.manifest
-        try:
-            self.encoder = NumpyEncoder(art.arrays)
-            self.index = UserIndex.load(art.path / INDEX_DIR, model_version=art.version, dim=self.encoder.w2.shape[0])
-        except (KeyError, OSError, ValueError, RuntimeError) as exc:
-            raise artifacts.ArtifactError(f"{KIND} model {art.version} is incomplete or corrupt: {exc}") from None
+    def __init__(self, state: dict[str, np.ndarray], scaler: Standardiser, feature_names: list[str], *, index: EmbeddingIndex,
+                 training: dict[str, Any] | None = None, index_synced_at: str = "", metrics: dict[str, Any] | None = None) -> None:
+        self.encoder = NumpyEncoder(state, scaler)
+        self.state = {k: np.asarray(v) for k, v in state.items()}
+        self.feature_names = list(feature_names)
+        if self.feature_names and len(self.feature_names) != self.encoder.in_dim:
+            raise ValueError(f"{len(self.feature_names)} feature names for an encoder of {self.encoder.in_dim} inputs")
+        if index.dim != self.encoder.dim:
+            raise ValueError(f"index of dimension {index.dim} for embeddings of {self.encoder.dim}")
+        self.index = index
+        self.training = training or {}
+        self.index_synced_at = index_synced_at
+        self.metrics = metrics or {}
+        self.path: Path | None = None
+        self.manifest: dict[str, Any] = {}
 
-    def embed_user(self, user: str | int) -> tuple[str, np.ndarray]:
-        """(external id, embedding of the user's current profile); NotFoundError if unknown/deleted."""
-        ext = str(user).strip()
-        ctx = self.store.serving_context(ext, feature_dim=self.encoder.in_dim)
-        return ext, self.encoder(ctx["features"])[0]
+    @property
+    def in_dim(self) -> int:
+        """Profile width the encoder reads."""
+        return self.encoder.in_dim
 
-    def similar(self, user: str | int, k: int = 10, *, exclude: set[str] | None = None) -> list[tuple[str, float]]:
-        """The ``k`` users with the most similar learned profile embedding (external id, cosine)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InputError(f"k must be a positive integer, got {k!r}")
-        ext, z = self.embed_user(user)
-        return self.nearest(z, k, exclude={ext} | (exclude or set()))
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        """Unit-norm embeddings of profile rows (``in_dim`` wide), in numpy."""
+        return self.encoder(features)
 
-    def nearest(self, z: np.ndarray, k: int, *, exclude: set[str], score_kind: str | None = None,
-                score_threshold: float | str = "flagged") -> list[tuple[str, float]]:
-        """The ``k`` indexed users closest to embedding ``z`` that the live store still allows
-        (not deleted or synthetic; score filter as in :meth:`GraphStore.excluded_candidates`),
-        over-fetching until ``k`` are found or the index is exhausted."""
-        fetch, out = max(2 * k, 20), []
-        while True:
-            found = self.index.search(z, fetch, exclude=exclude)
-            bad = self.store.excluded_candidates([e for e, _ in found], score_kind=score_kind, score_threshold=score_threshold)
-            out = [(e, s) for e, s in found if e not in bad][:k]
-            if len(out) == k or len(found) < fetch:
-                return out
-            fetch *= 2
+    def to_artifact(self) -> ArtifactContent:
+        arrays = {**{f"encoder.{k}": v for k, v in self.state.items()}, **self.encoder.scaler.to_arrays("scaler")}
+        manifest = {"in_dim": self.in_dim, "training": self.training, "index_synced_at": self.index_synced_at}
 
-    def sync(self) -> dict[str, int]:
-        """Incremental index update from the store: encode and upsert users created or updated
-        since the last sync, remove deleted or synthetic ones; saved atomically in place."""
-        import os
-        import shutil
-        import tempfile
+        def write_files(folder: Path, version: str) -> None:
+            self.index.model_version = version
+            self.index.save(folder / INDEX_DIR)
 
-        from graphrec.store.schema import utcnow
+        return ArtifactContent(arrays, manifest, write_files)
 
-        since = dt.datetime.fromisoformat(self.manifest["index_synced_at"])
-        now = utcnow()
-        ids, feats, gone = self.store.users_changed_since(since, feature_dim=self.encoder.in_dim)
-        if ids:
-            self.index.upsert(ids, self.encoder(feats))
-        removed = self.index.remove(gone)
-        tmp = Path(tempfile.mkdtemp(prefix=".index.", dir=self.path))
-        try:
-            self.index.save(tmp)
-            old = self.path / f".index-old-{os.getpid()}"
-            os.replace(self.path / INDEX_DIR, old)
-            os.replace(tmp, self.path / INDEX_DIR)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self.manifest["index_synced_at"] = now.isoformat()
-        artifacts.write_manifest(self.path, self.manifest)
-        return {"upserted": len(ids), "removed": removed, "indexed": self.index.size, "tombstones": len(self.index.tombstones)}
+    @classmethod
+    def from_artifact(cls, art: artifacts.Artifact) -> "SiameseModel":
+        """Rebuild from a saved version, validating the encoder's shapes against the manifest's
+        ``in_dim`` and feature columns, the scaler's width, and the index (dimension, vector
+        count, built for this version)."""
+        m = art.manifest
+        state = {k.removeprefix("encoder."): v for k, v in art.arrays.items() if k.startswith("encoder.")}
+        in_dim = int(m["in_dim"])
+        scaler = Standardiser.from_arrays(art.arrays, "scaler", width=in_dim)
+        encoder_in = int(np.asarray(state["net.1.weight"]).shape[1])
+        if encoder_in != in_dim:
+            raise ValueError(f"encoder reads {encoder_in} columns, the manifest says in_dim {in_dim}")
+        names = list(m.get("feature_names") or [])
+        dim = int(np.asarray(state["net.5.weight"]).shape[0])
+        index = EmbeddingIndex.load(art.path / INDEX_DIR, model_version=art.version, dim=dim)
+        model = cls(state, scaler, names, index=index, training=dict(m.get("training") or {}),
+                    index_synced_at=str(m["index_synced_at"]), metrics=dict(m.get("metrics") or {}))
+        model.path, model.manifest = art.path, m
+        return model

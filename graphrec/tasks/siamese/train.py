@@ -11,52 +11,30 @@ similar-but-not-friend profile looks like.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphrec.core.index import EmbeddingIndex
+from graphrec.core.scaling import Standardiser
+from graphrec.tasks.base import Task
+from graphrec.tasks.siamese.config import LOSSES, SiameseConfig
+from graphrec.tasks.siamese.model import SiameseModel
 
-@dataclass
-class SiameseConfig:
-    """Hyper-parameters of :func:`train_encoder` (recorded in the manifest)."""
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.graph import Graph
+    from graphrec.store.snapshot import Snapshot
+    from graphrec.store.store import GraphStore
 
-    seed: int = 0
-    loss: str = "in_batch"  # or "contrastive"
-    hidden: int = 256
-    dim: int = 64
-    dropout: float = 0.2
-    epochs: int = 12
-    batch_size: int = 1024
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    temperature: float = 0.07
-    margin: float = 1.0
-    circle_pairs: float = 0.5  # same-circle positives, as a fraction of the friendship positives
-    hard_every: int = 3  # epochs between hard-negative mining rounds (0: none)
-    hard_rank: int = 20  # hard negatives come from each anchor's top-hard_rank neighbours
-    threads: int = 1
+log = logging.getLogger(__name__)
 
-
-@dataclass
-class ProfileScaler:
-    """Column-wise input scaling: binary columns kept, other columns standardised."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> "ProfileScaler":
-        x = np.asarray(x, dtype=np.float32)
-        binary = np.all((x == 0) | (x == 1), axis=0)
-        mean = np.where(binary, 0.0, x.mean(axis=0)).astype(np.float32)
-        std = np.where(binary, 1.0, x.std(axis=0)).astype(np.float32)
-        std[std < 1e-6] = 1.0
-        return cls(mean, std)
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+#: The profile scaling rule of the encoder's inputs (see :mod:`graphrec.core.scaling`): binary
+#: columns kept as they are, constant columns (std < 1e-6) centred, the others standardised.
+SCALING = {"binary": "keep", "min_std": 1e-6}
 
 
 @dataclass
@@ -65,7 +43,7 @@ class EncoderWeights:
 
     config: SiameseConfig
     state: dict[str, np.ndarray]
-    scaler: ProfileScaler
+    scaler: Standardiser
     in_dim: int
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -123,13 +101,13 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
     from graphrec.nn.siamese import ProfileEncoder, contrastive_loss, in_batch_softmax_loss
 
     start = time.perf_counter()
-    if config.loss not in ("in_batch", "contrastive"):
+    if config.loss not in LOSSES:
         raise ValueError(f"unknown loss {config.loss!r}")
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     n = features.shape[0]
-    scaler = ProfileScaler.fit(features)
+    scaler = Standardiser.fit(features, **SCALING)
     x = torch.from_numpy(scaler.transform(features))
     pool = np.flatnonzero(trainable) if trainable is not None else np.arange(n)
     pairs = positive_pairs(edges, circles or [], config.circle_pairs, rng)
@@ -137,12 +115,14 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
         raise ValueError("no positive pairs: the store has no friendships")
     friend_keys = np.unique(np.concatenate([edges[:, 0] * n + edges[:, 1], edges[:, 1] * n + edges[:, 0]])) if len(edges) else np.empty(0, np.int64)
     enc = ProfileEncoder(x.shape[1], config.hidden, config.dim, config.dropout)
+    log.info("siamese: training on %d users, %d positive pairs, %d epochs (%s loss)", n, len(pairs), config.epochs, config.loss)
     opt = torch.optim.AdamW(enc.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     hard: np.ndarray | None = None  # hard negative per row (-1: none)
     history = []
     for epoch in range(config.epochs):
         if config.hard_every and epoch > 0 and epoch % config.hard_every == 0:
             hard = _mine_hard(enc, x, pool, friend_keys, config.hard_rank, rng)
+            log.debug("siamese: epoch %d, hard negatives mined for %d users", epoch + 1, int((hard >= 0).sum()))
         enc.train()
         order = rng.permutation(len(pairs))
         total = 0.0
@@ -168,6 +148,7 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
             opt.step()
             total += float(loss.detach()) * len(p)
         history.append(round(total / len(pairs), 5))
+        log.info("siamese: epoch %d/%d, loss %.5f", epoch + 1, config.epochs, history[-1])
     enc.eval()
     state = {k: v.detach().numpy().copy() for k, v in enc.state_dict().items()}
     return EncoderWeights(config, state, scaler, int(x.shape[1]), history, time.perf_counter() - start)
@@ -196,3 +177,40 @@ def _mine_hard(enc: Any, x: Any, pool: np.ndarray, friend_keys: np.ndarray, rank
     has = ok.any(axis=1)
     pick[has] = cand[has, best[has]]
     return pick
+
+
+class SiameseTask(Task[SiameseConfig, SiameseModel]):
+    """The Siamese profile encoder as a task: trained on the graph's friendships and circles, it
+    embeds every user from the profile alone, and the model carries a FAISS index of every
+    user's embedding (keyed by external id) for similar-user and cold-start searches."""
+
+    name = "siamese"
+    kind = "siamese"
+    config_type = SiameseConfig
+    model_type = SiameseModel
+
+    def __init__(self) -> None:
+        self._read_at: dt.datetime | None = None
+
+    def snapshot(self, store: "GraphStore", config: SiameseConfig) -> "Snapshot":
+        """The store's real users; the time *before* the read becomes the index's sync point, so
+        an incremental ``index sync`` also picks up users changed while the snapshot was read."""
+        from graphrec.store.schema import utcnow
+
+        self._read_at = utcnow()
+        return store.snapshot(include_synthetic=False)
+
+    def fit(self, graph: "Graph", config: SiameseConfig) -> SiameseModel:
+        """Train the encoder (:func:`train_encoder`) and index every user's embedding."""
+        from graphrec.store.schema import utcnow
+
+        synced_at, self._read_at = self._read_at or utcnow(), None
+        if graph.num_nodes == 0 or graph.features.shape[1] == 0:
+            raise ValueError("the store has no users with profile features")
+        weights = train_encoder(graph.features, graph.edge_array(), config, circles=list(graph.circles))
+        z = weights.embed(graph.features)
+        ids = [graph.external_id(i) for i in range(graph.num_nodes)]
+        index = EmbeddingIndex.build(z, ids)
+        log.info("siamese: %d users embedded and indexed (%s) in %.1f s", len(ids), "exact" if index.exact else "HNSW", weights.seconds)
+        return SiameseModel(weights.state, weights.scaler, list(graph.feature_names), training=weights.summary(), index=index,
+                            index_synced_at=synced_at.isoformat())

@@ -1,0 +1,139 @@
+"""Similar users from the served Siamese model (numpy + FAISS; no torch): ``graphrec similar``,
+the cold-start candidates of the recommender, and the incremental ``graphrec index sync``.
+
+Every request encodes the user's *current* profile read from the store at the Siamese model's
+own feature width (its ``in_dim``), so it works for users created after training, for users
+with no friends, and whatever width the link model or the store has now. Results are filtered
+against the live store (deleted and synthetic users never come back; optionally users a scoring
+run flagged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from graphrec import artifacts
+from graphrec.errors import InputError
+from graphrec.tasks.siamese.model import INDEX_DIR, KIND, NumpyEncoder, SiameseModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.index import EmbeddingIndex
+    from graphrec.store.store import GraphStore
+
+log = logging.getLogger(__name__)
+
+
+class SimilarUsers:
+    """Loads the served (or given) Siamese model and its index once; answers many requests.
+
+    Attributes: ``model`` (:class:`~graphrec.tasks.siamese.model.SiameseModel`), ``encoder``
+    (its numpy encoder, ``encoder.in_dim`` wide), ``index`` (its keyed FAISS index), ``version``,
+    ``path`` and ``manifest`` of the artifact.
+    """
+
+    def __init__(self, store: "GraphStore", *, version: str | None = None) -> None:
+        self.store = store
+        self.model = SiameseModel.load(store.settings.home, version)
+        assert self.model.version is not None and self.model.path is not None
+        self.version: str = self.model.version
+        self.path: Path = self.model.path
+        self.manifest = self.model.manifest
+
+    @property
+    def encoder(self) -> NumpyEncoder:
+        return self.model.encoder
+
+    @property
+    def index(self) -> "EmbeddingIndex":
+        return self.model.index
+
+    @property
+    def width(self) -> int:
+        """The profile width the model reads."""
+        return self.model.in_dim
+
+    def embed_user(self, user: str | int) -> tuple[str, np.ndarray]:
+        """(external id, embedding of the user's current profile read at the model's own width);
+        ``NotFoundError`` for an unknown or deleted user."""
+        ext = str(user).strip()
+        ctx = self.store.serving_context(ext, feature_dim=self.width)
+        return ext, self.encoder(ctx["features"])[0]
+
+    def similar(self, user: str | int, k: int = 10, *, exclude: set[str] | None = None) -> list[tuple[str, float]]:
+        """The ``k`` users with the most similar learned profile embedding (external id, cosine)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        ext, z = self.embed_user(user)
+        return self.nearest(z, k, exclude={ext} | (exclude or set()))
+
+    def nearest(self, z: np.ndarray, k: int, *, exclude: set[str], score_kind: str | None = None,
+                score_threshold: float | str = "flagged") -> list[tuple[str, float]]:
+        """The ``k`` indexed users closest to embedding ``z`` that the live store still allows
+        (not deleted or synthetic; with ``score_kind``, the score filter of
+        :meth:`GraphStore.excluded_candidates`), over-fetching until ``k`` are found or the index
+        is exhausted."""
+        fetch, out = max(2 * k, 20), []
+        while True:
+            found = self.index.nearest(z, fetch, exclude=exclude)
+            bad = self.store.excluded_candidates([e for e, _ in found], score_kind=score_kind, score_threshold=score_threshold)
+            out = [(e, s) for e, s in found if e not in bad][:k]
+            if len(out) == k or len(found) < fetch:
+                return out
+            fetch *= 2
+
+    def sync(self) -> dict[str, int]:
+        """Incremental index update from the store: encode (at the model's width) and upsert the
+        users created or updated since the last sync, remove deleted or synthetic ones; the index
+        folder is replaced atomically and the manifest's ``index_synced_at`` moves on."""
+        from graphrec.store.schema import utcnow
+
+        since = dt.datetime.fromisoformat(self.manifest["index_synced_at"])
+        now = utcnow()
+        ids, feats, gone = self.store.users_changed_since(since, feature_dim=self.width)
+        if ids:
+            self.index.upsert(ids, self.encoder(feats))
+        removed = self.index.remove(gone)
+        tmp = Path(tempfile.mkdtemp(prefix=".index.", dir=self.path))
+        try:
+            self.index.save(tmp)
+            old = self.path / f".index-old-{os.getpid()}"
+            os.replace(self.path / INDEX_DIR, old)
+            os.replace(tmp, self.path / INDEX_DIR)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest["index_synced_at"] = now.isoformat()
+        self.model.index_synced_at = self.manifest["index_synced_at"]
+        artifacts.write_manifest(self.path, self.manifest)
+        log.info("siamese index %s synced: %d upserted, %d removed, %d indexed", self.version, len(ids), removed, self.index.size)
+        return {"upserted": len(ids), "removed": removed, "indexed": self.index.size, "tombstones": len(self.index.tombstones)}
+
+
+def optional_similar_users(store: "GraphStore") -> SimilarUsers | None:
+    """The served Siamese model's service, or None when no Siamese model was trained."""
+    if artifacts.latest_version(store.settings.home, KIND) is None:
+        return None
+    return SimilarUsers(store)
+
+
+def find_similar(store: "GraphStore", user: str, k: int = 10, *, version: str | None = None) -> dict[str, Any]:
+    """``graphrec similar``: ``{"user", "similar": [{"user", "similarity"}, ...]}``, the ``k``
+    users whose learned profile embedding is closest to ``user``'s current profile."""
+    found = SimilarUsers(store, version=version).similar(user, k)
+    return {"user": user, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found]}
+
+
+def sync_index(store: "GraphStore", *, version: str | None = None) -> dict[str, Any]:
+    """``graphrec index sync``: update the served (or given) Siamese model's index from the store;
+    ``{"model_version", "upserted", "removed", "indexed", "tombstones"}``."""
+    svc = SimilarUsers(store, version=version)
+    return {"model_version": svc.version, **svc.sync()}
