@@ -51,3 +51,19 @@ class JobLockedError(GraphrecError):
     Exit code 75 is ``EX_TEMPFAIL`` (sysexits.h), which schedulers treat as "try again"."""
 
     exit_code = 75
+
+
+def expected_error(exc: BaseException) -> GraphrecError | None:
+    """The :class:`GraphrecError` an operator should see for ``exc``, or None for a bug.
+
+    graphrec's own errors map to themselves. A database that cannot be reached or refuses the
+    connection (SQLAlchemy ``OperationalError``) is a not-ready state, exit code 4, reported by the
+    first line of the driver's message. Anything else returns None and keeps its traceback."""
+    if isinstance(exc, GraphrecError):
+        return exc
+    from sqlalchemy.exc import OperationalError  # sqlalchemy is loaded whenever a store was opened
+
+    if isinstance(exc, OperationalError):
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        return StoreStateError(f"database error: {first}")
+    return None

@@ -92,3 +92,59 @@ def test_default_database_is_sqlite_in_working_directory(tmp_path: Path) -> None
     assert json.loads(proc.stdout)["friendships_added"] == 2
     assert (tmp_path / "graphrec.db").exists()
     assert proc.stderr.count("\n") <= 1  # no progress bars when not on a terminal
+
+
+def test_schema_commands_and_user_show(sqlite_url: str, tmp_path: Path) -> None:
+    r = run(sqlite_url, "db", "current", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.output) == {"database": sqlite_url, "current": None, "head": "0001", "up_to_date": False}
+    assert run(sqlite_url, "import", "edges", str(write(tmp_path / "e.txt", "1 2\n2 3\n"))).exit_code == 0
+    r = run(sqlite_url, "db", "current", "--format", "json")
+    assert json.loads(r.output)["up_to_date"] is True
+    r = run(sqlite_url, "user", "show", "2", "--format", "json")
+    shown = json.loads(r.output)
+    assert list(shown) == ["id", "is_synthetic", "deleted", "degree", "attributes", "features", "created_at", "updated_at"]
+    assert (shown["id"], shown["degree"], shown["deleted"], shown["features"]) == ("2", 2, False, {})
+    r = run(sqlite_url, "user", "show", "9")
+    assert r.exit_code == 3 and "error: unknown user '9'" in r.output
+    r = run(sqlite_url, "db", "downgrade", "base")
+    assert r.exit_code == 0 and r.output.strip() == "database schema: 0001 -> empty"
+    r = run(sqlite_url, "user", "show", "2")
+    assert r.exit_code == 4 and "not initialised" in r.output
+
+
+def test_log_level_option_and_environment(sqlite_url: str, tmp_path: Path) -> None:
+    edges = str(write(tmp_path / "e.txt", "1 2\n2 3\n"))
+    quiet = run(sqlite_url, "import", "edges", edges, "--format", "json")
+    assert quiet.exit_code == 0 and quiet.stderr.count("INFO ") == 0  # default WARNING
+    r = run(sqlite_url, "--log-level", "info", "import", "edges", edges, "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["friendships_added"] == 0  # stdout stays the JSON
+    lines = [l for l in r.stderr.splitlines() if l.startswith("INFO graphrec.store.store: ")]
+    assert lines and "edges import from" in lines[0]
+    r = run(sqlite_url, "stats", "--format", "json", env={"GRAPHREC_LOG_LEVEL": "DEBUG"})
+    assert r.exit_code == 0 and json.loads(r.stdout)["users"] == 3
+    r = run(sqlite_url, "--log-level", "chatty", "stats")
+    assert r.exit_code == 2 and "chatty" in r.output
+    r = run(sqlite_url, "--log-level", "error", "--help")
+    assert r.exit_code == 0 and "--log-level" in r.output and "GRAPHREC_LOG_LEVEL" in r.output
+
+
+def test_log_records_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from graphrec.logs import configure_logging
+
+    configure_logging("INFO")
+    configure_logging("INFO")  # idempotent: one handler
+    try:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("graphrec.test").exception("failed\nbadly")
+        logging.getLogger("graphrec.test").debug("not shown")
+        err = capsys.readouterr().err
+        mine = [l for l in err.splitlines() if "graphrec.test" in l]
+        assert len(mine) == 1 and mine[0].startswith("ERROR graphrec.test: failed | badly | Traceback")
+        with pytest.raises(ValueError, match="unknown log level"):
+            configure_logging("LOUD")
+    finally:
+        configure_logging("WARNING")

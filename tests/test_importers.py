@@ -11,7 +11,6 @@ from sqlalchemy import text
 from conftest import write
 from graphrec.errors import InputError
 from graphrec.fileio import atomic_output
-from graphrec.store import exporters
 from graphrec.store.importers import read_edges, read_labels, read_users
 from graphrec.store.store import GraphStore
 
@@ -188,10 +187,9 @@ def test_string_ids(store: GraphStore, tmp_path: Path) -> None:
 
 def _export_all(store: GraphStore, folder: Path) -> Path:
     folder.mkdir()
-    with store.read() as conn:
-        exporters.export_users(conn, folder / "users.csv")
-        exporters.export_friendships(conn, folder / "friendships.csv")
-        exporters.export_labels(conn, folder / "labels.csv")
+    for what in ("users", "friendships", "labels"):
+        result = store.export(what, folder / f"{what}.csv")
+        assert result.as_dict()["output"] == str(folder / f"{what}.csv")
     return folder
 
 
@@ -224,9 +222,10 @@ def test_export_never_leaves_partial_files(store: GraphStore, tmp_path: Path) ->
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(Exception, match="share the name 'age'"):
-        with store.read() as conn:
-            exporters.export_users(conn, out / "users.csv")
+        store.export("users", out / "users.csv")
     assert list(out.iterdir()) == []
+    with pytest.raises(InputError, match="cannot export 'circles'"):
+        store.export("circles", out / "circles.csv")
 
 
 def test_atomic_output_keeps_the_old_file_on_failure(tmp_path: Path) -> None:

@@ -51,11 +51,17 @@ def test_downgrade_upgrade_round_trip(database_url: str) -> None:
     store = GraphStore(database_url)
     store.initialize()
     store.add_user("a")
-    migrate.downgrade(store.engine, "base")
+    assert store.downgrade("base") == (migrate.SCHEMA_HEAD, None)
     assert _tables(store) == set()
     with store.engine.connect() as conn:
         assert migrate.current_revision(conn) is None
+    status = store.schema_status()
+    assert (status.current, status.head, status.up_to_date) == (None, migrate.SCHEMA_HEAD, False)
+    with pytest.raises(StoreStateError, match="not initialised"):
+        store.count_users()
     store.initialize()
+    assert store.schema_status().as_dict() == {"database": store.engine.url.render_as_string(), "current": migrate.SCHEMA_HEAD,
+                                               "head": migrate.SCHEMA_HEAD, "up_to_date": True}
     assert _tables(store) == TABLES
     assert store.count_users() == 0  # a fresh schema, nothing left over
     store.add_user("b")

@@ -189,3 +189,18 @@ def test_serving_reads_on_both_backends(store: GraphStore) -> None:
     assert store.excluded_candidates(["b", "d"], score_kind="bot", score_threshold=0.95) == {"d"}
     with pytest.raises(NotFoundError):
         store.serving_context("d")
+
+
+def test_user_profile_in_one_call(store: GraphStore) -> None:
+    _triangle_plus(store)
+    store.update_user("c", attributes={"city": "Oslo"}, features={"age": 40})
+    prof = store.user_profile("c")
+    rec = store.get_user("c")
+    assert prof == {"id": "c", "is_synthetic": False, "deleted": False, "degree": 3, "attributes": {"city": "Oslo"},
+                    "features": {"age": 40.0}, "created_at": rec.created_at.isoformat(), "updated_at": rec.updated_at.isoformat()}
+    store.remove_user("c")
+    assert store.user_profile("c")["deleted"] is True and store.user_profile("c")["degree"] == 0
+    assert store.user_profile("a")["degree"] == 1  # the deleted friend no longer counts
+    with pytest.raises(NotFoundError):
+        store.user_profile("zz")
+    assert not hasattr(store, "neighbors")  # one spelling: neighbours

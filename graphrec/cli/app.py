@@ -1,5 +1,6 @@
 """The ``graphrec`` command group and what every command shares: settings, the store, output
-formatting, and the mapping of graphrec's errors to one ``error: ...`` line and an exit code.
+formatting, logging (``--log-level``), and the mapping of graphrec's errors to one
+``error: ...`` line and an exit code.
 
 Every read command takes ``--format table|json``. Exit codes: 0 success, 1 unexpected failure,
 2 bad input or usage, 3 unknown user, 4 not ready (database not initialised, older schema,
@@ -12,12 +13,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from graphrec.config import DATABASE_URL_ENV, HOME_ENV, Settings
-from graphrec.errors import GraphrecError
+from graphrec.errors import expected_error
+from graphrec.logs import DEFAULT_LEVEL, LEVELS, LOG_LEVEL_ENV, configure_logging
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.store import GraphStore
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
@@ -25,29 +30,28 @@ FORMAT = click.option(
 
 
 class _Group(click.Group):
-    """Turns graphrec's expected errors into one ``error: ...`` line and an exit code."""
+    """Turns graphrec's expected errors (and an unreachable database) into one ``error: ...``
+    line and the error's exit code; anything else is a bug and keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except GraphrecError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except Exception as exc:  # database unreachable and similar: no traceback for operators
-            from sqlalchemy.exc import OperationalError
-
-            if isinstance(exc, OperationalError):
-                first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-                click.echo(f"error: database error: {first}", err=True)
-                sys.exit(4)
-            raise
+        except Exception as exc:
+            err = expected_error(exc)
+            if err is None:
+                raise
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
 
 
 def settings_of(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj
+    """The settings resolved from the global options, the environment and the defaults."""
+    settings: Settings = ctx.find_root().obj
+    return settings
 
 
-def open_store(ctx: click.Context, *, create: bool = False) -> Any:
+def open_store(ctx: click.Context, *, create: bool = False) -> "GraphStore":
+    """The store the global options name (``create``: initialise an empty database first)."""
     from graphrec.store.store import GraphStore
 
     store = GraphStore(settings=settings_of(ctx))
@@ -57,6 +61,8 @@ def open_store(ctx: click.Context, *, create: bool = False) -> Any:
 
 
 def emit(data: Any, fmt: str, table: Callable[[Any], str] | None = None) -> None:
+    """Print ``data`` as one JSON line (``--format json``) or as a table (``table`` renders it;
+    default: key/value lines)."""
     if fmt == "json":
         click.echo(json.dumps(data, indent=None, sort_keys=False, default=str))
     else:
@@ -64,6 +70,7 @@ def emit(data: Any, fmt: str, table: Callable[[Any], str] | None = None) -> None
 
 
 def kv_table(data: dict[str, Any]) -> str:
+    """``key  value`` lines, keys padded to one width (dicts as ``k=v, ...``, floats to 6 digits)."""
     width = max((len(k) for k in data), default=0)
     lines = []
     for key, value in data.items():
@@ -78,10 +85,13 @@ def kv_table(data: dict[str, Any]) -> str:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--database-url", envvar=DATABASE_URL_ENV, help=f"SQLAlchemy URL [env {DATABASE_URL_ENV}; default sqlite:///graphrec.db]")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar=HOME_ENV, help=f"Models and indexes folder [env {HOME_ENV}]")
+@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default=DEFAULT_LEVEL, envvar=LOG_LEVEL_ENV,
+              show_default=True, help=f"Log records at this level and above go to stderr, one line each [env {LOG_LEVEL_ENV}].")
 @click.version_option(package_name="graphrec")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, home: Path | None) -> None:
+def cli(ctx: click.Context, database_url: str | None, home: Path | None, log_level: str) -> None:
     """graphrec: friend recommendation and graph analysis over a SQL-backed social graph."""
+    configure_logging(log_level)
     ctx.obj = Settings.resolve(database_url, home)
 
 

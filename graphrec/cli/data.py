@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from graphrec.cli.app import FORMAT, cli, emit, open_store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.report import ImportReport
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -22,8 +25,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Bring the database schema up to REVISION (creates it in an empty database)."""
-    store = open_store(ctx)
-    before, after = store.initialize(revision)
+    before, after = open_store(ctx).initialize(revision)
     click.echo(f"database schema: {before or 'empty'} -> {after}")
 
 
@@ -32,10 +34,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Downgrade the schema to REVISION (``base`` removes every graphrec table)."""
-    from graphrec.store import migrate
-
-    store = open_store(ctx)
-    before, after = migrate.downgrade(store.engine, revision)
+    before, after = open_store(ctx).downgrade(revision)
     click.echo(f"database schema: {before or 'empty'} -> {after or 'empty'}")
 
 
@@ -44,15 +43,11 @@ def db_downgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_current(ctx: click.Context, fmt: str) -> None:
     """Show the schema revision of the database and of this graphrec."""
-    from graphrec.store import migrate
-
-    store = open_store(ctx)
-    current, head = migrate.schema_status(store.engine)
-    emit({"database": store.engine.url.render_as_string(), "current": current, "head": head, "up_to_date": current == head}, fmt)
+    emit(open_store(ctx).schema_status().as_dict(), fmt)
 
 
 # -- import -----------------------------------------------------------------------------------
-def _report(report: Any, fmt: str) -> None:
+def _report(report: "ImportReport", fmt: str) -> None:
     emit(report.as_dict(), fmt)
 
 
@@ -186,19 +181,7 @@ def user() -> None:
 @click.pass_context
 def user_show(ctx: click.Context, user_id: str, fmt: str) -> None:
     """A user's profile, degree and labels."""
-    store = open_store(ctx)
-    rec = store.get_user(user_id)
-    data = {
-        "id": rec.external_id,
-        "is_synthetic": rec.is_synthetic,
-        "deleted": rec.is_deleted,
-        "degree": 0 if rec.is_deleted else store.degree(user_id),
-        "attributes": rec.attributes,
-        "features": rec.features,
-        "created_at": rec.created_at.isoformat(),
-        "updated_at": rec.updated_at.isoformat(),
-    }
-    emit(data, fmt)
+    emit(open_store(ctx).user_profile(user_id), fmt)
 
 
 @user.command("friends")
@@ -229,11 +212,5 @@ def user_mutual(ctx: click.Context, user_a: str, user_b: str, fmt: str) -> None:
 @click.pass_context
 def export(ctx: click.Context, what: str, output: Path, fmt: str) -> None:
     """Export users, friendships or labels as CSV that `graphrec import` reads back."""
-    from graphrec.store import exporters
-
-    store = open_store(ctx)
-    writer = {"users": exporters.export_users, "friendships": exporters.export_friendships, "labels": exporters.export_labels}[what]
-    with store.read() as conn:
-        count = writer(conn, output)
-    emit({"exported": what, "rows": count, "output": str(output)}, fmt)
+    emit(open_store(ctx).export(what, output).as_dict(), fmt)
 

@@ -80,7 +80,7 @@ def lookup_user_ids(conn: Connection, external_ids: Sequence[str]) -> np.ndarray
             ),
             {"ids": list(external_ids)},
         ).all()
-        found = dict(rows)
+        found: dict[str, int] = {str(e): int(i) for e, i in rows}
         for i, ext in enumerate(external_ids):
             out[i] = found.get(ext, -1)
         return out

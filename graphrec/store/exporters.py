@@ -14,6 +14,9 @@ read the first two columns, labels their named columns), so exports still read b
 Deleted users (and their friendships and labels) are not exported. Files are written to a
 temporary name beside the target and renamed into place, so a failed export never leaves a
 half-written file.
+
+These writers run inside the caller's read transaction; the library entry point is
+:meth:`graphrec.store.store.GraphStore.export`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select
 
 from graphrec.errors import GraphrecError
 from graphrec.fileio import atomic_output
+from graphrec.store.schema import Label, User
 from graphrec.store.snapshot import read_snapshot
 
 
@@ -41,7 +45,7 @@ def _format_column(values: np.ndarray) -> np.ndarray:
 def export_users(conn: Connection, path: str | Path) -> int:
     """Write active users; returns the number written."""
     snap = read_snapshot(conn)
-    rows = conn.execute(text("SELECT id, attributes FROM users WHERE deleted_at IS NULL ORDER BY id")).all()
+    rows = conn.execute(select(User.id, User.attributes).where(User.deleted_at.is_(None)).order_by(User.id)).all()
     attrs = [(json.loads(a) if isinstance(a, str) else a) or {} for _, a in rows]
     attr_names = sorted({k for a in attrs for k in a})
     clash = set(attr_names) & set(snap.feature_names)
@@ -79,10 +83,11 @@ def export_friendships(conn: Connection, path: str | Path) -> int:
 def export_labels(conn: Connection, path: str | Path) -> int:
     """Write every label of every active user, all sources; returns the number written."""
     rows = conn.execute(
-        text(
-            "SELECT u.external_id, l.label, l.source, u.is_synthetic FROM labels l JOIN users u ON u.id = l.user_id "
-            "WHERE u.deleted_at IS NULL ORDER BY u.id, l.source"
-        )
+        select(User.external_id, Label.label, Label.source, User.is_synthetic)
+        .select_from(Label)
+        .join(User, User.id == Label.user_id)
+        .where(User.deleted_at.is_(None))
+        .order_by(User.id, Label.source)
     ).all()
     frame = pd.DataFrame(rows, columns=["id", "label", "source", "is_synthetic"])
     frame["is_synthetic"] = np.where(frame["is_synthetic"].astype(bool), "true", "false")

@@ -354,7 +354,7 @@ def _read_snap(
             return fast[0], fast[1], fast
         # Not all integers: the text parser below locates the offending row.
     try:
-        frame = pd.read_csv(path, dtype=object, keep_default_na=False, **common)  # type: ignore[arg-type]
+        frame = pd.read_csv(path, dtype=object, keep_default_na=False, **common)
     except pd.errors.EmptyDataError:
         e = np.empty(0, dtype=object)
         return e, e, None

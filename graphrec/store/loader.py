@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from graphrec.errors import InputError
 from graphrec.store import bulk
@@ -41,7 +41,7 @@ def ensure_feature_columns(conn: Connection, names: Sequence[str]) -> tuple[np.n
             new_rows.append({"position": nxt, "name": name, "created_at": utcnow()})
             nxt += 1
     if new_rows:
-        conn.execute(FeatureColumn.__table__.insert(), new_rows)
+        conn.execute(insert(FeatureColumn), new_rows)
     return np.array([known[n] for n in names], dtype=np.int64), nxt, len(new_rows)
 
 
@@ -149,7 +149,7 @@ def resolve_users(
     if missing.size:
         if not create:
             raise missing_error(int(missing[0]))
-        ids[missing] = bulk.insert_users(conn, [external_ids[i] for i in missing], progress=progress)
+        ids[missing] = bulk.insert_users(conn, [external_ids[int(i)] for i in missing], progress=progress)
         report.users_created += int(missing.size)
     return ids
 
@@ -224,10 +224,10 @@ def write_labels(conn: Connection, batch: LabelBatch, report: ImportReport) -> N
         elif old != lab:
             updates.append({"uid": uid, "src": src, "label": lab, "updated_at": now})
     if inserts:
-        conn.execute(Label.__table__.insert(), inserts)
+        conn.execute(insert(Label), inserts)
     if updates:
         conn.execute(
-            update(Label.__table__)
+            update(Label)
             .where(Label.user_id == bindparam("uid"), Label.source == bindparam("src"))
             .values(label=bindparam("label"), updated_at=bindparam("updated_at")),
             updates,

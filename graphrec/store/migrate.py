@@ -7,6 +7,7 @@ and PostgreSQL (both have transactional DDL), so a failed migration leaves the s
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,10 +26,9 @@ SCHEMA_HEAD = "0001"
 
 def migrations_dir() -> Path:
     """Folder holding ``env.py`` and ``versions/`` (installed package, or the source checkout)."""
-    try:
-        import graphrec.migrations as pkg
-
-        return Path(pkg.__file__).resolve().parent
+    try:  # imported by name: the package exists only in an installed graphrec (pyproject maps it)
+        pkg = importlib.import_module("graphrec.migrations")
+        return Path(str(pkg.__file__)).resolve().parent
     except ImportError:  # running from a source tree without installation
         return Path(__file__).resolve().parents[2] / "migrations"
 

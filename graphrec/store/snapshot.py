@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Connection, text
 
+from graphrec.store.bulk import driver_connection
 from graphrec.store.features import decode_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -249,7 +250,7 @@ def _fetch_all(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple
     """Rows as plain tuples straight from the driver (SQLAlchemy row objects cost ~2 us each)."""
     stmt = text(sql).bindparams(**params) if params else text(sql)
     compiled = stmt.compile(dialect=conn.dialect)
-    cur = conn.connection.driver_connection.cursor()
+    cur = driver_connection(conn).cursor()
     try:
         if conn.dialect.name == "sqlite":
             cur.execute(str(compiled), [compiled.params[k] for k in compiled.positiontup or []])
@@ -280,7 +281,7 @@ def _symmetric_csr(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[np.ndarray
 def _read_pairs(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
     """All friendship rows as two int64 arrays (binary COPY on PostgreSQL)."""
     if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
+        raw = driver_connection(conn)
         buf = bytearray()
         with raw.cursor() as cur:
             with cur.copy("COPY (SELECT user_lo, user_hi FROM friendships) TO STDOUT (FORMAT binary)") as copy:
@@ -291,7 +292,7 @@ def _read_pairs(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
         row = np.dtype([("n", ">i2"), ("la", ">i4"), ("a", ">i8"), ("lb", ">i4"), ("b", ">i8")])
         arr = np.frombuffer(body, dtype=row)
         return arr["a"].astype(np.int64), arr["b"].astype(np.int64)
-    cur = conn.connection.driver_connection.cursor()
+    cur = driver_connection(conn).cursor()
     cur.execute("SELECT user_lo, user_hi FROM friendships")
     los: list[np.ndarray] = []
     his: list[np.ndarray] = []

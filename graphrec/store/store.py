@@ -1,9 +1,20 @@
 """``GraphStore``: the library API over the SQL graph store.
 
+The store keeps the graph (users, profiles, friendships, blocks, labels, circles), hands out
+consistent snapshots, records model runs and keeps generic scoring runs keyed by kind. It knows
+no task: what a score means, which kind a recommender filters on, how a model is trained are
+decided above it.
+
 Public methods speak *external* ids (the ids users were imported with; ints are accepted and
 turned into their decimal text). Every write runs in one transaction and bumps the store
-revision when it changes something; every read that spans several queries (snapshots, stats)
-runs in one repeatable-read transaction.
+revision when it changes something; every read that spans several queries (snapshots, stats,
+exports, a user's profile) runs in one repeatable-read transaction.
+
+SQL is written with SQLAlchemy Core expressions over the tables of :mod:`graphrec.store.schema`.
+Two exceptions, each for speed and documented where it is: the id-list reads of the serving path
+(:meth:`GraphStore.mutual_friends_with`, :meth:`GraphStore.excluded_candidates`) bind a whole id
+list as one parameter through ``json_each`` / ``unnest`` text SQL, and the bulk paths
+(:mod:`graphrec.store.bulk`, :mod:`graphrec.store.snapshot`) talk to the drivers directly.
 
 Example::
 
@@ -20,14 +31,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, literal_column, or_, select, text, union_all, update
 
 from graphrec.config import Settings
 from graphrec.errors import InputError, NotFoundError
@@ -35,15 +47,68 @@ from graphrec.store import bulk, migrate
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
 from graphrec.store.features import decode_vector, encode_vector, stored_length
 from graphrec.store.report import ImportReport
-from graphrec.store.schema import Block, FeatureColumn, Friendship, Label, ModelRun, User, utcnow
+from graphrec.store.schema import (
+    Block,
+    Circle,
+    CircleMember,
+    FeatureColumn,
+    Friendship,
+    Label,
+    ModelRun,
+    Score,
+    StoreRevision,
+    User,
+    utcnow,
+)
 from graphrec.store.snapshot import Snapshot, read_snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
 
+log = logging.getLogger(__name__)
+
 UserRef = str | int
 
-#: The friends of the user whose internal id is ``{u}`` (an SQL expression), as column ``n``.
+#: What :meth:`GraphStore.export` writes (see :mod:`graphrec.store.exporters` for the formats).
+EXPORTS = ("users", "friendships", "labels")
+
+# -- statements used per request (built once; SQLAlchemy caches their compiled form) --------------
+_REVISION = select(StoreRevision.revision).where(StoreRevision.id == 1)
+
+
+def _friends_of(u: Any) -> Any:
+    """Subquery ``f(n)``: the internal ids of the friends of internal id ``u`` (a value or a bind
+    parameter), every friendship read from the side it is stored on."""
+    return union_all(
+        select(Friendship.user_hi.label("n")).where(Friendship.user_lo == u),
+        select(Friendship.user_lo.label("n")).where(Friendship.user_hi == u),
+    ).subquery("f")
+
+
+_FRIENDS = _friends_of(bindparam("u"))
+#: external ids of the active friends of internal id ``:u``
+_ACTIVE_FRIENDS = select(User.external_id).join(_FRIENDS, User.id == _FRIENDS.c.n).where(User.deleted_at.is_(None))
+_BLOCKED = union_all(
+    select(Block.blocked_id.label("n")).where(Block.blocker_id == bindparam("u")),
+    select(Block.blocker_id.label("n")).where(Block.blocked_id == bindparam("u")),
+).subquery("b")
+#: external ids of the users ``:u`` blocked or was blocked by (deleted users too)
+_BLOCKED_EITHER_WAY = select(User.external_id).join(_BLOCKED, User.id == _BLOCKED.c.n).distinct()
+_RELATIONS = union_all(
+    select(literal_column("'f'").label("kind"), Friendship.user_hi.label("n")).where(Friendship.user_lo == bindparam("u")),
+    select(literal_column("'f'"), Friendship.user_lo).where(Friendship.user_hi == bindparam("u")),
+    select(literal_column("'b'"), Block.blocked_id).where(Block.blocker_id == bindparam("u")),
+    select(literal_column("'b'"), Block.blocker_id).where(Block.blocked_id == bindparam("u")),
+).subquery("r")
+#: (kind, external id) of the live friends ('f') and the blocked either way ('b', deleted too) of ``:u``
+_SERVING_RELATIONS = (
+    select(_RELATIONS.c.kind, User.external_id)
+    .join(_RELATIONS, User.id == _RELATIONS.c.n)
+    .where(or_(User.deleted_at.is_(None), _RELATIONS.c.kind == "b"))
+)
+
+#: The friends of the user whose internal id is ``{u}`` (an SQL expression), as column ``n``: the
+#: text form used by the id-list reads below.
 _FRIENDS_OF = (
     "SELECT user_hi AS n FROM friendships WHERE user_lo = {u} "
     "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = {u}"
@@ -99,6 +164,36 @@ class StoreStats:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where the database schema stands: its revision and the one this code expects."""
+
+    database: str
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{database, current, head, up_to_date}`` (what ``graphrec db current`` prints)."""
+        return {"database": self.database, "current": self.current, "head": self.head, "up_to_date": self.up_to_date}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :meth:`GraphStore.export` wrote."""
+
+    what: str
+    rows: int
+    path: Path
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{exported, rows, output}`` (what ``graphrec export`` prints)."""
+        return {"exported": self.what, "rows": self.rows, "output": str(self.path)}
+
+
 class GraphStore:
     """The SQL graph store (SQLite or PostgreSQL)."""
 
@@ -116,10 +211,26 @@ class GraphStore:
 
     # -- schema ------------------------------------------------------------------------------
     def initialize(self, revision: str = "head") -> tuple[str | None, str | None]:
-        """Bring the schema to ``revision`` (default: the newest). Returns (before, after)."""
+        """Bring the schema to ``revision`` (default: the newest), in one transaction. Returns
+        the revisions (before, after); None stands for an empty database."""
         result = migrate.upgrade(self.engine, revision)
         self._schema_ok = False
+        log.info("schema of %s: %s -> %s", self, result[0] or "empty", result[1])
         return result
+
+    def downgrade(self, revision: str) -> tuple[str | None, str | None]:
+        """Take the schema down to ``revision`` in one transaction (``base`` drops every graphrec
+        table and its data). Returns the revisions (before, after); None stands for empty."""
+        result = migrate.downgrade(self.engine, revision)
+        self._schema_ok = False
+        log.info("schema of %s: %s -> %s", self, result[0] or "empty", result[1] or "empty")
+        return result
+
+    def schema_status(self) -> SchemaStatus:
+        """The schema revision of the database beside the one this code expects (no check:
+        works on an empty or outdated database)."""
+        current, head = migrate.schema_status(self.engine)
+        return SchemaStatus(self.engine.url.render_as_string(), current, head)
 
     def initialize_if_empty(self) -> bool:
         """Create the schema when the database is empty; True if it did."""
@@ -179,7 +290,7 @@ class GraphStore:
             blob = self._encode_features(conn, features)
             now = utcnow()
             conn.execute(
-                User.__table__.insert().values(
+                insert(User).values(
                     external_id=ext,
                     attributes=dict(attributes) if attributes else None,
                     features=blob,
@@ -233,19 +344,42 @@ class GraphStore:
     def get_user(self, user: UserRef) -> UserRecord:
         """A user's profile (deleted users too, with ``deleted_at`` set)."""
         with self.read() as conn:
+            return self._user_record(conn, self._user_id(conn, user, include_deleted=True))
+
+    @staticmethod
+    def _user_record(conn: Connection, uid: int) -> UserRecord:
+        row = conn.execute(select(User.__table__).where(User.id == uid)).one()
+        names = list(conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position)).scalars())
+        vec = decode_vector(row.features, len(names))
+        return UserRecord(
+            external_id=row.external_id,
+            attributes=dict(row.attributes or {}),
+            features={n: float(v) for n, v in zip(names, vec.tolist()) if v != 0.0},
+            is_synthetic=bool(row.is_synthetic),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            deleted_at=row.deleted_at,
+        )
+
+    def user_profile(self, user: UserRef) -> dict[str, Any]:
+        """What ``graphrec user show`` prints, read in one transaction: ``{id, is_synthetic,
+        deleted, degree (active friends; 0 for a deleted user), attributes, features (non-zero
+        values by column name), created_at, updated_at (ISO 8601)}``. Deleted users are shown
+        too; an unknown user is a :class:`~graphrec.errors.NotFoundError`."""
+        with self.read() as conn:
             uid = self._user_id(conn, user, include_deleted=True)
-            row = conn.execute(select(User.__table__).where(User.id == uid)).one()
-            names = [n for (n,) in conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position))]
-            vec = decode_vector(row.features, len(names))
-            return UserRecord(
-                external_id=row.external_id,
-                attributes=dict(row.attributes or {}),
-                features={n: float(v) for n, v in zip(names, vec.tolist()) if v != 0.0},
-                is_synthetic=bool(row.is_synthetic),
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                deleted_at=row.deleted_at,
-            )
+            rec = self._user_record(conn, uid)
+            degree = 0 if rec.is_deleted else len(self._neighbours(conn, uid))
+        return {
+            "id": rec.external_id,
+            "is_synthetic": rec.is_synthetic,
+            "deleted": rec.is_deleted,
+            "degree": degree,
+            "attributes": rec.attributes,
+            "features": rec.features,
+            "created_at": rec.created_at.isoformat(),
+            "updated_at": rec.updated_at.isoformat(),
+        }
 
     def has_user(self, user: UserRef) -> bool:
         """True for an active (not deleted) user."""
@@ -268,6 +402,7 @@ class GraphStore:
             bulk.bump_revision(conn)
 
     def count_users(self, *, include_deleted: bool = False) -> int:
+        """Number of users (active ones unless ``include_deleted``)."""
         with self.read() as conn:
             q = select(func.count()).select_from(User)
             if not include_deleted:
@@ -287,7 +422,7 @@ class GraphStore:
             ).first()
             if exists:
                 return False
-            conn.execute(Friendship.__table__.insert().values(user_lo=lo, user_hi=hi))
+            conn.execute(insert(Friendship).values(user_lo=lo, user_hi=hi))
             bulk.bump_revision(conn)
             return True
 
@@ -324,6 +459,7 @@ class GraphStore:
             return bool(res.rowcount)
 
     def are_friends(self, a: UserRef, b: UserRef) -> bool:
+        """Whether two active users are friends."""
         with self.read() as conn:
             ua, ub = self._user_id(conn, a), self._user_id(conn, b)
             lo, hi = min(ua, ub), max(ua, ub)
@@ -334,14 +470,11 @@ class GraphStore:
     def neighbours(self, user: UserRef) -> list[str]:
         """External ids of the user's active friends, sorted."""
         with self.read() as conn:
-            uid = self._user_id(conn, user)
-            rows = conn.execute(
-                text(f"SELECT u.external_id FROM users u JOIN ({_FRIENDS_OF.format(u=':u')}) f ON u.id = f.n WHERE u.deleted_at IS NULL"),
-                {"u": uid},
-            ).all()
-        return sorted(r[0] for r in rows)
+            return self._neighbours(conn, self._user_id(conn, user))
 
-    neighbors = neighbours
+    @staticmethod
+    def _neighbours(conn: Connection, uid: int) -> list[str]:
+        return sorted(conn.execute(_ACTIVE_FRIENDS, {"u": uid}).scalars())
 
     def degree(self, user: UserRef) -> int:
         """Number of active friends."""
@@ -360,11 +493,12 @@ class GraphStore:
                 raise InputError(f"user {_ext(blocker)!r} cannot block itself")
             if conn.execute(select(Block.blocker_id).where(Block.blocker_id == ua, Block.blocked_id == ub)).first():
                 return False
-            conn.execute(Block.__table__.insert().values(blocker_id=ua, blocked_id=ub, created_at=utcnow()))
+            conn.execute(insert(Block).values(blocker_id=ua, blocked_id=ub, created_at=utcnow()))
             bulk.bump_revision(conn)
             return True
 
     def unblock(self, blocker: UserRef, blocked: UserRef) -> bool:
+        """Remove a block; False if there was none."""
         with self.write() as conn:
             ua, ub = self._user_id(conn, blocker, include_deleted=True), self._user_id(conn, blocked, include_deleted=True)
             res = conn.execute(delete(Block).where(Block.blocker_id == ua, Block.blocked_id == ub))
@@ -376,15 +510,7 @@ class GraphStore:
         """Users that ``user`` blocked or that blocked ``user``: never recommend them to each other."""
         with self.read() as conn:
             uid = self._user_id(conn, user)
-            rows = conn.execute(
-                text(
-                    "SELECT u.external_id FROM users u JOIN ("
-                    "SELECT blocked_id AS n FROM blocks WHERE blocker_id = :u "
-                    "UNION SELECT blocker_id AS n FROM blocks WHERE blocked_id = :u) b ON u.id = b.n"
-                ),
-                {"u": uid},
-            ).all()
-        return sorted(r[0] for r in rows)
+            return sorted(conn.execute(_BLOCKED_EITHER_WAY, {"u": uid}).scalars())
 
     # -- labels ------------------------------------------------------------------------------
     def set_label(self, user: UserRef, label: str, *, source: str = "manual") -> None:
@@ -400,7 +526,7 @@ class GraphStore:
             )
             if not res.rowcount:
                 conn.execute(
-                    Label.__table__.insert().values(user_id=uid, source=source, label=label, created_at=now, updated_at=now)
+                    insert(Label).values(user_id=uid, source=source, label=label, created_at=now, updated_at=now)
                 )
             bulk.bump_revision(conn)
 
@@ -414,7 +540,8 @@ class GraphStore:
             return {ext: lab for ext, lab in conn.execute(q)}
 
     # -- bulk import -------------------------------------------------------------------------
-    def _run_import(self, kind: str, source: str, body: Any) -> ImportReport:
+    def _run_import(self, kind: str, source: str, body: Callable[[Connection, ImportReport], None]) -> ImportReport:
+        """Run ``body`` in one write transaction and bump the revision if it changed anything."""
         report = ImportReport(kind=kind, source=source)
         start = time.perf_counter()
         with self.write() as conn:
@@ -422,8 +549,9 @@ class GraphStore:
             if report.changed:
                 report.revision = bulk.bump_revision(conn)
             else:
-                report.revision = int(conn.execute(text("SELECT revision FROM store_revision")).scalar_one())
+                report.revision = int(conn.execute(_REVISION).scalar_one())
         report.seconds = round(time.perf_counter() - start, 3)
+        log.info("%s import from %s: %s", kind, source, report.as_dict())
         return report
 
     def load_edges(self, batch: EdgeBatch, *, create_users: bool = True, kind: str = "edges") -> ImportReport:
@@ -552,20 +680,23 @@ class GraphStore:
 
     def purge_synthetic(self) -> dict[str, int]:
         """Delete every synthetic user with their friendships, blocks, labels, circle memberships
-        and scores, in one transaction. Returns the counts removed."""
-        sub = "(SELECT id FROM users WHERE is_synthetic = :t)"
+        and scores, in one transaction. Returns the counts removed
+        (``friendships``, ``labels``, ``scores``, ``users``)."""
+        synthetic = select(User.id).where(User.is_synthetic == bindparam("t")).scalar_subquery()
+        p = {"t": True}
         counts: dict[str, int] = {}
         with self.write() as conn:
-            p = {"t": True}
-            counts["friendships"] = int(conn.execute(text(f"DELETE FROM friendships WHERE user_lo IN {sub} OR user_hi IN {sub}"), p).rowcount)
-            conn.execute(text(f"DELETE FROM blocks WHERE blocker_id IN {sub} OR blocked_id IN {sub}"), p)
-            counts["labels"] = int(conn.execute(text(f"DELETE FROM labels WHERE user_id IN {sub}"), p).rowcount)
-            conn.execute(text(f"DELETE FROM circle_members WHERE user_id IN {sub}"), p)
-            conn.execute(text(f"UPDATE circles SET owner_id = NULL WHERE owner_id IN {sub}"), p)
-            counts["scores"] = int(conn.execute(text(f"DELETE FROM scores WHERE user_id IN {sub}"), p).rowcount)
-            counts["users"] = int(conn.execute(text("DELETE FROM users WHERE is_synthetic = :t"), p).rowcount)
+            counts["friendships"] = int(conn.execute(
+                delete(Friendship).where(or_(Friendship.user_lo.in_(synthetic), Friendship.user_hi.in_(synthetic))), p).rowcount)
+            conn.execute(delete(Block).where(or_(Block.blocker_id.in_(synthetic), Block.blocked_id.in_(synthetic))), p)
+            counts["labels"] = int(conn.execute(delete(Label).where(Label.user_id.in_(synthetic)), p).rowcount)
+            conn.execute(delete(CircleMember).where(CircleMember.user_id.in_(synthetic)), p)
+            conn.execute(update(Circle).where(Circle.owner_id.in_(synthetic)).values(owner_id=None), p)
+            counts["scores"] = int(conn.execute(delete(Score).where(Score.user_id.in_(synthetic)), p).rowcount)
+            counts["users"] = int(conn.execute(delete(User).where(User.is_synthetic == bindparam("t")), p).rowcount)
             if counts["users"] or counts["friendships"]:
                 bulk.bump_revision(conn)
+        log.info("purged synthetic users: %s", counts)
         return counts
 
     # -- model runs and serving reads --------------------------------------------------------
@@ -586,7 +717,7 @@ class GraphStore:
         now = utcnow()
         with self.write() as conn:
             conn.execute(
-                ModelRun.__table__.insert().values(
+                insert(ModelRun).values(
                     kind=kind,
                     version=version,
                     status="completed",
@@ -613,26 +744,14 @@ class GraphStore:
         (``feature_dim`` wide, default: the store's current width) and the store revision."""
         ext = _ext(user)
         with self.read() as conn:
-            row = conn.execute(
-                text("SELECT id, features, deleted_at FROM users WHERE external_id = :e"), {"e": ext}
-            ).first()
+            row = conn.execute(select(User.id, User.features, User.deleted_at).where(User.external_id == ext)).first()
             if row is None or row[2] is not None:
                 raise NotFoundError(f"unknown user {ext!r}")
             uid, blob = row[0], row[1]
-            rows = conn.execute(
-                text(
-                    "SELECT r.kind, u.external_id FROM users u JOIN ("
-                    "SELECT 'f' AS kind, user_hi AS n FROM friendships WHERE user_lo = :u "
-                    "UNION ALL SELECT 'f', user_lo FROM friendships WHERE user_hi = :u "
-                    "UNION ALL SELECT 'b', blocked_id FROM blocks WHERE blocker_id = :u "
-                    "UNION ALL SELECT 'b', blocker_id FROM blocks WHERE blocked_id = :u"
-                    ") r ON u.id = r.n WHERE u.deleted_at IS NULL OR r.kind = 'b'"
-                ),
-                {"u": uid},
-            ).all()
+            rows = conn.execute(_SERVING_RELATIONS, {"u": uid}).all()
             if feature_dim is None:
                 feature_dim = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
-            revision = int(conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar_one())
+            revision = int(conn.execute(_REVISION).scalar_one())
         vec = decode_vector(blob, max(feature_dim, stored_length(blob)))[:feature_dim]
         friends = sorted({e for k, e in rows if k == "f"})
         blocked = sorted({e for k, e in rows if k == "b"})
@@ -642,7 +761,9 @@ class GraphStore:
         """FROM-clause joining the id list bound as ``:ids`` to ``users`` (aliased ``alias``), and
         the value to bind. One parameter for the whole list (a JSON array on SQLite, a text[] on
         PostgreSQL) keeps the statement text constant, so it compiles once and is cached; the id
-        list drives the join (CROSS JOIN pins SQLite's join order to the unique index)."""
+        list drives the join (CROSS JOIN pins SQLite's join order to the unique index). This is
+        why the two id-list reads are text SQL: Core has no portable table-valued list parameter
+        that keeps SQLite's CROSS JOIN."""
         if self.dialect == "sqlite":
             return f"json_each(:ids) j CROSS JOIN users {alias} ON {alias}.external_id = j.value ", json.dumps(list(external_ids))
         return f"unnest(CAST(:ids AS text[])) AS j(value) JOIN users {alias} ON {alias}.external_id = j.value ", list(external_ids)
@@ -702,11 +823,11 @@ class GraphStore:
         """Users created or updated after ``since`` (external ids and ``feature_dim``-wide
         features, real and active only) and users deleted or turned synthetic since then: what an
         incremental index update needs."""
-        since = bulk.naive_utc(since)
         with self.read() as conn:
             rows = conn.execute(
-                text("SELECT external_id, features, deleted_at, is_synthetic FROM users WHERE updated_at > :t OR created_at > :t "
-                     "OR deleted_at > :t ORDER BY id"), {"t": since}
+                select(User.external_id, User.features, User.deleted_at, User.is_synthetic)
+                .where(or_(User.updated_at > since, User.created_at > since, User.deleted_at > since))
+                .order_by(User.id)
             ).all()
         live = [r for r in rows if r[2] is None and not r[3]]
         gone = [r[0] for r in rows if r[2] is not None or r[3]]
@@ -722,10 +843,25 @@ class GraphStore:
         with self.read() as conn:
             return read_snapshot(conn, include_synthetic=include_synthetic, label_source=label_source)
 
+    def export(self, what: str, path: str | Path) -> ExportResult:
+        """Write ``what`` (``users``, ``friendships`` or ``labels``) of the active users as a CSV
+        that ``graphrec import`` reads back, from one consistent read (formats in
+        :mod:`graphrec.store.exporters`; synthetic users always carry their flag). The file is
+        written beside ``path`` and renamed into place, so a failed export leaves no partial file."""
+        from graphrec.store import exporters
+
+        writers = {"users": exporters.export_users, "friendships": exporters.export_friendships, "labels": exporters.export_labels}
+        if what not in writers:
+            raise InputError(f"cannot export {what!r}: choose one of {', '.join(EXPORTS)}")
+        with self.read() as conn:
+            rows = writers[what](conn, path)
+        log.info("exported %d %s rows to %s", rows, what, path)
+        return ExportResult(what, rows, Path(path))
+
     def revision(self) -> int:
         """The store's data version (bumped by every write that changes something)."""
         with self.read() as conn:
-            return int(conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar_one())
+            return int(conn.execute(_REVISION).scalar_one())
 
     def stats(self) -> StoreStats:
         """Counts, density and connected components of the active graph."""
@@ -735,7 +871,7 @@ class GraphStore:
             snap = read_snapshot(conn)
             deleted = conn.execute(select(func.count()).select_from(User).where(User.deleted_at.is_not(None))).scalar_one()
             blocks = conn.execute(select(func.count()).select_from(Block)).scalar_one()
-            circles = conn.execute(text("SELECT COUNT(*) FROM circles")).scalar_one()
+            circles = conn.execute(select(func.count()).select_from(Circle)).scalar_one()
         n, m = snap.num_nodes, snap.num_edges
         labels: dict[str, int] = {}
         for lab in snap.labels.tolist():
