@@ -16,6 +16,9 @@ profiles as the held-out 30%. Figures, all in this run:
   closure, :mod:`graphrec.tasks.synth.wiring`): KS statistic of degrees and mean clustering, synthetic
   against real.
 
+The figures are computed by :mod:`graphrec.tasks.synth.evaluate` (``profile_figures``,
+``batch_realism``), the same code that records realism with every ``graphrec synth`` run.
+
     python benchmarks/bench_synth_profiles.py --seeds 0,1,2 --threads 1
 """
 
@@ -30,12 +33,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generative import classifier_two_sample_auc, dcr_comparison  # noqa: E402
-
+from graphrec.core.graph import Graph  # noqa: E402
 from graphrec.datasets import load_ego_facebook  # noqa: E402
-from graphrec.core.graph import csr_from_edges  # noqa: E402
+from graphrec.tasks.synth.evaluate import batch_realism, profile_figures  # noqa: E402
 from graphrec.tasks.synth.profiles import fit_profile_generator  # noqa: E402
-from graphrec.tasks.synth.wiring import realism, wire_synthetic  # noqa: E402
+from graphrec.tasks.synth.wiring import wire_synthetic  # noqa: E402
 
 
 def main() -> None:
@@ -53,7 +55,7 @@ def main() -> None:
     n, d = x.shape
     idx = {int(u): i for i, u in enumerate(data.user_ids.tolist())}
     edges = np.vectorize(idx.__getitem__)(data.edges)
-    indptr, indices = csr_from_edges(edges, n)
+    graph = Graph.from_edges(edges, x, list(data.feature_names))
     print(f"ego-Facebook profiles: {n} users x {d} binary features; 70/30 split; C2ST = 5-fold gradient boosting ROC-AUC (bar <= 0.65)")
     print(f"{'seed':>4s} {'generator':22s} {'C2ST AUC':>8s} {'DCR median syn/real':>20s} {'DCR p(syn<real)':>15s} {'copies':>6s} "
           f"{'deg KS':>7s} {'clust syn/real':>15s} {'train s':>8s}")
@@ -77,15 +79,11 @@ def main() -> None:
             else:
                 rows.append((kind, gen.sample(m, seed=seed), secs))
         for name, syn, secs in rows:
-            auc = classifier_two_sample_auc(held, syn, seed=seed, folds=5)
-            dcr = dcr_comparison(train, syn, held)
-            wired = wire_synthetic(indptr, indices, x, syn[: args.wire], seed=seed)
-            all_edges = np.concatenate([edges, np.stack([wired[:, 0] + n, wired[:, 1]], axis=1)])
-            ip2, ix2 = csr_from_edges(np.sort(all_edges, axis=1), n + min(args.wire, m))
-            flag = np.zeros(n + min(args.wire, m), dtype=bool)
-            flag[n:] = True
-            r = realism(ip2, ix2, flag)
-            print(f"{seed:4d} {name:22s} {auc:8.3f} {dcr.median_synthetic:9.2f} / {dcr.median_holdout:<8.2f} {dcr.p_value_smaller:15.3g} {dcr.share_exact_copies:6.1%} "
+            f = profile_figures(train, held, syn, seed=seed, folds=5)
+            wired = syn[: args.wire]
+            r = batch_realism(graph, wired, wire_synthetic(graph, wired, seed=seed))
+            print(f"{seed:4d} {name:22s} {f.c2st_auc:8.3f} {f.dcr_median_synthetic:9.2f} / {f.dcr_median_holdout:<8.2f} "
+                  f"{f.dcr_p_value_smaller:15.3g} {f.share_exact_copies:6.1%} "
                   f"{r.degree_ks:7.3f} {r.clustering_synthetic:6.3f} / {r.clustering_real:<6.3f} {secs:8.1f}", flush=True)
 
 

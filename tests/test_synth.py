@@ -11,18 +11,22 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, sample_labels
 from graphrec.cli import cli
-from graphrec.errors import StoreStateError
-from graphrec.core.graph import csr_from_edges
+from graphrec.core.graph import Graph, csr_from_edges
+from graphrec.errors import InputError, StoreStateError
 from graphrec.store.importers import EdgeBatch, UserBatch
 from graphrec.store.store import GraphStore
+from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, sample_labels
+from graphrec.tasks.synth.config import SynthConfig
+from graphrec.tasks.synth.evaluate import realism
+from graphrec.tasks.synth.model import SynthModel
 from graphrec.tasks.synth.synthesize import synthesize
-from graphrec.tasks.synth.wiring import realism, wire_synthetic
+from graphrec.tasks.synth.wiring import wire_synthetic, with_synthetic
 
 
 def _load_real(store: GraphStore, n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    edges, feats = honest_graph(n, mean_degree=8, n_features=12, seed=seed)
+    g = honest_graph(n, mean_degree=8, n_features=12, seed=seed)
+    edges, feats = g.edge_array(), g.features
     ids = [str(i) for i in range(n)]
     store.load_users(UserBatch("test", ids, [f"f{j}" for j in range(feats.shape[1])], feats, [{} for _ in ids], [], None))
     store.load_edges(EdgeBatch("test", ids, edges[:, 0].copy(), edges[:, 1].copy(), int(edges.shape[0])), create_users=False)
@@ -37,11 +41,11 @@ def _counts(store: GraphStore) -> tuple[int, int]:
 
 
 def test_wiring_anchors_on_similar_profiles_and_draws_real_degrees() -> None:
-    edges, feats = honest_graph(500, mean_degree=8, n_features=12, seed=1)
-    indptr, indices = csr_from_edges(edges, 500)
+    graph = honest_graph(500, mean_degree=8, n_features=12, seed=1)
+    edges, feats, indptr = graph.edge_array(), graph.features, graph.indptr
     rng = np.random.default_rng(0)
     syn = feats[rng.choice(500, 60)]
-    pairs = wire_synthetic(indptr, indices, feats, syn, seed=0)
+    pairs = wire_synthetic(graph, syn, seed=0)
     assert pairs[:, 1].max() < 500 and set(np.unique(pairs[:, 0])) == set(range(60))
     deg = np.bincount(pairs[:, 0], minlength=60)
     real_deg = np.diff(indptr)
@@ -53,21 +57,20 @@ def test_wiring_anchors_on_similar_profiles_and_draws_real_degrees() -> None:
     best = (s_unit @ unit.T).max(axis=1)
     assert np.allclose((s_unit * unit[first]).sum(axis=1), best, atol=1e-5)
     # triadic closure gives synthetic users clustering; random wiring of the same degrees gives ~0
-    all_edges = np.concatenate([edges, np.stack([pairs[:, 0] + 500, pairs[:, 1]], axis=1)])
-    ip, ix = csr_from_edges(np.sort(all_edges, axis=1), 560)
-    flag = np.zeros(560, dtype=bool)
-    flag[500:] = True
-    r = realism(ip, ix, flag)
+    wired = with_synthetic(graph, syn, pairs)
+    assert wired.num_nodes == 560 and wired.num_edges == len(edges) + len(pairs) and wired.is_synthetic[500:].all()
+    r = realism(wired)
     rand = np.stack([pairs[:, 0] + 500, rng.integers(0, 500, size=len(pairs))], axis=1)
     ip2, ix2 = csr_from_edges(np.unique(np.sort(np.concatenate([edges, rand]), axis=1), axis=0), 560)
-    assert r.clustering_synthetic > 3 * realism(ip2, ix2, flag).clustering_synthetic
+    random_graph = Graph(ip2, ix2, wired.features, is_synthetic=wired.is_synthetic)
+    assert r.clustering_synthetic > 3 * realism(random_graph).clustering_synthetic
     assert r.degree_ks < 0.3
 
 
 def test_synth_writes_flagged_users_and_purge_removes_them(store: GraphStore, tmp_path: Path) -> None:
     edges, _ = _load_real(store)
     rev = store.revision()
-    report = synthesize(store, model="vae", n=25, seed=0, epochs=3, threads=1)
+    report = synthesize(store, SynthConfig(model="vae", n=25, seed=0, epochs=3, threads=1))
     assert report.users_created == 25 and report.friendships_added > 25 and store.revision() > rev
     users, total_edges = _counts(store)
     assert users == 25 and total_edges == len(edges) + report.friendships_added
@@ -82,19 +85,26 @@ def test_synth_writes_flagged_users_and_purge_removes_them(store: GraphStore, tm
     ids = [str(snap.external_ids[i]) for i in syn[:5]]
     assert set(ids) <= store.excluded_candidates(ids + ["0"])
     # visible in every export
-    from graphrec.store.exporters import export_friendships, export_users
-
-    with store.read() as conn:
-        export_users(conn, tmp_path / "u.csv")
-        export_friendships(conn, tmp_path / "f.csv")
+    store.export("users", tmp_path / "u.csv")
+    store.export("friendships", tmp_path / "f.csv")
     rows = (tmp_path / "u.csv").read_text().splitlines()
     assert sum(",true," in r or r.split(",")[1] == "true" for r in rows[1:]) == 25
     frows = (tmp_path / "f.csv").read_text().splitlines()
     assert frows[0] == "source,target,synthetic" and sum(r.endswith(",true") for r in frows) == report.friendships_added
-    # the run is recorded for reproducibility
+    # the run is recorded for reproducibility, with the realism of the batch written
     with store.read() as conn:
-        row = conn.execute(text("SELECT seed, params FROM model_runs WHERE kind = 'synth'")).one()
-    assert row[0] == 0
+        row = conn.execute(text("SELECT seed, params, metrics, version FROM model_runs WHERE kind = 'synth'")).one()
+    params, metrics = (json.loads(v) if isinstance(v, str) else v for v in row[1:3])
+    assert row[0] == 0 and params["model"] == "vae" and params["n"] == 25
+    assert metrics["realism"] == report.realism and metrics["batch"] == report.batch and set(metrics["final_losses"])
+    # the generator is a saved, loadable artifact (no pickle) that draws the same profiles again
+    loaded = SynthModel.load(store.settings.home)
+    assert loaded.version == row[3] and loaded.feature_names == [f"f{j}" for j in range(12)]
+    real = store.snapshot(include_synthetic=False)
+    again = loaded.draw(Graph.from_snapshot(real, data_version=False), n=25, seed=0)
+    written = snap.features[syn]
+    np.testing.assert_array_equal(again.profiles, written)
+    assert again.realism.as_dict() == report.realism
     counts = store.purge_synthetic()
     assert counts["users"] == 25 and counts["friendships"] == report.friendships_added
     assert _counts(store) == (0, len(edges))
@@ -110,19 +120,30 @@ def test_synth_is_all_or_nothing(store: GraphStore, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(loader, "write_edges", boom)
     with pytest.raises(RuntimeError):
-        synthesize(store, model="gan", n=10, seed=0, epochs=2, threads=1)
+        synthesize(store, SynthConfig(model="gan", n=10, seed=0, epochs=2, threads=1))
     assert _counts(store) == (0, len(edges))
 
 
 def test_synth_label_needs_labelled_users(store: GraphStore) -> None:
     _load_real(store)
     with pytest.raises(StoreStateError, match="fewer than 2"):
-        synthesize(store, n=5, label="bot", epochs=2, threads=1)
+        synthesize(store, SynthConfig(n=5, label="bot", epochs=2, threads=1))
+    with pytest.raises(InputError, match="--n must be at least 1"):
+        SynthConfig(n=0)
+    with pytest.raises(InputError, match="unknown synthetic-profile model 'flow'"):
+        SynthConfig(model="flow")
     for i in range(6):
         store.set_label(str(i), "bot")
-    report = synthesize(store, n=8, label="bot", seed=1, epochs=3, threads=1)
+    report = synthesize(store, SynthConfig(n=8, label="bot", seed=1, epochs=3, threads=1))
     labels = store.labels(source="synthetic")
     assert len(labels) == 8 and set(labels.values()) == {"bot"} and report.label == "bot"
+    assert SynthModel.load(store.settings.home).class_names == ["(unlabelled)", "bot"]
+
+
+def test_synth_needs_a_real_graph(store: GraphStore) -> None:
+    store.add_friendships([("a", "b")], create_users=True)
+    with pytest.raises(StoreStateError, match="at least 10 real users with friendships"):
+        synthesize(store, SynthConfig(n=3, epochs=1))
 
 
 def _cli(url: str, home: Path, *args: str):
@@ -147,24 +168,25 @@ def test_cli_synth_and_purge(store: GraphStore, database_url: str) -> None:
 
 def test_augmentation_balances_classes_for_training_only() -> None:
     from graphrec.tasks.bots.augment import augment_training_graph
-    from graphrec.tasks.bots.train import BotTrainConfig, train_bot_detector
+    from graphrec.tasks.bots.config import BotConfig
+    from graphrec.tasks.bots.train import train_bot_detector
+    from graphrec.tasks.registry import profile_generator_factory
 
-    edges, feats = honest_graph(500, mean_degree=8, n_features=8, seed=0)
-    g = inject_bot_region(edges, feats, n_bots=50, attack_edges=3, seed=0)
-    indptr, indices = csr_from_edges(g.edges, g.num_nodes)
-    labelled = sample_labels(g.is_bot, 0.1, seed=0)
-    y = g.is_bot[labelled]
-    aug = augment_training_graph(indptr, indices, g.features, labelled, y, kind="vae", seed=0, epochs=3, threads=1)
+    inj = inject_bot_region(honest_graph(500, mean_degree=8, n_features=8, seed=0), n_bots=50, attack_edges=3, seed=0)
+    g, is_bot = inj.graph, inj.is_bot
+    labelled = sample_labels(is_bot, 0.1, seed=0)
+    y = is_bot[labelled]
+    aug = augment_training_graph(g, labelled, y, kind="vae", seed=0, epochs=3, threads=1, generators=profile_generator_factory())
     assert aug.added == int((~y).sum() - y.sum()) and aug.scarce_class == "bot"
-    assert aug.is_bot.sum() == (~aug.is_bot).sum() and aug.indptr.size - 1 == g.num_nodes + aug.added
+    assert aug.is_bot.sum() == (~aug.is_bot).sum() and aug.graph.num_nodes == g.num_nodes + aug.added
     # synthetic bots copy real labelled bots' friends, so they sit where those bots sit: their
     # friends are bots as often as the labelled bots' friends are, far above the base rate
     new_rows = np.arange(g.num_nodes, g.num_nodes + aug.added)
-    nbrs = np.concatenate([aug.indices[aug.indptr[i]: aug.indptr[i + 1]] for i in new_rows])
-    real_nbrs = np.concatenate([indices[indptr[i]: indptr[i + 1]] for i in labelled[y]])
-    assert abs(g.is_bot[nbrs].mean() - g.is_bot[real_nbrs].mean()) < 0.15
-    assert g.is_bot[nbrs].mean() > 4 * g.is_bot.mean()
-    cfg = BotTrainConfig(folds=2, epochs=10, threads=1)
-    model = train_bot_detector(aug.indptr, aug.indices, aug.features, [f"f{j}" for j in range(8)], aug.labelled, aug.is_bot, cfg, n_real=aug.n_real)
+    nbrs = np.concatenate([aug.graph.neighbors(int(i)) for i in new_rows])
+    real_nbrs = np.concatenate([g.neighbors(int(i)) for i in labelled[y]])
+    assert abs(is_bot[nbrs].mean() - is_bot[real_nbrs].mean()) < 0.15
+    assert is_bot[nbrs].mean() > 4 * is_bot.mean()
+    cfg = BotConfig(folds=2, epochs=10, threads=1)
+    model = train_bot_detector(aug.graph, aug.labelled, aug.is_bot, cfg, n_real=aug.n_real)
     # out-of-fold metrics count real labelled users only
     assert model.metrics["labelled_bots"] == int(y.sum()) and model.metrics["synthetic_examples"] == aug.added

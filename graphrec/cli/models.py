@@ -222,9 +222,10 @@ def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str |
         return
     if n is None:
         raise click.UsageError("give --n N (or the purge subcommand)")
+    from graphrec.tasks.synth.config import SynthConfig
     from graphrec.tasks.synth.synthesize import synthesize
 
-    report = synthesize(open_store(ctx), model=model, n=n, seed=seed, label=label, epochs=epochs, threads=threads)
+    report = synthesize(open_store(ctx), SynthConfig(model=model, n=n, seed=seed, label=label, epochs=epochs, threads=threads))
     emit(report.as_dict(), fmt)
 
 

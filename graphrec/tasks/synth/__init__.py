@@ -1,3 +1,8 @@
-"""Synthetic users (issue 7): profile generators from :mod:`generative`, graph wiring, and the
-store side of ``graphrec synth`` / ``graphrec synth purge``. Synthetic users are always flagged
+"""Synthetic users: a profile generator (VAE or GAN from :mod:`generative`) trained on the real
+users, profile-anchored triadic-closure wiring, realism figures, and ``graphrec synth``.
+
+Modules: ``config`` (:class:`SynthConfig`), ``train`` (:class:`SynthTask`), ``model``
+(:class:`SynthModel`, the generator as a saved artifact), ``evaluate`` (graph and profile
+realism), ``profiles`` (the generators; also the profile sampler bot augmentation draws from),
+``wiring`` and ``synthesize`` (writing a batch). Synthetic users are always flagged
 ``is_synthetic``, never recommended to real users and left out of evaluations unless asked."""

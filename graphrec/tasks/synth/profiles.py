@@ -3,9 +3,10 @@
 :func:`fit_profile_generator` trains a VAE (``generative.MLPVAE``) or a GAN (``generative.GAN``)
 on real users' feature rows. Binary profiles (every value 0 or 1, like ego-Facebook's) use the
 Bernoulli likelihood / a sigmoid generator and are sampled as Bernoulli draws; other profiles are
-standardised per column, modelled with a Gaussian likelihood / linear generator and mapped back.
-With ``classes`` the model is class-conditional (one-hot label into encoder, decoder and
-discriminator), so ``sample(n, label=c)`` draws profiles of class ``c``.
+standardised per column (:class:`~graphrec.core.scaling.Standardiser`, the synthetic-profile rule),
+modelled with a Gaussian likelihood / linear generator and mapped back. With ``classes`` the model
+is class-conditional (one-hot label into encoder, decoder and discriminator), so
+``sample(n, label=c)`` draws profiles of class ``c``.
 
 An unconditional VAE samples its latent codes from an ex-post Gaussian mixture fitted to the
 training rows' posterior means (Ghosh et al., ICLR 2020; size chosen by BIC on those codes), not
@@ -13,29 +14,81 @@ from N(0, I): the aggregate posterior of a trained VAE is far from its prior, an
 draws gives visibly less realistic profiles (``benchmarks/bench_synth_profiles.py`` reports both).
 Conditional models sample from the prior (a per-class mixture over a handful of labelled rows
 would only replay them).
+
+:func:`fit_profile_generator` is the :class:`~graphrec.tasks.base.ProfileSamplerFactory` that the
+task registry hands to bot augmentation. A :class:`ProfileGenerator` round-trips through plain
+arrays (:meth:`ProfileGenerator.state_arrays`, :meth:`ProfileGenerator.from_state`): its network's
+state dict as numpy arrays plus the constructor arguments, nothing pickled. torch and
+``generative`` are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphrec.core.scaling import Standardiser
+
+if TYPE_CHECKING:  # pragma: no cover
+    from generative import GAN, MLPVAE
+
+log = logging.getLogger(__name__)
+
 MODELS = ("vae", "gan")
+#: ``kind`` -> the ``generative`` class that models it
+GENERATOR_CLASSES = {"vae": "MLPVAE", "gan": "GAN"}
+#: default training epochs of both models
+DEFAULT_EPOCHS = 100
+
+
+def generator_args(kind: str, width: int, *, binary: bool, n_classes: int) -> dict[str, Any]:
+    """Constructor arguments of the ``kind`` network for ``width`` feature columns (JSON-able: they
+    are saved in the artifact's manifest and rebuild the same network)."""
+    if kind == "vae":
+        return {"input_dim": width, "latent_dim": 32, "hidden": [512, 256], "likelihood": "bernoulli" if binary else "gaussian",
+                "n_classes": n_classes}
+    if kind == "gan":
+        return {"data_dim": width, "latent_dim": 64, "hidden": [256, 256], "n_classes": n_classes,
+                "output": "sigmoid" if binary else "linear", "ema_decay": 0.999}
+    raise ValueError(f"unknown profile model {kind!r}: choose vae or gan")
+
+
+def build_generator(kind: str, args: dict[str, Any]) -> "MLPVAE | GAN":
+    """A fresh (untrained) ``generative`` network from :func:`generator_args`."""
+    import generative
+
+    if kind == "vae":
+        return generative.MLPVAE(args["input_dim"], latent_dim=args["latent_dim"], hidden=tuple(args["hidden"]),
+                                 likelihood=args["likelihood"], n_classes=args["n_classes"])
+    if kind == "gan":
+        return generative.GAN(args["data_dim"], latent_dim=args["latent_dim"], hidden=tuple(args["hidden"]), n_classes=args["n_classes"],
+                              output=args["output"], ema_decay=args["ema_decay"])
+    raise ValueError(f"unknown profile model {kind!r}: choose vae or gan")
 
 
 @dataclass
 class ProfileGenerator:
-    """A trained profile model and how to map its samples back to feature rows."""
+    """A trained profile model and how to map its samples back to feature rows.
+
+    ``scaler`` maps model space back to feature units (identity for binary profiles);
+    ``class_names`` are the classes of a conditional model (empty: unconditional); ``history``
+    holds the per-epoch training losses."""
 
     kind: str
     model: Any
     binary: bool
-    mean: np.ndarray
-    std: np.ndarray
+    scaler: Standardiser
+    args: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
     history: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        """Number of feature columns a sample has."""
+        return self.scaler.width
 
     def sample(self, n: int, *, label: str | None = None, seed: int = 0, prior: str | None = None) -> np.ndarray:
         """``float32[n, d]`` synthetic feature rows (of class ``label`` for a conditional model).
@@ -57,7 +110,33 @@ class ProfileGenerator:
             else:
                 out = self.model.sample(n, y, generator=gen, **extra)
         x = out.detach().cpu().numpy().astype(np.float32)
-        return x if self.binary else (x * self.std + self.mean).astype(np.float32)
+        return x if self.binary else self.scaler.inverse(x)
+
+    def final_losses(self) -> dict[str, float]:
+        """The last epoch's value of every recorded loss (rounded to 5 digits)."""
+        return {k: round(float(v[-1]), 5) for k, v in self.history.items() if v and k != "seconds"}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The network's state dict (weights, buffers such as the VAE's latent mixture and the GAN's
+        averaged generator) as numpy arrays keyed by parameter name."""
+        return {name: t.detach().cpu().numpy().copy() for name, t in self.model.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, kind: str, args: dict[str, Any], state: dict[str, np.ndarray], *, binary: bool, scaler: Standardiser,
+                   class_names: list[str]) -> "ProfileGenerator":
+        """Rebuild a trained generator from :meth:`state_arrays` and its constructor arguments.
+        Raises ``ValueError``/``KeyError``/``RuntimeError`` when the arrays do not fit the network."""
+        import torch
+
+        model = build_generator(kind, args)
+        expected = set(model.state_dict())
+        optional = {k for k in state if k.startswith("latent_prior_")}  # the VAE mixture exists once fitted
+        if set(state) - optional != expected - optional:
+            missing, extra = sorted(expected - set(state) - optional), sorted(set(state) - expected - optional)
+            raise ValueError(f"generator arrays do not match the {kind} network (missing {missing[:3]}, unexpected {extra[:3]})")
+        model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+        model.eval()
+        return cls(kind, model, binary, scaler, dict(args), list(class_names))
 
 
 def fit_profile_generator(
@@ -82,31 +161,24 @@ def fit_profile_generator(
     if not np.isfinite(x).all():
         raise ValueError("features contain NaN or infinity")
     binary = bool(np.all((x == 0) | (x == 1)))
-    if binary:
-        mean, std = np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
-        data = x
-    else:
-        mean = x.mean(axis=0).astype(np.float32)
-        sd = x.std(axis=0)
-        std = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
-        data = (x - mean) / std
+    scaler = Standardiser.fit(x, binary="keep_if_all", min_std=1e-8, min_std_inclusive=True)
+    data = x if binary else scaler.transform(x)
     names = list(class_names or [])
     n_classes = len(names) if classes is not None else 0
     import torch
 
     torch.manual_seed(seed)
-    d = x.shape[1]
-    if kind == "vae":
-        model = generative.MLPVAE(d, latent_dim=32, hidden=(512, 256), likelihood="bernoulli" if binary else "gaussian", n_classes=n_classes)
-        epochs = 100 if epochs is None else epochs
+    args = generator_args(kind, x.shape[1], binary=binary, n_classes=n_classes)
+    model = build_generator(kind, args)
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    log.info("training the %s profile model on %d rows x %d columns (%s, %d classes, %d epochs)", kind, x.shape[0], x.shape[1],
+             "binary" if binary else "real-valued", n_classes, epochs)
+    if isinstance(model, generative.MLPVAE):
         history = generative.fit(model, data, classes, epochs=epochs, batch_size=64, seed=seed, threads=threads,
                                  kl_warmup_epochs=min(20, epochs // 3), progress=None)
         if n_classes == 0:
             model.fit_latent_prior(data, components="bic", candidates=(5, 10, 20, 50), seed=seed)
     else:
-        model = generative.GAN(d, latent_dim=64, hidden=(256, 256), n_classes=n_classes, output="sigmoid" if binary else "linear",
-                               ema_decay=0.999)
-        epochs = 100 if epochs is None else epochs
         history = generative.fit(model, data, classes, epochs=epochs, batch_size=128, seed=seed, threads=threads, progress=None)
     model.eval()
-    return ProfileGenerator(kind, model, binary, mean, std, names if n_classes else [], dict(history))
+    return ProfileGenerator(kind, model, binary, scaler, args, names if n_classes else [], dict(history))

@@ -1,32 +1,41 @@
-"""``graphrec synth``: create flagged synthetic users in the store, and purge them.
+"""``graphrec synth``: create flagged synthetic users in the store (:func:`synthesize`).
 
 Profiles come from a VAE or GAN trained on the store's real users (:mod:`graphrec.tasks.synth.profiles`;
 class-conditional when a label is asked for), friendships from profile-anchored triadic closure
-(:mod:`graphrec.tasks.synth.wiring`). Users, friendships and labels are written in one transaction,
-every user flagged ``is_synthetic``; the generator's training run (seed, params, final losses,
-data version) is recorded in ``model_runs`` under kind ``synth``. Synthetic users are excluded
-from training and evaluation snapshots unless asked for, never recommended, and flagged in every
-export.
+(:mod:`graphrec.tasks.synth.wiring`). The generator is trained and registered like every model
+(:func:`graphrec.tasks.base.train_and_register`: artifact under ``models/synth/``, a
+``model_runs`` row of kind ``synth`` with seed, params, final losses, the realism figures of the
+batch and its ``batch`` id, data version); then users, friendships and labels are written in one
+transaction, every user flagged ``is_synthetic``. Synthetic users are excluded from training and
+evaluation snapshots unless asked for, never recommended, and flagged in every export;
+:meth:`graphrec.store.store.GraphStore.purge_synthetic` removes them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphrec.errors import InputError, StoreStateError
+from graphrec.errors import StoreStateError
+from graphrec.tasks.base import train_and_register
+from graphrec.tasks.synth.config import SynthConfig
+from graphrec.tasks.synth.train import SynthTask, requirements
 
-UNLABELLED = "(unlabelled)"
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.store import GraphStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class SynthReport:
-    """What ``synthesize`` wrote."""
+    """What :func:`synthesize` wrote (``graphrec synth`` prints :meth:`as_dict`)."""
 
     batch: str
     model: str
@@ -40,62 +49,44 @@ class SynthReport:
     example_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """``{batch, model, seed, users_created, friendships_added, label, realism, revision,
+        seconds, example_ids}``."""
         return asdict(self)
 
 
-def synthesize(store: Any, *, model: str = "vae", n: int, seed: int = 0, label: str | None = None, epochs: int | None = None,
-               closure: float = 0.8, threads: int | None = None) -> SynthReport:
-    """Create ``n`` synthetic users (see the module docstring); returns a :class:`SynthReport`."""
+def new_batch_id() -> str:
+    """A batch id: UTC time to the second plus 4 random hex digits (users are ``synthetic-<batch>-<i>``)."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4]
+
+
+def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
+    """Create ``config.n`` synthetic users (see the module docstring) and return what was written.
+
+    :class:`~graphrec.errors.StoreStateError` when the store's real users cannot train the
+    generator (fewer than 10 users with friendships, no feature columns, or with ``label`` fewer
+    than 2 real users carrying it). If the write fails nothing of the batch is in the store (the
+    trained generator stays registered)."""
     from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
-    from graphrec.store.schema import utcnow
-    from graphrec.tasks.synth.profiles import MODELS, fit_profile_generator
-    from graphrec.tasks.synth.wiring import realism, wire_synthetic
 
-    if model not in MODELS:
-        raise InputError(f"unknown synthetic-profile model {model!r}: choose vae or gan")
-    if n < 1:
-        raise InputError(f"--n must be at least 1, got {n}")
-    started = utcnow()
     t0 = time.perf_counter()
-    snap = store.snapshot(include_synthetic=False)
-    if snap.num_nodes < 10 or snap.num_edges == 0:
-        raise StoreStateError("synth needs at least 10 real users with friendships in the store (import a graph first)")
-    if not snap.feature_names:
-        raise StoreStateError("synth needs profile feature columns (import users with numeric columns first)")
-    classes = names = None
-    if label is not None:
-        labels = [lab if lab is not None else UNLABELLED for lab in snap.labels.tolist()]
-        if sum(lab == label for lab in labels) < 2:
-            raise StoreStateError(f"synth --label {label}: the store has fewer than 2 real users labelled {label!r}")
-        names = sorted(set(labels))
-        classes = np.array([names.index(lab) for lab in labels], dtype=np.int64)
-    try:
-        gen = fit_profile_generator(snap.features, kind=model, classes=classes, class_names=names, epochs=epochs, seed=seed, threads=threads)
-    except ValueError as exc:
-        raise StoreStateError(f"cannot train the {model} profile model: {exc}") from None
-    profiles = gen.sample(n, label=label, seed=seed)
-    wiring = wire_synthetic(snap.indptr, snap.indices, snap.features, profiles, closure=closure, seed=seed)
-
-    batch = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4]
-    ids = [f"synthetic-{batch}-{i}" for i in range(n)]
-    source = f"synth:{model}:seed{seed}"
-    users = UserBatch(source, ids, list(snap.feature_names), profiles, [{} for _ in ids], [], np.ones(n, dtype=bool))
-    edges = EdgeBatch(source, ids + [str(e) for e in snap.external_ids.tolist()], wiring[:, 0].copy(), wiring[:, 1] + n, int(wiring.shape[0]))
-    label_batch = LabelBatch(source, ids, [label] * n, ["synthetic"] * n) if label is not None else None
-    report = store.load_synthetic(users, edges, label_batch)
-
-    # realism of the wired users, on the graph as it now is (real users + this batch)
-    from graphrec.core.graph import csr_from_edges
-
-    real_edges = snap.edge_array()
-    all_edges = np.concatenate([real_edges, np.stack([wiring[:, 0] + snap.num_nodes, wiring[:, 1]], axis=1)])
-    ip, ix = csr_from_edges(np.sort(all_edges, axis=1), snap.num_nodes + n)
-    flag = np.zeros(snap.num_nodes + n, dtype=bool)
-    flag[snap.num_nodes:] = True
-    real = realism(ip, ix, flag).as_dict()
-    final = {k: round(float(v[-1]), 5) for k, v in gen.history.items() if v and k != "seconds"}
-    store.record_model_run("synth", batch, seed=seed, params={"model": model, "n": n, "label": label, "epochs": epochs, "closure": closure},
-                           metrics={"final_losses": final, "realism": real}, data_revision=snap.revision,
-                           data_fingerprint=snap.fingerprint(), artifact_path="", started_at=started)
-    return SynthReport(batch, model, seed, report.users_created, report.friendships_added, label, real, report.revision,
-                       round(time.perf_counter() - t0, 2), ids[:3])
+    task = SynthTask()
+    snap = task.snapshot(store, config)
+    problem = requirements(snap.num_nodes, snap.num_edges, snap.feature_names, snap.labels, config.label)
+    if problem is not None:
+        raise StoreStateError(problem)
+    batch_id = new_batch_id()
+    registered = train_and_register(store, task, config, snapshot=snap, metrics={"batch": batch_id})
+    drawn = registered.model.batch
+    assert drawn is not None  # SynthTask.fit always draws the run's batch
+    n = config.n
+    ids = [f"synthetic-{batch_id}-{i}" for i in range(n)]
+    source = f"synth:{config.model}:seed{config.seed}"
+    users = UserBatch(source, ids, list(snap.feature_names), drawn.profiles, [{} for _ in ids], [], np.ones(n, dtype=bool))
+    pairs = drawn.pairs
+    edges = EdgeBatch(source, ids + [str(e) for e in snap.external_ids.tolist()], pairs[:, 0].copy(), pairs[:, 1] + n, int(pairs.shape[0]))
+    labels = LabelBatch(source, ids, [config.label] * n, ["synthetic"] * n) if config.label is not None else None
+    report = store.load_synthetic(users, edges, labels)
+    log.info("synthetic batch %s: %d users, %d friendships (generator %s)", batch_id, report.users_created, report.friendships_added,
+             registered.version)
+    return SynthReport(batch_id, config.model, config.seed, report.users_created, report.friendships_added, config.label,
+                       drawn.realism.as_dict(), report.revision, round(time.perf_counter() - t0, 2), ids[:3])

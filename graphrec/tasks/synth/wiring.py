@@ -13,15 +13,16 @@ A synthetic user ``s`` with profile ``x_s`` gets friendships to real users only:
    ``anchors`` nearest.
 
 Closure gives synthetic users the clustering of real ones (measured, not assumed: see
-:func:`realism`), anchoring puts them in the community their profile belongs to. The real graph is
-not otherwise changed and synthetic users are never wired to each other.
+:func:`graphrec.tasks.synth.evaluate.realism`), anchoring puts them in the community their profile
+belongs to. The real graph is not otherwise changed and synthetic users are never wired to each
+other. :func:`with_synthetic` is the graph as it is once a batch is written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from graphrec.core.graph import Graph, csr_from_edges
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -31,20 +32,20 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def wire_synthetic(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    real_features: np.ndarray,
+    graph: Graph,
     synthetic_features: np.ndarray,
     *,
     closure: float = 0.8,
     anchors: int = 32,
     seed: int = 0,
 ) -> np.ndarray:
-    """``int64[m, 2]`` pairs ``(synthetic row, real node)`` wiring each synthetic profile into the
-    real graph (CSR ``indptr`` / ``indices`` over ``real_features.shape[0]`` nodes)."""
+    """``int64[m, 2]`` pairs ``(synthetic row, real node)`` wiring each synthetic profile (rows of
+    ``synthetic_features``, the graph's feature columns) into the real ``graph``. ``ValueError``
+    when the graph has no friendships to copy degrees and closures from."""
     import faiss
 
     rng = np.random.default_rng(seed)
+    indptr, indices, real_features = graph.indptr, graph.indices, graph.features
     n = indptr.size - 1
     deg = np.diff(indptr)
     pool = deg[deg > 0]
@@ -83,37 +84,14 @@ def wire_synthetic(
     return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
 
 
-@dataclass
-class Realism:
-    """Graph realism of the synthetic users against the real ones."""
-
-    degree_ks: float  # two-sample Kolmogorov-Smirnov statistic of the degree distributions
-    degree_ks_pvalue: float
-    clustering_real: float  # mean local clustering coefficient of real users (degree >= 2)
-    clustering_synthetic: float  # same for synthetic users
-
-    def as_dict(self) -> dict[str, float]:
-        return {k: round(float(v), 4) for k, v in self.__dict__.items()}
-
-
-def realism(indptr: np.ndarray, indices: np.ndarray, is_synthetic: np.ndarray) -> Realism:
-    """Compare synthetic and real users of one graph (CSR over all users): degree KS statistic
-    and mean local clustering coefficient (exact, from triangle counts)."""
-    import scipy.sparse as sp
-    from scipy.stats import ks_2samp
-
-    n = indptr.size - 1
-    a = sp.csr_matrix((np.ones(indices.size, dtype=np.float64), indices, indptr), shape=(n, n))
-    deg = np.diff(indptr)
-    tri = np.asarray((a @ a).multiply(a).sum(axis=1)).ravel() / 2.0
-    pairs = deg * (deg - 1) / 2.0
-    clus = np.divide(tri, pairs, out=np.zeros(n), where=pairs > 0)
-    real, syn = ~is_synthetic, is_synthetic
-    ks = ks_2samp(deg[real & (deg > 0)], deg[syn]) if syn.any() else None
-    ok = deg >= 2
-    return Realism(
-        float(ks.statistic) if ks else float("nan"),
-        float(ks.pvalue) if ks else float("nan"),
-        float(clus[real & ok].mean()) if (real & ok).any() else float("nan"),
-        float(clus[syn & ok].mean()) if (syn & ok).any() else float("nan"),
-    )
+def with_synthetic(graph: Graph, profiles: np.ndarray, pairs: np.ndarray) -> Graph:
+    """The real ``graph`` with the synthetic users ``profiles`` appended as nodes
+    ``n .. n + len(profiles) - 1`` and wired by ``pairs`` (from :func:`wire_synthetic`);
+    ``is_synthetic`` marks them. The graph a batch produces once written."""
+    n, k = graph.num_nodes, int(np.asarray(profiles).shape[0])
+    edges = np.concatenate([graph.edge_array(), np.stack([pairs[:, 0] + n, pairs[:, 1]], axis=1)])
+    features = np.concatenate([graph.features, np.asarray(profiles, dtype=np.float32)])
+    indptr, indices = csr_from_edges(np.sort(edges, axis=1), n + k)
+    flags = np.zeros(n + k, dtype=bool)
+    flags[n:] = True
+    return Graph(indptr, indices, features, list(graph.feature_names), is_synthetic=flags)
