@@ -20,10 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from graphrec.core.graph import Graph  # noqa: E402
+from graphrec.datasets import load_ego_facebook  # noqa: E402
 from graphrec.tasks.anomaly.detector import KINDS  # noqa: E402
 from graphrec.tasks.anomaly.evaluate import evaluate_injection  # noqa: E402
 from graphrec.tasks.anomaly.inject import community_graph  # noqa: E402
-from graphrec.datasets import load_ego_facebook  # noqa: E402
 
 # (graph, cliques, clique size, contextual): the ego-Facebook row is the setting; the
 # others change the graph and the injection so no setting is tuned to one configuration.
@@ -36,16 +37,14 @@ SETTINGS = {
 }
 
 
-def base_graph(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def base_graph(name: str, seed: int) -> Graph:
     if name == "ego-facebook":
         data = load_ego_facebook()
         idx = {int(u): i for i, u in enumerate(data.user_ids.tolist())}
-        return np.vectorize(idx.__getitem__)(data.edges), data.features, list(data.feature_names)
+        return Graph.from_edges(np.vectorize(idx.__getitem__)(data.edges), data.features, list(data.feature_names))
     if name == "community-sparse":
-        e, x = community_graph(3000, communities=25, mean_degree=6, n_features=300, seed=100 + seed)
-    else:
-        e, x = community_graph(5000, communities=60, mean_degree=30, n_features=200, seed=200 + seed)
-    return e, x, []
+        return community_graph(3000, communities=25, mean_degree=6, n_features=300, seed=100 + seed)
+    return community_graph(5000, communities=60, mean_degree=30, n_features=200, seed=200 + seed)
 
 
 def main() -> None:
@@ -61,8 +60,7 @@ def main() -> None:
     for setting in args.settings.split(","):
         gname, cliques, size, swaps = SETTINGS[setting]
         for seed in [int(s) for s in args.seeds.split(",")]:
-            edges, x, names = base_graph(gname, seed)
-            results, inj = evaluate_injection(edges, x, names, kinds=tuple(detectors), n_cliques=cliques, clique_size=size,
+            results, inj = evaluate_injection(base_graph(gname, seed), kinds=tuple(detectors), n_cliques=cliques, clique_size=size,
                                               n_contextual=swaps, seed=seed, threads=args.threads)
             for r in results:
                 print(f"{setting:28s} {seed:4d} {r.detector:10s} {r.roc_auc:8.3f} {r.average_precision:6.3f} "

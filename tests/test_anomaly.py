@@ -14,14 +14,20 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import text
 
-from graphrec.tasks.anomaly import AEConfig, AttributedGraph, FeatureAEDetector, make_detector
+from graphrec.cli import cli
+from graphrec.core.graph import Graph
+from graphrec.jobs.nightly import run_nightly
+from graphrec.store.store import GraphStore
+from graphrec.tasks.anomaly import AEConfig, FeatureAEDetector, make_detector
+from graphrec.tasks.anomaly.config import AnomalyConfig
 from graphrec.tasks.anomaly.evaluate import evaluate_injection
 from graphrec.tasks.anomaly.inject import community_graph, inject_anomalies
+from graphrec.tasks.anomaly.model import AnomalyModel
 from graphrec.tasks.anomaly.structure import edge_disagreement, spectral_codes
+from graphrec.tasks.anomaly.train import AnomalyTask
+from graphrec.tasks.base import train_and_register
 from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
-from graphrec.cli import cli
-from graphrec.jobs.score_bots import score_bots
-from graphrec.store.store import GraphStore
+from graphrec.tasks.registry import get_task
 
 FAST_AE = {"epochs": 30}
 
@@ -30,32 +36,33 @@ INJECTION = {"n_cliques": 4, "clique_size": 12, "n_contextual": 50, "seed": 3}
 
 
 @pytest.fixture(scope="module")
-def base_graph() -> tuple[np.ndarray, np.ndarray]:
+def base_graph() -> Graph:
     return community_graph(1500, communities=12, mean_degree=10, n_features=120, seed=3)
 
 
 @pytest.fixture(scope="module")
 def injected(base_graph):
-    return inject_anomalies(*base_graph, **INJECTION)
+    return inject_anomalies(base_graph, **INJECTION)
 
 
 def test_injection_plants_cliques_and_far_profiles() -> None:
-    edges, x = community_graph(800, communities=8, mean_degree=6, n_features=40, seed=1)
-    inj = inject_anomalies(edges, x, n_cliques=3, clique_size=10, n_contextual=30, k=50, seed=1)
+    g = community_graph(800, communities=8, mean_degree=6, n_features=40, seed=1)
+    x = g.features
+    inj = inject_anomalies(g, n_cliques=3, clique_size=10, n_contextual=30, k=50, seed=1)
     assert inj.structural.sum() == 30 and inj.contextual.sum() == 30 and not (inj.structural & inj.contextual).any()
-    keys = {tuple(e) for e in inj.edges.tolist()}
+    keys = {tuple(e) for e in inj.graph.edge_array().tolist()}
     members = np.flatnonzero(inj.structural)
     # every member has at least 9 friends among the other members (its own clique)
     for m in members.tolist():
         assert sum((min(m, o), max(m, o)) in keys for o in members.tolist() if o != m) >= 9
     swapped = np.flatnonzero(inj.contextual)
-    assert not np.array_equal(inj.features[swapped], x[swapped])
+    assert not np.array_equal(inj.graph.features[swapped], x[swapped])
     # each swapped profile is some user's original profile, far from the replaced one
     for i in swapped.tolist():
-        assert (x == inj.features[i]).all(axis=1).any()
-    assert np.array_equal(inj.features[~inj.contextual], x[~inj.contextual])
+        assert (x == inj.graph.features[i]).all(axis=1).any()
+    assert np.array_equal(inj.graph.features[~inj.contextual], x[~inj.contextual])
     with pytest.raises(ValueError, match="cannot inject"):
-        inject_anomalies(edges, x, n_cliques=100, clique_size=10, n_contextual=0)
+        inject_anomalies(g, n_cliques=100, clique_size=10, n_contextual=0)
 
 
 def test_spectral_codes_separate_communities() -> None:
@@ -72,7 +79,7 @@ def test_spectral_codes_separate_communities() -> None:
 
 
 def test_context_detector_beats_isolation_forest(base_graph) -> None:
-    results, _ = evaluate_injection(*base_graph, kinds=("context",), threads=1, **INJECTION)
+    results, _ = evaluate_injection(base_graph, kinds=("context",), threads=1, **INJECTION)
     by = {r.detector: r for r in results}
     assert by["context"].roc_auc >= 0.85
     assert by["context"].roc_auc >= by["iforest"].roc_auc + 0.1
@@ -90,7 +97,7 @@ def test_feature_autoencoders_learn_the_normal_manifold(variant: str, tied: bool
     odd = rng.normal(size=(60, 16)) * normal.std(axis=0)
     x = np.concatenate([normal, odd]).astype(np.float32)
     y = np.r_[np.zeros(900), np.ones(60)]
-    graph = AttributedGraph(np.zeros(x.shape[0] + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), x)
+    graph = Graph(np.zeros(x.shape[0] + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), x)
     det = FeatureAEDetector(AEConfig(variant=variant, tied=tied, code=4, epochs=40), seed=0, threads=1).fit(graph)
     untrained = FeatureAEDetector(AEConfig(variant=variant, tied=tied, code=4, epochs=0), seed=0, threads=1).fit(graph)
     auc, base = roc_auc_score(y, det.decision_score_), roc_auc_score(y, untrained.decision_score_)
@@ -99,7 +106,7 @@ def test_feature_autoencoders_learn_the_normal_manifold(variant: str, tied: bool
 
 
 def test_dominant_learns(injected) -> None:
-    graph = AttributedGraph.from_edges(injected.edges, injected.features)
+    graph = injected.graph
     det = make_detector("dominant", seed=0, threads=1, epochs=60).fit(graph)
     assert det.history_[-1] < 0.8 * det.history_[0]
     y = injected.is_anomaly
@@ -107,7 +114,8 @@ def test_dominant_learns(injected) -> None:
 
 
 def test_detector_api_threshold_predict_and_explain(injected) -> None:
-    graph = AttributedGraph.from_edges(injected.edges, injected.features, [f"col{j}" for j in range(injected.features.shape[1])])
+    g = injected.graph
+    graph = Graph(g.indptr, g.indices, g.features, [f"col{j}" for j in range(g.features.shape[1])])
     det = make_detector("context", contamination=0.1, seed=0, threads=1, **FAST_AE)
     with pytest.raises(RuntimeError, match="not fitted"):
         det.decision_function(graph)
@@ -129,9 +137,9 @@ def test_detector_api_threshold_predict_and_explain(injected) -> None:
 
 
 def test_users_without_friends_are_not_flagged_for_missing_context() -> None:
-    edges, x = community_graph(600, communities=6, mean_degree=8, n_features=30, seed=2)
-    x = np.concatenate([x, x[:20]])  # 20 extra users with no friends
-    graph = AttributedGraph.from_edges(edges, x)
+    g = community_graph(600, communities=6, mean_degree=8, n_features=30, seed=2)
+    x = np.concatenate([g.features, g.features[:20]])  # 20 extra users with no friends
+    graph = Graph.from_edges(g.edge_array(), x)
     det = make_detector("context", seed=0, threads=1, **FAST_AE).fit(graph)
     assert (det.decision_score_[600:] == 0).all()
 
@@ -140,7 +148,7 @@ def test_bad_input_is_rejected() -> None:
     x = np.ones((4, 2), dtype=np.float32)
     x[2, 1] = np.nan
     with pytest.raises(ValueError, match="node 2 .*not finite"):
-        AttributedGraph.from_edges(np.array([[0, 1]]), x)
+        Graph.from_edges(np.array([[0, 1]]), x)
     with pytest.raises(ValueError, match="contamination"):
         make_detector("context", contamination=0.7)
     with pytest.raises(ValueError, match="unknown anomaly detector"):
@@ -157,9 +165,6 @@ def _cli(url: str, home: Path, *args: str):
 
 @pytest.fixture(scope="module")
 def bot_and_anomaly_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graphrec.tasks.anomaly.model import train_from_store as train_anomaly
-    from graphrec.tasks.bots.model import train_from_store as train_bots
-    from graphrec.tasks.bots.train import BotTrainConfig
     from graphrec.store.engine import dispose_engine
 
     folder = tmp_path_factory.mktemp("anomaly")
@@ -168,15 +173,15 @@ def bot_and_anomaly_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store.initialize()
     g = _bot_graph()
     load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
-    train_bots(store, BotTrainConfig(folds=2, epochs=15, threads=1))
-    train_anomaly(store, seed=0, threads=1, **FAST_AE)
+    bots = get_task("bots")
+    train_and_register(store, bots, bots.config_type(folds=2, epochs=15, threads=1))  # type: ignore[call-arg]
+    train_and_register(store, AnomalyTask(), AnomalyConfig(seed=0, threads=1, **FAST_AE))
     dispose_engine(url)
     return folder / "home"
 
 
 def _bot_graph():
-    edges, feats = honest_graph(600, mean_degree=10, n_features=8, seed=0)
-    return inject_bot_region(edges, feats, n_bots=60, attack_edges=3, seed=0)
+    return inject_bot_region(honest_graph(600, mean_degree=10, n_features=8, seed=0), n_bots=60, attack_edges=3, seed=0)
 
 
 @pytest.fixture
@@ -198,10 +203,10 @@ def test_nightly_job_writes_bot_and_anomaly_runs_together(job_store: GraphStore,
     from graphrec.store import scores as score_store
 
     day = dt.date(2026, 11, 5)
-    result = score_bots(job_store, run_date=day, threads=1)
-    assert result.anomalies is not None and result.anomalies["users_scored"] == 660
+    result = run_nightly(job_store, run_date=day, threads=1)
+    assert result.runs["anomaly"].users_scored == 660
     assert [(k, s, n) for k, _, s, n in _runs(job_store)] == [("anomaly", "complete", 660), ("bot", "complete", 660)]
-    assert score_bots(job_store, run_date=day).status == "skipped"
+    assert run_nightly(job_store, run_date=day).status == "skipped"
 
     # a failure while writing the anomaly scores rolls the bot run back too
     real = score_store._insert_scores
@@ -215,10 +220,10 @@ def test_nightly_job_writes_bot_and_anomaly_runs_together(job_store: GraphStore,
 
     monkeypatch.setattr(score_store, "_insert_scores", fail_on_second)
     with pytest.raises(RuntimeError, match="disk full"):
-        score_bots(job_store, run_date=dt.date(2026, 11, 6))
+        run_nightly(job_store, run_date=dt.date(2026, 11, 6))
     assert [str(r[1]) for r in _runs(job_store)] == [day.isoformat()] * 2
     monkeypatch.undo()
-    assert score_bots(job_store, run_date=dt.date(2026, 11, 6), anomalies=False).anomalies is None
+    assert "anomaly" not in run_nightly(job_store, run_date=dt.date(2026, 11, 6), tasks=["bots"]).runs
     kinds = [(k, str(d)) for k, d, _, _ in _runs(job_store)]
     assert ("bot", "2026-11-06") in kinds and ("anomaly", "2026-11-06") not in kinds
 
@@ -251,17 +256,33 @@ def test_cli_train_list_and_export_anomalies(job_store: GraphStore, database_url
 
 
 def test_model_round_trip_and_feature_check(job_store: GraphStore) -> None:
-    from graphrec.tasks.anomaly.model import check_compatible, load_model, score_snapshot
     from graphrec.errors import StoreStateError
 
-    det, art = load_model(job_store.settings.home)
-    snap = job_store.snapshot()
-    first = score_snapshot(det, snap).scores
-    det2, _ = load_model(job_store.settings.home, art.version)
-    assert np.array_equal(score_snapshot(det2, snap).scores, first)
+    model = AnomalyModel.load(job_store.settings.home)
+    graph = Graph.from_snapshot(job_store.snapshot())
+    first = model.score_graph(graph)
+    again = AnomalyModel.load(job_store.settings.home, model.version)
+    second = again.score_graph(graph)
+    assert np.array_equal(second.scores, first.scores) and second.details == first.details
+    assert np.array_equal(first.flagged, first.scores > model.threshold) and model.threshold == again.threshold
+    assert len(first.details) >= max(int(first.flagged.sum()), 100)  # the flagged users, at least the top 100, are explained
     job_store.add_user("new-user", features={"other_column": 1.0})
     with pytest.raises(StoreStateError, match="retrain"):
-        check_compatible(det, job_store.snapshot(), art.version)
+        model.check_compatible(Graph.from_snapshot(job_store.snapshot()).feature_names)
+
+
+def test_a_malformed_artifact_is_refused(job_store: GraphStore) -> None:
+    import json as _json
+
+    from graphrec import artifacts
+
+    model = AnomalyModel.load(job_store.settings.home)
+    folder = job_store.settings.home / "models" / "anomaly" / str(model.version)
+    manifest = _json.loads((folder / "manifest.json").read_text())
+    manifest["feature_names"] = manifest["feature_names"][:-1]  # one column fewer than the network reads
+    (folder / "manifest.json").write_text(_json.dumps(manifest))
+    with pytest.raises(artifacts.ArtifactError, match="columns"):
+        AnomalyModel.load(job_store.settings.home, model.version)
 
 
 def test_cli_without_model_is_a_clear_error(store: GraphStore, database_url: str) -> None:

@@ -87,12 +87,14 @@ def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: st
 @click.pass_context
 def train_anomaly(ctx: click.Context, kind: str, seed: int, contamination: float, tied: bool, threads: int, fmt: str) -> None:
     """Train the unsupervised anomaly detector on the store's current users and graph."""
-    from graphrec.tasks.anomaly.model import train_from_store
+    from graphrec.tasks.anomaly.config import AnomalyConfig
+    from graphrec.tasks.anomaly.train import AnomalyTask
+    from graphrec.tasks.base import train_and_register
 
-    overrides = {"tied": True} if tied and kind != "dominant" else {}
-    art = train_from_store(open_store(ctx), kind=kind, seed=seed, contamination=contamination, threads=threads, **overrides)
-    m = art.manifest
-    emit({"model": "anomaly", "detector": m["detector"], "version": art.version, "path": str(art.path), **m["metrics"],
+    config = AnomalyConfig(seed=seed, detector=kind, contamination=contamination, tied=tied, threads=threads)
+    reg = train_and_register(open_store(ctx), AnomalyTask(), config)
+    m = reg.manifest
+    emit({"model": "anomaly", "detector": m["detector"], "version": reg.version, "path": str(reg.artifact.path), **m["metrics"],
            "data_revision": m["data"]["revision"]}, fmt)
 
 

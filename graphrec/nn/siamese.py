@@ -36,8 +36,9 @@ class ProfileEncoder(nn.Module):
 
     def reset_parameters(self) -> None:
         for m in self.net:
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset):
+                reset()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(in_dim={self.in_dim}, hidden={self.hidden}, out_dim={self.out_dim})"

@@ -1,23 +1,26 @@
-"""Unsupervised anomaly detection on users (issue 6): autoencoders whose reconstruction error
-is the score, with explanations. See :mod:`graphrec.tasks.anomaly.detector` for the detectors,
-:mod:`graphrec.tasks.anomaly.structure` for the structure view, :mod:`graphrec.tasks.anomaly.inject` for
-the benchmark's injected anomalies and :mod:`graphrec.tasks.anomaly.model` for the store side."""
+"""Unsupervised anomaly detection on users: autoencoders whose reconstruction error is the score,
+with explanations. ``config`` (:class:`~graphrec.tasks.anomaly.config.AnomalyConfig`), ``train``
+(:class:`~graphrec.tasks.anomaly.train.AnomalyTask`), ``model`` (the fitted
+:class:`~graphrec.tasks.anomaly.model.AnomalyModel`: artifacts, scoring, explanations),
+``evaluate`` (injected anomalies beside IsolationForest); the detectors themselves
+(:mod:`~graphrec.tasks.anomaly.detector`, :mod:`~graphrec.tasks.anomaly.structure`) and the
+benchmark's injection (:mod:`~graphrec.tasks.anomaly.inject`)."""
 
 from graphrec.tasks.anomaly.detector import (
     DEFAULT_KIND,
     KINDS,
     AEConfig,
     AnomalyDetector,
-    AttributedGraph,
     ContextConfig,
     ContextDetector,
     DominantConfig,
     DominantDetector,
     FeatureAEDetector,
     make_detector,
+    node_table,
 )
 
 __all__ = [
-    "DEFAULT_KIND", "KINDS", "AEConfig", "AnomalyDetector", "AttributedGraph", "ContextConfig", "ContextDetector",
-    "DominantConfig", "DominantDetector", "FeatureAEDetector", "make_detector",
+    "DEFAULT_KIND", "KINDS", "AEConfig", "AnomalyDetector", "ContextConfig", "ContextDetector",
+    "DominantConfig", "DominantDetector", "FeatureAEDetector", "make_detector", "node_table",
 ]

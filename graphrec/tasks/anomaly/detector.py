@@ -1,7 +1,7 @@
 """Unsupervised anomaly detectors with a scikit-learn / PyGOD-style API.
 
-Every detector is built from hyper-parameters only; :meth:`AnomalyDetector.fit` trains on an
-:class:`AttributedGraph` and sets ``decision_score_`` (higher = more anomalous), ``threshold_``
+Every detector is built from hyper-parameters only; :meth:`AnomalyDetector.fit` trains on a
+:class:`~graphrec.core.graph.Graph` and sets ``decision_score_`` (higher = more anomalous), ``threshold_``
 (the ``1 - contamination`` quantile of the training scores) and ``labels_``;
 :meth:`~AnomalyDetector.decision_function` scores a graph; :meth:`~AnomalyDetector.predict`
 returns 0/1; :meth:`~AnomalyDetector.explain` says why a user scored high.
@@ -31,83 +31,46 @@ Detectors (``KINDS``):
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from graphrec.core.graph import Graph
+from graphrec.core.ops import neighbour_mean, structural_features
+from graphrec.core.scaling import Standardiser
 from graphrec.tasks.anomaly.structure import DEFAULT_RANKS, structure_view, tail_rank
+
+log = logging.getLogger(__name__)
 
 KINDS = ("context", "dominant", "vanilla", "denoising", "sparse")
 DEFAULT_KIND = "context"
 STRUCTURAL_COLUMNS = ("log_degree", "clustering", "log_mean_friend_degree")
 
 
-@dataclass
-class AttributedGraph:
-    """An undirected graph with a feature row per node: symmetric CSR ``indptr`` / ``indices``
-    (each friendship in both rows) and ``features`` ``float32[n, d]`` named ``feature_names``."""
+#: The standardiser rule of the detectors' inputs (see :mod:`graphrec.core.scaling`): binary
+#: (0/1) columns and constant columns (std <= 1e-8) are left as they are (mean 0, std 1), since
+#: standardising a rare binary feature would blow its rare 1s up to huge values that dominate
+#: any squared error; the other columns are standardised.
+SCALING: dict[str, Any] = {"binary": "keep", "min_std": 1e-8, "min_std_inclusive": True, "centre_constant": False}
 
-    indptr: np.ndarray
-    indices: np.ndarray
-    features: np.ndarray
-    feature_names: list[str] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.features = np.asarray(self.features, dtype=np.float32)
-        if self.features.ndim != 2:
-            raise ValueError(f"features must be a 2-d array, got shape {self.features.shape}")
-        n = self.features.shape[0]
-        if self.indptr.size != n + 1:
-            raise ValueError(f"adjacency has {self.indptr.size - 1} rows but features have {n}")
-        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
-            raise ValueError("adjacency refers to nodes outside 0..n-1")
-        if not np.isfinite(self.features).all():
-            row = int(np.flatnonzero(~np.isfinite(self.features).all(axis=1))[0])
-            raise ValueError(f"features of node {row} are not finite (NaN or infinity)")
-        if not self.feature_names:
-            self.feature_names = [f"f{j}" for j in range(self.features.shape[1])]
+def fit_scaler(x: np.ndarray) -> Standardiser:
+    """The detectors' :class:`~graphrec.core.scaling.Standardiser` fitted on ``x`` (rule :data:`SCALING`)."""
+    return Standardiser.fit(x, **SCALING)
 
-    @classmethod
-    def from_snapshot(cls, snap: Any) -> "AttributedGraph":
-        return cls(snap.indptr, snap.indices, snap.features, list(snap.feature_names))
 
-    @classmethod
-    def from_edges(cls, edges: np.ndarray, features: np.ndarray, feature_names: list[str] | None = None) -> "AttributedGraph":
-        from graphrec.core.graph import csr_from_edges
-
-        indptr, indices = csr_from_edges(np.asarray(edges, dtype=np.int64).reshape(-1, 2), int(np.asarray(features).shape[0]))
-        return cls(indptr, indices, features, list(feature_names or []))
-
-    @property
-    def num_nodes(self) -> int:
-        return int(self.features.shape[0])
-
-    @property
-    def degrees(self) -> np.ndarray:
-        return np.diff(self.indptr)
-
-    @property
-    def binary(self) -> bool:
-        """Whether every feature is 0 or 1 (then reconstruction uses a Bernoulli likelihood)."""
-        f = self.features
-        return bool(f.size) and bool(np.all((f == 0) | (f == 1)))
-
-    def neighbour_mean(self, values: np.ndarray) -> np.ndarray:
-        """Row ``i``: mean of ``values`` over ``i``'s friends (0 for users without friends)."""
-        from graphrec.core.ops import neighbour_mean
-
-        return neighbour_mean(self.indptr, self.indices, values)
-
-    def node_table(self, seed: int = 0) -> tuple[np.ndarray, list[str]]:
-        """Profile columns plus the :data:`STRUCTURAL_COLUMNS`: the per-user table the feature
-        autoencoders and the IsolationForest baseline see."""
-        from graphrec.core.ops import structural_features
-
-        stats = structural_features(self.indptr, self.indices, seed=seed)
-        return np.concatenate([self.features, stats], axis=1), [*self.feature_names, *STRUCTURAL_COLUMNS]
+def node_table(graph: Graph, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Profile columns plus the :data:`STRUCTURAL_COLUMNS` (log degree, clustering estimated with
+    ``seed``, log mean friend degree): the per-user table the feature autoencoders, DOMINANT and
+    the IsolationForest baseline see."""
+    stats = structural_features(graph.indptr, graph.indices, seed=seed)
+    return np.concatenate([graph.features, stats], axis=1), [*graph.feature_names, *STRUCTURAL_COLUMNS]
 
 
 @dataclass
@@ -152,10 +115,10 @@ class AnomalyDetector(ABC):
         self.threshold_: float | None = None
         self.labels_: np.ndarray | None = None
         self.fit_seconds_: float = 0.0
-        self._last: tuple[AttributedGraph, dict[str, np.ndarray]] | None = None
+        self._last: tuple[Graph, dict[str, np.ndarray]] | None = None
 
     # -- protocol ----------------------------------------------------------------------------
-    def fit(self, graph: AttributedGraph) -> "AnomalyDetector":
+    def fit(self, graph: Graph) -> "AnomalyDetector":
         """Train on ``graph`` and set ``decision_score_``, ``threshold_`` and ``labels_``."""
         t = time.perf_counter()
         with self._torch_threads():
@@ -165,9 +128,11 @@ class AnomalyDetector(ABC):
         self.decision_score_ = score
         self.threshold_ = float(np.quantile(score, 1.0 - self.contamination)) if score.size else 0.0
         self.labels_ = (score > self.threshold_).astype(np.int8)
+        log.info("%s detector fitted on %d users in %.1f s: threshold %.4g, %d above it", self.kind, graph.num_nodes, self.fit_seconds_,
+                 self.threshold_, int(self.labels_.sum()))
         return self
 
-    def decision_function(self, graph: AttributedGraph) -> np.ndarray:
+    def decision_function(self, graph: Graph) -> np.ndarray:
         """Anomaly score of every node of ``graph`` (higher = more anomalous)."""
         self._check_fitted()
         with self._torch_threads():
@@ -175,15 +140,18 @@ class AnomalyDetector(ABC):
         self._last = (graph, parts)
         return parts["score"]
 
-    def predict(self, graph: AttributedGraph) -> np.ndarray:
+    def predict(self, graph: Graph) -> np.ndarray:
         """``int8[n]``: 1 where the score exceeds ``threshold_``."""
         score = self.decision_function(graph)
         assert self.threshold_ is not None
         return (score > self.threshold_).astype(np.int8)
 
-    def explain(self, nodes: np.ndarray | list[int], *, top_features: int = 5) -> list[dict[str, Any]]:
-        """Why each of ``nodes`` scored as it did, for the graph last scored: the view that
-        drives the score, and the features that reconstruct worst (observed vs expected)."""
+    def explain(self, nodes: np.ndarray | list[int], *, top_features: int = 5, graph: Graph | None = None) -> list[dict[str, Any]]:
+        """Why each of ``nodes`` scored as it did: the view that drives the score, and the
+        features that reconstruct worst (observed vs expected). Explains the graph last scored,
+        or ``graph`` (scored first unless it is the one last scored)."""
+        if graph is not None and (self._last is None or self._last[0] is not graph):
+            self.decision_function(graph)
         if self._last is None:
             raise RuntimeError("call decision_function (or fit) before explain")
         graph, parts = self._last
@@ -204,18 +172,18 @@ class AnomalyDetector(ABC):
 
     # -- to implement ------------------------------------------------------------------------
     @abstractmethod
-    def _fit(self, graph: AttributedGraph) -> None: ...
+    def _fit(self, graph: Graph) -> None: ...
 
     @abstractmethod
-    def _score(self, graph: AttributedGraph) -> dict[str, np.ndarray]:
+    def _score(self, graph: Graph) -> dict[str, np.ndarray]:
         """Must return at least ``{"score": float64[n]}``."""
 
     @abstractmethod
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def _feature_errors(self, graph: Graph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """``(error, expected, observed, column names)``, the arrays ``[len(nodes), d']``;
         ``expected`` and ``observed`` in the columns' own units."""
 
-    def _explain_views(self, graph: AttributedGraph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
+    def _explain_views(self, graph: Graph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
         return {}
 
     # -- helpers -----------------------------------------------------------------------------
@@ -226,22 +194,18 @@ class AnomalyDetector(ABC):
     @abstractmethod
     def _is_fitted(self) -> bool: ...
 
-    def _torch_threads(self):  # -> contextmanager
-        import contextlib
-
+    @contextlib.contextmanager
+    def _torch_threads(self) -> Iterator[None]:
+        """Run the block with ``threads`` torch threads (when set), restoring the count after."""
         import torch
 
-        @contextlib.contextmanager
-        def scope():
-            before = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(int(self.threads))
-            try:
-                yield
-            finally:
-                torch.set_num_threads(before)
-
-        return scope()
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters (recorded with every trained model)."""
@@ -314,31 +278,6 @@ def reconstruction_errors(model: Any, inputs: np.ndarray, targets: np.ndarray, *
     return np.concatenate(errs), np.concatenate(preds)
 
 
-@dataclass
-class Standardiser:
-    """Column mean / std learned on training data. Binary (0/1) columns and constant columns
-    are left as they are (mean 0, std 1): standardising a rare binary feature would blow its
-    rare 1s up to huge values that dominate any squared error."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> "Standardiser":
-        mean = x.mean(axis=0).astype(np.float32)
-        std = x.std(axis=0).astype(np.float32)
-        keep = np.all((x == 0) | (x == 1), axis=0) | (std <= 1e-8)
-        return cls(np.where(keep, 0.0, mean).astype(np.float32), np.where(keep, 1.0, std).astype(np.float32))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[1] != self.mean.size:
-            raise ValueError(f"expected {self.mean.size} columns, got {x.shape[1]}")
-        return ((x - self.mean) / self.std).astype(np.float32)
-
-    def inverse(self, x: np.ndarray) -> np.ndarray:
-        return (x * self.std + self.mean).astype(np.float32)
-
-
 # --------------------------------------------------------------------------------------------
 # Feature autoencoders over the node table (vanilla / denoising / sparse)
 # --------------------------------------------------------------------------------------------
@@ -359,16 +298,16 @@ class FeatureAEDetector(AnomalyDetector):
     def _is_fitted(self) -> bool:
         return self.model_ is not None
 
-    def _table(self, graph: AttributedGraph) -> tuple[np.ndarray, list[str]]:
-        table, names = graph.node_table(self.seed)
+    def _table(self, graph: Graph) -> tuple[np.ndarray, list[str]]:
+        table, names = node_table(graph, self.seed)
         assert self.scaler_ is not None
         return self.scaler_(table), names
 
-    def _fit(self, graph: AttributedGraph) -> None:
+    def _fit(self, graph: Graph) -> None:
         from graphrec.nn.autoencoders import FeatureAutoencoder
 
-        table, _ = graph.node_table(self.seed)
-        self.scaler_ = Standardiser.fit(table)
+        table, _ = node_table(graph, self.seed)
+        self.scaler_ = fit_scaler(table)
         x = self.scaler_(table)
         import torch
 
@@ -377,13 +316,13 @@ class FeatureAEDetector(AnomalyDetector):
         self.model_ = FeatureAutoencoder(x.shape[1], c.hidden, min(c.code, max(1, x.shape[1] - 1)), tied=c.tied)
         self.history_ = train_autoencoder(self.model_, x, x, c, binary=False, seed=self.seed)
 
-    def _score(self, graph: AttributedGraph) -> dict[str, np.ndarray]:
+    def _score(self, graph: Graph) -> dict[str, np.ndarray]:
         x, _ = self._table(graph)
         err, _ = reconstruction_errors(self.model_, x, x, binary=False)
         return {"score": err.sum(axis=1).astype(np.float64)}
 
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        table, names = graph.node_table(self.seed)
+    def _feature_errors(self, graph: Graph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        table, names = node_table(graph, self.seed)
         assert self.scaler_ is not None
         x = self.scaler_(table[nodes])
         err, pred = reconstruction_errors(self.model_, x, x, binary=False)
@@ -427,18 +366,18 @@ class DominantDetector(AnomalyDetector):
     def _is_fitted(self) -> bool:
         return self.model_ is not None
 
-    def _tensors(self, graph: AttributedGraph) -> tuple[Any, Any, list[str]]:
+    def _tensors(self, graph: Graph) -> tuple[Any, Any, list[str]]:
         import torch
 
-        table, names = graph.node_table(self.seed)
+        table, names = node_table(graph, self.seed)
         if self.scaler_ is None:
-            self.scaler_ = Standardiser.fit(table)
+            self.scaler_ = fit_scaler(table)
         x = torch.from_numpy(self.scaler_(table))
         rows = np.repeat(np.arange(graph.num_nodes), graph.degrees)
         edge_index = torch.from_numpy(np.stack([rows, graph.indices]).astype(np.int64))
         return x, edge_index, names
 
-    def _errors(self, graph: AttributedGraph, x: Any, edge_index: Any, gen: Any) -> tuple[Any, Any, Any]:
+    def _errors(self, graph: Graph, x: Any, edge_index: Any, gen: Any) -> tuple[Any, Any, Any]:
         import torch
         import torch.nn.functional as F
 
@@ -453,7 +392,7 @@ class DominantDetector(AnomalyDetector):
         struct = per_node / count.clamp(min=1)
         return attr, struct, x_hat
 
-    def _fit(self, graph: AttributedGraph) -> None:
+    def _fit(self, graph: Graph) -> None:
         import torch
 
         from graphrec.nn.autoencoders import DominantAutoencoder
@@ -476,7 +415,7 @@ class DominantDetector(AnomalyDetector):
             self.history_.append(float(loss.detach()))
         self.model_.eval()
 
-    def _score(self, graph: AttributedGraph) -> dict[str, np.ndarray]:
+    def _score(self, graph: Graph) -> dict[str, np.ndarray]:
         import torch
 
         c = self.config
@@ -486,7 +425,7 @@ class DominantDetector(AnomalyDetector):
         a, s = attr.numpy().astype(np.float64), struct.numpy().astype(np.float64)
         return {"score": c.alpha * a + (1 - c.alpha) * s, "attribute": a, "structure": s}
 
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def _feature_errors(self, graph: Graph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         import torch
 
         x, edge_index, names = self._tensors(graph)
@@ -496,7 +435,7 @@ class DominantDetector(AnomalyDetector):
         assert self.scaler_ is not None
         return err, self.scaler_.inverse(x_hat.numpy()[nodes]), self.scaler_.inverse(x.numpy()[nodes]), names
 
-    def _explain_views(self, graph: AttributedGraph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
+    def _explain_views(self, graph: Graph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
         a, s = self.config.alpha * parts["attribute"][node], (1 - self.config.alpha) * parts["structure"][node]
         return {"driver": "attributes" if a >= s else "structure", "attribute_error": round(float(parts["attribute"][node]), 4),
                 "structure_error": round(float(parts["structure"][node]), 4)}
@@ -541,16 +480,16 @@ class ContextDetector(AnomalyDetector):
     def _is_fitted(self) -> bool:
         return self.model_ is not None
 
-    def _io(self, graph: AttributedGraph) -> tuple[np.ndarray, np.ndarray]:
+    def _io(self, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
         """(context = friends' mean profile, target = own profile), both in model units."""
         x = graph.features if self.binary_ else self._scale(graph.features)
-        return graph.neighbour_mean(x), x
+        return neighbour_mean(graph.indptr, graph.indices, x), x
 
     def _scale(self, x: np.ndarray) -> np.ndarray:
         assert self.scaler_ is not None
         return self.scaler_(x)
 
-    def _fit(self, graph: AttributedGraph) -> None:
+    def _fit(self, graph: Graph) -> None:
         import torch
 
         from graphrec.nn.autoencoders import FeatureAutoencoder
@@ -558,7 +497,7 @@ class ContextDetector(AnomalyDetector):
         if graph.features.shape[1] == 0:
             raise ValueError("the context detector needs at least one feature column")
         self.binary_ = graph.binary
-        self.scaler_ = None if self.binary_ else Standardiser.fit(graph.features)
+        self.scaler_ = None if self.binary_ else fit_scaler(graph.features)
         context, target = self._io(graph)
         has_friends = graph.degrees > 0
         torch.manual_seed(self.seed)
@@ -567,7 +506,7 @@ class ContextDetector(AnomalyDetector):
         self.model_ = FeatureAutoencoder(d, c.hidden, c.code, tied=c.tied)
         self.history_ = train_autoencoder(self.model_, context[has_friends], target[has_friends], c, binary=self.binary_, seed=self.seed)
 
-    def _score(self, graph: AttributedGraph) -> dict[str, np.ndarray]:
+    def _score(self, graph: Graph) -> dict[str, np.ndarray]:
         if graph.features.shape[1] != self.model_.in_dim:
             raise ValueError(f"the model was trained on {self.model_.in_dim} feature columns, the graph has {graph.features.shape[1]}")
         context, target = self._io(graph)
@@ -581,7 +520,7 @@ class ContextDetector(AnomalyDetector):
         out.update({f"structure.{k}": v for k, v in parts.items()})
         return out
 
-    def _feature_errors(self, graph: AttributedGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def _feature_errors(self, graph: Graph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         context, target = self._io(graph)
         err, pred = reconstruction_errors(self.model_, context[nodes], target[nodes], binary=self.binary_)
         if not self.binary_:
@@ -589,7 +528,7 @@ class ContextDetector(AnomalyDetector):
             pred = self.scaler_.inverse(pred)
         return err, pred, graph.features[nodes], list(graph.feature_names)
 
-    def _explain_views(self, graph: AttributedGraph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
+    def _explain_views(self, graph: Graph, parts: dict[str, np.ndarray], node: int) -> dict[str, Any]:
         a, s = float(parts["attribute"][node]), float(parts["structure"][node])
         info: dict[str, Any] = {
             "driver": "attributes" if a >= s else "structure",

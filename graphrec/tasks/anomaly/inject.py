@@ -9,8 +9,8 @@ detectors by planting two kinds of anomalies into a real graph:
 * **contextual** anomalies: ``n_contextual`` users whose feature vector is replaced by that of the
   farthest (Euclidean) of ``k`` users drawn at random ("a profile that does not fit its circle").
 
-Both sets are disjoint. :func:`inject_anomalies` returns the new edge list and features with the
-ground truth, and works on any graph (the benchmark runs it on ego-Facebook and on generated
+Both sets are disjoint. :func:`inject_anomalies` returns the new graph with the ground truth
+(:class:`Injection`), and works on any graph (the benchmark runs it on ego-Facebook and on generated
 graphs with other sizes, so a detector cannot lean on one configuration).
 """
 
@@ -20,13 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphrec.core.graph import Graph
+
 
 @dataclass
-class InjectedAnomalies:
-    """The graph after injection. Node indices are unchanged; only edges and features differ."""
+class Injection:
+    """The graph after injection with the ground truth. Node indices are unchanged; only edges
+    and features differ."""
 
-    edges: np.ndarray  # int64[m, 2], u < v, unique
-    features: np.ndarray  # float32[n, d]
+    graph: Graph
     structural: np.ndarray  # bool[n]: member of an injected clique
     contextual: np.ndarray  # bool[n]: features swapped
 
@@ -36,20 +38,20 @@ class InjectedAnomalies:
 
 
 def inject_anomalies(
-    edges: np.ndarray,
-    features: np.ndarray,
+    graph: Graph,
     *,
     n_cliques: int = 10,
     clique_size: int = 15,
     n_contextual: int = 120,
     k: int = 50,
     seed: int = 0,
-) -> InjectedAnomalies:
+) -> Injection:
     """Plant ``n_cliques`` cliques of ``clique_size`` random users and ``n_contextual`` feature
-    swaps (each from the farthest of ``k`` random users) into a graph over ``features.shape[0]``
-    nodes. Raises ``ValueError`` when the graph is too small for the request."""
+    swaps (each from the farthest of ``k`` random users) into ``graph`` (its feature names are
+    kept). Raises ``ValueError`` when the graph is too small for the request."""
     rng = np.random.default_rng(seed)
-    x = np.asarray(features, dtype=np.float32)
+    edges = graph.edge_array()
+    x = graph.features
     n = int(x.shape[0])
     need = n_cliques * clique_size + n_contextual
     if need > n:
@@ -76,7 +78,7 @@ def inject_anomalies(
     structural[cliques.ravel()] = True
     contextual = np.zeros(n, dtype=bool)
     contextual[swapped] = True
-    return InjectedAnomalies(all_edges, out, structural, contextual)
+    return Injection(Graph.from_edges(all_edges, out, list(graph.feature_names)), structural, contextual)
 
 
 def community_graph(
@@ -88,7 +90,7 @@ def community_graph(
     within: float = 0.85,
     density: float = 0.08,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Graph:
     """A degree-corrected planted-partition graph with binary profiles tied to communities, for
     tests and for checking detectors on graphs other than ego-Facebook.
 
@@ -96,8 +98,8 @@ def community_graph(
     each of the ``n * mean_degree / 2`` edge draws picks a source by propensity and, with
     probability ``within``, a target in the source's community, else anywhere. Each community
     has a binary prototype (each feature on with probability ``density``); a user copies 85% of
-    the prototype's entries and draws the rest as noise. Returns (edges ``int64[m, 2]`` with
-    ``u < v``, features ``float32[n, n_features]``)."""
+    the prototype's entries and draws the rest as noise. Returns the graph (features
+    ``float32[n, n_features]``)."""
     rng = np.random.default_rng(seed)
     comm = rng.choice(communities, size=n, p=rng.dirichlet(np.full(communities, 2.0)))
     theta = rng.pareto(2.5, n) + 1.0
@@ -115,4 +117,4 @@ def community_graph(
     proto = rng.random((communities, n_features)) < density
     noise = rng.random((n, n_features)) < density / 2
     x = np.where(rng.random((n, n_features)) < 0.85, proto[comm], noise).astype(np.float32)
-    return e.astype(np.int64), x
+    return Graph.from_edges(e.astype(np.int64), x)

@@ -49,8 +49,8 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 def _rank_metrics(score_rows: np.ndarray, users: np.ndarray, truth: list[np.ndarray], ks: tuple[int, ...]) -> dict[str, float]:
     """Recall@K and MRR where ``score_rows[i]`` scores every node for ``users[i]``."""
-    rec = {k: [] for k in ks}
-    rr = []
+    rec: dict[int, list[float]] = {k: [] for k in ks}
+    rr: list[float] = []
     for i, u in enumerate(users.tolist()):
         s = score_rows[i].astype(np.float64).copy()
         s[u] = -np.inf

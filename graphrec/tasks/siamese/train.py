@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: The profile scaling rule of the encoder's inputs (see :mod:`graphrec.core.scaling`): binary
 #: columns kept as they are, constant columns (std < 1e-6) centred, the others standardised.
-SCALING = {"binary": "keep", "min_std": 1e-6}
+SCALING: dict[str, Any] = {"binary": "keep", "min_std": 1e-6}
 
 
 @dataclass
