@@ -2,6 +2,6 @@
 
 from graphrec.store.report import ImportReport
 from graphrec.store.snapshot import CircleInfo, Snapshot
-from graphrec.store.store import GraphStore, StoreStats, UserRecord
+from graphrec.store.store import ExportResult, GraphStore, SchemaStatus, StoreStats, UserRecord
 
-__all__ = ["CircleInfo", "GraphStore", "ImportReport", "Snapshot", "StoreStats", "UserRecord"]
+__all__ = ["CircleInfo", "ExportResult", "GraphStore", "ImportReport", "SchemaStatus", "Snapshot", "StoreStats", "UserRecord"]

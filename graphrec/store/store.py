@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, literal_column, or_, select, text, union_all, update
+from sqlalchemy.sql.expression import ColumnElement, Subquery
 
 from graphrec.config import Settings
 from graphrec.errors import InputError, NotFoundError
@@ -76,7 +77,7 @@ EXPORTS = ("users", "friendships", "labels")
 _REVISION = select(StoreRevision.revision).where(StoreRevision.id == 1)
 
 
-def _friends_of(u: Any) -> Any:
+def _friends_of(u: ColumnElement[Any]) -> Subquery:
     """Subquery ``f(n)``: the internal ids of the friends of internal id ``u`` (a value or a bind
     parameter), every friendship read from the side it is stored on."""
     return union_all(
@@ -100,6 +101,8 @@ _RELATIONS = union_all(
     select(literal_column("'b'"), Block.blocked_id).where(Block.blocker_id == bindparam("u")),
     select(literal_column("'b'"), Block.blocker_id).where(Block.blocked_id == bindparam("u")),
 ).subquery("r")
+#: internal id, feature blob and deletion time of external id ``:e``
+_SERVING_USER = select(User.id, User.features, User.deleted_at).where(User.external_id == bindparam("e"))
 #: (kind, external id) of the live friends ('f') and the blocked either way ('b', deleted too) of ``:u``
 _SERVING_RELATIONS = (
     select(_RELATIONS.c.kind, User.external_id)
@@ -744,7 +747,7 @@ class GraphStore:
         (``feature_dim`` wide, default: the store's current width) and the store revision."""
         ext = _ext(user)
         with self.read() as conn:
-            row = conn.execute(select(User.id, User.features, User.deleted_at).where(User.external_id == ext)).first()
+            row = conn.execute(_SERVING_USER, {"e": ext}).first()
             if row is None or row[2] is not None:
                 raise NotFoundError(f"unknown user {ext!r}")
             uid, blob = row[0], row[1]
