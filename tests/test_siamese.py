@@ -186,3 +186,37 @@ def test_similar_cold_start_recommend_and_sync(database_url: str, tmp_path: Path
     assert r.exit_code == 0 and len(json.loads(r.output)["similar"]) == 3
     r = _cli(database_url, home, "similar", "--user", "nobody")
     assert r.exit_code == 3
+
+
+def test_similar_reads_profiles_at_the_models_own_width(database_url: str, tmp_path: Path) -> None:
+    """Columns added to the store after training (``import users``) do not reach the encoder:
+    every request and the index sync read the profile at the width the model was trained on."""
+    from graphrec.serving.similar import SimilarUsers, find_similar, sync_index
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.siamese.model import SiameseModel
+    from graphrec.tasks.siamese.train import SiameseTask
+
+    edges, feats = profile_graph(300, seed=2)
+    store = GraphStore(database_url, home=tmp_path / "home")
+    store.initialize()
+    ids = [str(i) for i in range(feats.shape[0])]
+    store.load_users(UserBatch("t", ids, [f"f{j}" for j in range(feats.shape[1])], feats, [{} for _ in ids], [], None))
+    store.load_edges(EdgeBatch("t", ids, edges[:, 0].copy(), edges[:, 1].copy(), len(edges)), create_users=False)
+    reg = train_and_register(store, SiameseTask(), SiameseConfig(epochs=2, batch_size=256))
+    assert reg.manifest["in_dim"] == 40 and reg.manifest["index_synced_at"] and (reg.artifact.path / "index" / "index.json").exists()
+    loaded = SiameseModel.load(store.settings.home)
+    assert loaded.version == reg.version and loaded.in_dim == 40 and loaded.index.size == 300
+    store.add_user("wide", features={"f3": 1.0, "brand_new_column": 1.0})  # the store now has 41 columns
+    svc = SimilarUsers(store)
+    ext, z = svc.embed_user("wide")
+    assert ext == "wide" and z.shape == (64,)
+    assert len(find_similar(store, "wide", 5)["similar"]) == 5 and len(find_similar(store, "0", 5)["similar"]) == 5
+    out = sync_index(store)
+    assert out["model_version"] == reg.version and out["upserted"] >= 1 and out["indexed"] == 301
+    # a manifest that disagrees with the weights is refused, not served
+    from graphrec import artifacts
+
+    manifest = json.loads((reg.artifact.path / "manifest.json").read_text())
+    (reg.artifact.path / "manifest.json").write_text(json.dumps({**manifest, "in_dim": 41}))
+    with pytest.raises(artifacts.ArtifactError, match="columns"):
+        SiameseModel.load(store.settings.home, reg.version)
