@@ -25,11 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
-from graphrec.tasks.bots.augment import augment_training_graph  # noqa: E402
-from graphrec.tasks.bots.inject import inject_bot_region, sample_labels  # noqa: E402
-from graphrec.tasks.bots.train import BotTrainConfig, train_bot_detector  # noqa: E402
+from graphrec.core.graph import Graph  # noqa: E402
 from graphrec.datasets import load_ego_facebook  # noqa: E402
-from graphrec.core.graph import csr_from_edges  # noqa: E402
+from graphrec.tasks.bots.augment import augment_training_graph  # noqa: E402
+from graphrec.tasks.bots.config import BotConfig  # noqa: E402
+from graphrec.tasks.bots.inject import inject_bot_region, sample_labels  # noqa: E402
+from graphrec.tasks.bots.train import train_bot_detector  # noqa: E402
+from graphrec.tasks.registry import profile_generator_factory  # noqa: E402
 
 
 def main() -> None:
@@ -38,7 +40,7 @@ def main() -> None:
     ap.add_argument("--bots", type=int, default=400)
     ap.add_argument("--attack-edges", type=int, default=10)
     ap.add_argument("--label-fraction", type=float, default=0.01)
-    ap.add_argument("--epochs", type=int, default=BotTrainConfig.epochs)
+    ap.add_argument("--epochs", type=int, default=BotConfig.epochs)
     ap.add_argument("--gen-epochs", type=int, default=40, help="training epochs of the VAE / GAN that make the synthetic examples")
     ap.add_argument("--variants", default="none,copy,vae,gan")
     ap.add_argument("--threads", type=int, default=1)
@@ -46,28 +48,29 @@ def main() -> None:
     data = load_ego_facebook()
     idx = {int(u): i for i, u in enumerate(data.user_ids.tolist())}
     edges = np.vectorize(idx.__getitem__)(data.edges)
+    honest = Graph.from_edges(edges, data.features, list(data.feature_names))
+    generators = profile_generator_factory()
     variants = args.variants.split(",")
     print(f"ego-Facebook + {args.bots} bots, {args.attack_edges} attack edges/bot, {args.label_fraction:.0%} labelled; "
           f"bot model {args.epochs} epochs, generators {args.gen_epochs} epochs; ROC-AUC / AP on every unlabelled user")
     print(f"{'seed':>4s} {'labelled':>12s} " + " ".join(f"{v + ' AUC':>10s} {v + ' AP':>9s} {'s':>5s}" for v in variants))
     results: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        g = inject_bot_region(edges, data.features, n_bots=args.bots, attack_edges=args.attack_edges, seed=seed)
-        indptr, indices = csr_from_edges(g.edges, g.num_nodes)
+        g = inject_bot_region(honest, n_bots=args.bots, attack_edges=args.attack_edges, seed=seed)
         labelled = sample_labels(g.is_bot, args.label_fraction, seed)
         y = g.is_bot[labelled]
         test = np.setdiff1d(np.arange(g.num_nodes), labelled)
-        cfg = BotTrainConfig(seed=seed, epochs=args.epochs, threads=args.threads)
+        cfg = BotConfig(seed=seed, epochs=args.epochs, threads=args.threads)
         cells = []
         for v in variants:
             t = time.perf_counter()
-            graph, lab, yy, n_real = (indptr, indices, g.features), labelled, y, None
+            graph, lab, yy, n_real = g.graph, labelled, y, None
             if v != "none":
-                aug = augment_training_graph(indptr, indices, g.features, labelled, y, kind=v, seed=seed, epochs=args.gen_epochs,
-                                             threads=args.threads)
-                graph, lab, yy, n_real = (aug.indptr, aug.indices, aug.features), aug.labelled, aug.is_bot, aug.n_real
-            model = train_bot_detector(*graph, data.feature_names, lab, yy, cfg, n_real=n_real)
-            prob = model.predict_proba(indptr, indices, g.features, labelled[y], labelled[~y])[test]
+                aug = augment_training_graph(g.graph, labelled, y, kind=v, seed=seed, epochs=args.gen_epochs, threads=args.threads,
+                                             generators=generators)
+                graph, lab, yy, n_real = aug.graph, aug.labelled, aug.is_bot, aug.n_real
+            model = train_bot_detector(graph, lab, yy, cfg, n_real=n_real)
+            prob = model.predict_proba(g.graph, labelled[y], labelled[~y])[test]
             auc, ap_ = roc_auc_score(g.is_bot[test], prob), average_precision_score(g.is_bot[test], prob)
             results[v].append((auc, ap_))
             cells.append(f"{auc:10.4f} {ap_:9.4f} {time.perf_counter() - t:5.0f}")

@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from graphrec.core.graph import Graph  # noqa: E402
+from graphrec.datasets import load_ego_facebook  # noqa: E402
+from graphrec.tasks.bots.config import BotConfig  # noqa: E402
 from graphrec.tasks.bots.evaluate import evaluate_bots  # noqa: E402
 from graphrec.tasks.bots.inject import inject_bot_region, sample_labels  # noqa: E402
-from graphrec.tasks.bots.train import BotTrainConfig  # noqa: E402
-from graphrec.datasets import load_ego_facebook  # noqa: E402
-from graphrec.core.graph import csr_from_edges  # noqa: E402
 
 BARS = {2: 0.99, 10: 0.95}
 
@@ -40,33 +40,32 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--bots", type=int, default=400)
     ap.add_argument("--label-fraction", type=float, default=0.05)
-    ap.add_argument("--epochs", type=int, default=BotTrainConfig.epochs)
-    ap.add_argument("--folds", type=int, default=BotTrainConfig.folds)
+    ap.add_argument("--epochs", type=int, default=BotConfig.epochs)
+    ap.add_argument("--folds", type=int, default=BotConfig.folds)
     ap.add_argument("--ablation", action="store_true", help="also run the model without Correct-and-Smooth")
-    ap.add_argument("--threads", type=int, default=BotTrainConfig.threads, help="torch threads (1 when sharing the CPU)")
+    ap.add_argument("--threads", type=int, default=BotConfig.threads, help="torch threads (1 when sharing the CPU)")
     args = ap.parse_args()
     data = load_ego_facebook()
     idx = {int(u): i for i, u in enumerate(data.user_ids.tolist())}
     edges = np.vectorize(idx.__getitem__)(data.edges) if data.edges.size else data.edges
+    honest = Graph.from_edges(edges, data.features, list(data.feature_names))
     print(f"ego-Facebook: {len(data.user_ids)} users, {len(edges)} friendships; {args.bots} bots injected; "
           f"{args.label_fraction:.0%} of users labelled (stratified); metrics on every unlabelled user")
     rows = []
     for attack in [int(a) for a in args.attack_edges.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
-            g = inject_bot_region(edges, data.features, n_bots=args.bots, attack_edges=attack, seed=seed)
-            indptr, indices = csr_from_edges(g.edges, g.num_nodes)
+            g = inject_bot_region(honest, n_bots=args.bots, attack_edges=attack, seed=seed)
             labelled = sample_labels(g.is_bot, args.label_fraction, seed)
             test = np.setdiff1d(np.arange(g.num_nodes), labelled)
             t = time.perf_counter()
-            cfg = BotTrainConfig(seed=seed, epochs=args.epochs, folds=args.folds, threads=args.threads)
-            rep = evaluate_bots(indptr, indices, g.features, data.feature_names, labelled, g.is_bot[labelled], test, g.is_bot[test], cfg)
+            cfg = BotConfig(seed=seed, epochs=args.epochs, folds=args.folds, threads=args.threads)
+            rep = evaluate_bots(g.graph, labelled, g.is_bot[labelled], test, g.is_bot[test], cfg)
             elapsed = time.perf_counter() - t
             m = rep.metrics
             if args.ablation:
                 from dataclasses import replace
 
-                plain = evaluate_bots(indptr, indices, g.features, data.feature_names, labelled, g.is_bot[labelled], test, g.is_bot[test],
-                                      replace(cfg, smooth=False), baselines=False)
+                plain = evaluate_bots(g.graph, labelled, g.is_bot[labelled], test, g.is_bot[test], replace(cfg, smooth=False), baselines=False)
                 m = {"model": m["model"], "model without C&S": plain.metrics["model"], **{k: v for k, v in m.items() if k != "model"}}
             rows.append((attack, seed, m))
             print(f"\n== attack edges/bot {attack}, seed {seed}: {len(labelled)} labelled ({int(g.is_bot[labelled].sum())} bots), "

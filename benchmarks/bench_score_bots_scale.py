@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Nightly scoring at scale (issues 4 and 6): ``graphrec score-bots`` on 1,000,000 users, bot
-and anomaly scores in one run.
+"""Nightly scoring at scale: the nightly job (``graphrec score-bots``, the alias of ``graphrec
+score``, whose summary this reads) on 1,000,000 users, bot and anomaly scores in one run.
 
 Steps:
 1. Generate a seeded Chung-Lu graph (``--users``, ``--edges``; the generator of
@@ -120,8 +120,9 @@ def main() -> None:
     ap.add_argument("--no-anomaly", action="store_true", help="score bots only (no anomaly model)")
     args = ap.parse_args()
 
-    from graphrec.tasks.bots.model import train_from_store
-    from graphrec.tasks.bots.train import BotTrainConfig
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.bots.config import BotConfig
+    from graphrec.tasks.registry import get_task
 
     t = time.perf_counter()
     ids, pairs, features, is_bot = generate(args.users, args.edges, args.seed)
@@ -139,17 +140,16 @@ def main() -> None:
                 print(f"[{backend}] loaded in {time.perf_counter() - t:.1f} s")
                 if not model_home.exists():
                     t = time.perf_counter()
-                    cfg = BotTrainConfig(seed=args.seed, folds=args.folds, epochs=args.epochs, threads=2)
-                    art = train_from_store(store, cfg)
+                    cfg = BotConfig(seed=args.seed, folds=args.folds, epochs=args.epochs, threads=2)
+                    reg = train_and_register(store, get_task("bots"), cfg)
                     print(f"[{backend}] trained the bot model ({args.folds} folds x {args.epochs} epochs, full batch) in "
-                          f"{time.perf_counter() - t:.1f} s; out-of-fold {art.manifest['metrics']['out_of_fold']}")
+                          f"{time.perf_counter() - t:.1f} s; out-of-fold {reg.manifest['metrics']['out_of_fold']}")
                     if not args.no_anomaly:
-                        from graphrec.tasks.anomaly.model import train_from_store as train_anomaly
-
+                        anomaly = get_task("anomaly")
                         t = time.perf_counter()
-                        anomaly_art = train_anomaly(store, seed=args.seed, threads=2)
-                        print(f"[{backend}] trained the anomaly model in {time.perf_counter() - t:.1f} s: {anomaly_art.manifest['metrics']}")
-                    shutil.copytree(art.path.parents[2], model_home)
+                        anomaly_reg = train_and_register(store, anomaly, anomaly.config_type(seed=args.seed, threads=2))  # type: ignore[call-arg]
+                        print(f"[{backend}] trained the anomaly model in {time.perf_counter() - t:.1f} s: {anomaly_reg.manifest['metrics']}")
+                    shutil.copytree(reg.artifact.path.parents[2], model_home)
                 else:
                     shutil.copytree(model_home, work / f"home-{backend}", dirs_exist_ok=True)
                 summary, wall, peak = run_job(url, work / f"home-{backend}", "2026-11-27")

@@ -69,8 +69,9 @@ def check(store: GraphStore, n_users: int) -> dict[int, tuple]:
 
 
 def run_backend(backend: str, args: argparse.Namespace, data: tuple, work: Path) -> dict[str, int]:
-    from graphrec.tasks.bots.model import train_from_store
-    from graphrec.tasks.bots.train import BotTrainConfig
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.bots.config import BotConfig
+    from graphrec.tasks.registry import get_task
 
     ids = data[0]
     home = work / f"home-{backend}"
@@ -79,7 +80,7 @@ def run_backend(backend: str, args: argparse.Namespace, data: tuple, work: Path)
         store = GraphStore(url, home=home)
         store.initialize()
         load(store, *data, seed=args.seed)
-        train_from_store(store, BotTrainConfig(seed=args.seed, folds=2, epochs=10))
+        train_and_register(store, get_task("bots"), BotConfig(seed=args.seed, folds=2, epochs=10))
         day = dt.date(2026, 1, 1)
         t = time.perf_counter()
         p = job(url, home, day)

@@ -17,26 +17,38 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from graphrec.tasks.bots.evaluate import evaluate_bots
-from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
-from graphrec.core.ops import structural_features
-from graphrec.tasks.bots.signals import LabelPropagator, label_propagation_scores
-from graphrec.tasks.bots.train import BotTrainConfig
 from graphrec.cli import cli
-from graphrec.errors import JobLockedError, StoreStateError
-from graphrec.jobs.score_bots import score_bots
 from graphrec.core.graph import csr_from_edges
+from graphrec.core.ops import structural_features
+from graphrec.errors import JobLockedError, StoreStateError
+from graphrec.jobs.nightly import NightlyResult, TaskRun, run_nightly
 from graphrec.store.engine import dispose_engine
-from graphrec.store.locks import JobLock
+from graphrec.store.locks import JobLease
 from graphrec.store.store import GraphStore
+from graphrec.tasks.base import train_and_register
+from graphrec.tasks.bots.config import BotConfig
+from graphrec.tasks.bots.evaluate import evaluate_bots
+from graphrec.tasks.bots.inject import (
+    InjectedBots,
+    honest_graph,
+    inject_bot_region,
+    load_into_store,
+    sample_labels,
+)
+from graphrec.tasks.bots.signals import LabelPropagator, label_propagation_scores
+from graphrec.tasks.registry import get_task
 
-FAST = BotTrainConfig(folds=3, epochs=40, threads=1)
-TINY = BotTrainConfig(folds=2, epochs=15, threads=1)
+FAST = BotConfig(folds=3, epochs=40, threads=1)
+TINY = BotConfig(folds=2, epochs=15, threads=1)
 
 
-def small_graph(attack_edges: int = 3, seed: int = 0):
-    edges, feats = honest_graph(600, mean_degree=10, n_features=8, seed=seed)
-    return inject_bot_region(edges, feats, n_bots=60, attack_edges=attack_edges, seed=seed)
+def small_graph(attack_edges: int = 3, seed: int = 0) -> InjectedBots:
+    return inject_bot_region(honest_graph(600, mean_degree=10, n_features=8, seed=seed), n_bots=60, attack_edges=attack_edges, seed=seed)
+
+
+def bots_run(result: NightlyResult) -> TaskRun:
+    """The bot task's part of a nightly run."""
+    return result.runs["bots"]
 
 
 def test_clustering_estimate_matches_networkx() -> None:
@@ -53,8 +65,7 @@ def test_clustering_estimate_matches_networkx() -> None:
 
 def test_label_signals_do_not_depend_on_label_count() -> None:
     g = small_graph()
-    indptr, indices = csr_from_edges(g.edges, g.num_nodes)
-    prop = LabelPropagator(indptr, indices, hops=2)
+    prop = LabelPropagator(g.graph.indptr, g.graph.indices, hops=2)
     bots = np.flatnonzero(g.is_bot)
     humans = np.flatnonzero(~g.is_bot)
     few = prop(bots[::4], humans[::4])
@@ -67,10 +78,10 @@ def test_label_signals_do_not_depend_on_label_count() -> None:
 def test_model_learns_and_beats_baselines() -> None:
     # Many attack edges per bot (15 against ~10 inside the region): where label propagation degrades.
     g = small_graph(attack_edges=15, seed=2)
-    indptr, indices = csr_from_edges(g.edges, g.num_nodes)
+    indptr, indices = g.graph.indptr, g.graph.indices
     labelled = sample_labels(g.is_bot, 0.1, seed=2)
     test = np.setdiff1d(np.arange(g.num_nodes), labelled)
-    report = evaluate_bots(indptr, indices, g.features, [f"f{j}" for j in range(8)], labelled, g.is_bot[labelled], test, g.is_bot[test], FAST)
+    report = evaluate_bots(g.graph, labelled, g.is_bot[labelled], test, g.is_bot[test], FAST)
     m = report.metrics
     assert m["model"]["roc_auc"] > 0.9
     assert m["model"]["roc_auc"] > m["label propagation"]["roc_auc"] + 0.02
@@ -83,15 +94,13 @@ def test_model_learns_and_beats_baselines() -> None:
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bot model trained once on the small injected graph (artifacts are independent of the
     database they were trained from, so every store below serves a copy of it)."""
-    from graphrec.tasks.bots.model import train_from_store
-
     folder = tmp_path_factory.mktemp("bots")
     url = f"sqlite:///{folder / 'train.db'}"
     store = GraphStore(url, home=folder / "home")
     store.initialize()
     g = small_graph()
     load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
-    train_from_store(store, FAST)
+    train_and_register(store, get_task("bots"), FAST)
     dispose_engine(url)
     return folder / "home"
 
@@ -118,25 +127,25 @@ def _score_rows(store: GraphStore) -> int:
 
 def test_job_writes_one_complete_run_and_is_idempotent(bot_store: GraphStore) -> None:
     day = dt.date(2026, 11, 1)
-    first = score_bots(bot_store, run_date=day)
-    assert first.status == "complete" and first.users_scored == 660
-    assert 0 < first.flagged < 200
+    first = run_nightly(bot_store, run_date=day)
+    assert first.status == "complete" and list(first.runs) == ["bots"] and bots_run(first).users_scored == 660
+    assert 0 < bots_run(first).flagged < 200
     assert [r[2] for r in _runs(bot_store)] == ["complete"]
     assert _score_rows(bot_store) == 660
-    again = score_bots(bot_store, run_date=day)
-    assert again.status == "skipped" and again.run_id == first.run_id
+    again = run_nightly(bot_store, run_date=day)
+    assert again.status == "skipped" and bots_run(again).run_id == bots_run(first).run_id
     assert _score_rows(bot_store) == 660 and len(_runs(bot_store)) == 1
-    replaced = score_bots(bot_store, run_date=day, replace=True)
+    replaced = run_nightly(bot_store, run_date=day, replace=True)
     assert replaced.status == "complete" and len(_runs(bot_store)) == 1 and _score_rows(bot_store) == 660
-    dry = score_bots(bot_store, run_date=dt.date(2026, 11, 2), dry_run=True)
+    dry = run_nightly(bot_store, run_date=dt.date(2026, 11, 2), dry_run=True)
     assert dry.status == "dry-run" and len(_runs(bot_store)) == 1
-    nxt = score_bots(bot_store, run_date=dt.date(2026, 11, 2))
-    assert nxt.newly_flagged == 0 and nxt.no_longer_flagged == 0  # same data, same model
+    nxt = run_nightly(bot_store, run_date=dt.date(2026, 11, 2))
+    assert bots_run(nxt).newly_flagged == 0 and bots_run(nxt).no_longer_flagged == 0  # same data, same model
     assert len(_runs(bot_store)) == 2 and _score_rows(bot_store) == 1320
 
 
 def test_scores_separate_injected_bots(bot_store: GraphStore) -> None:
-    score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    run_nightly(bot_store, run_date=dt.date(2026, 11, 1))
     with bot_store.read() as conn:
         rows = conn.execute(text("SELECT u.external_id, s.score FROM scores s JOIN users u ON u.id = s.user_id")).all()
     score = {int(e): s for e, s in rows}
@@ -146,9 +155,9 @@ def test_scores_separate_injected_bots(bot_store: GraphStore) -> None:
 
 
 def test_lock_blocks_a_second_job_and_stale_locks_are_taken_over(bot_store: GraphStore) -> None:
-    holder = JobLock(bot_store, "score-bots").acquire()
+    holder = JobLease(bot_store, "score-bots").acquire()
     with pytest.raises(JobLockedError):
-        score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+        run_nightly(bot_store, run_date=dt.date(2026, 11, 1))
     assert _runs(bot_store) == []
     holder.release()
     # a lock left by a killed process on this host (dead pid) is taken over at once
@@ -156,7 +165,7 @@ def test_lock_blocks_a_second_job_and_stale_locks_are_taken_over(bot_store: Grap
     with bot_store.write() as conn:
         conn.execute(text("INSERT INTO job_locks (name, owner, acquired_at, expires_at) VALUES ('score-bots', :o, :a, :e)"),
                      {"o": f"{socket.gethostname()}:{dead}:x", "a": dt.datetime(2026, 1, 1), "e": dt.datetime(2099, 1, 1)})
-    assert score_bots(bot_store, run_date=dt.date(2026, 11, 1)).status == "complete"
+    assert run_nightly(bot_store, run_date=dt.date(2026, 11, 1)).status == "complete"
     with bot_store.read() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM job_locks")).scalar_one() == 0
 
@@ -164,31 +173,31 @@ def test_lock_blocks_a_second_job_and_stale_locks_are_taken_over(bot_store: Grap
 def test_failure_during_write_leaves_previous_run(bot_store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
     from graphrec.store import scores as score_store
 
-    score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    run_nightly(bot_store, run_date=dt.date(2026, 11, 1))
     real = score_store._insert_scores
 
-    def half_then_fail(conn, run_id, user_ids, scores, flagged):  # noqa: ANN001
+    def half_then_fail(conn, run_id, user_ids, scores, flagged):
         real(conn, run_id, user_ids[:300], scores[:300], flagged[:300])
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(score_store, "_insert_scores", half_then_fail)
     with pytest.raises(RuntimeError):
-        score_bots(bot_store, run_date=dt.date(2026, 11, 2))
+        run_nightly(bot_store, run_date=dt.date(2026, 11, 2))
     assert [(r[1], r[2]) for r in _runs(bot_store)] == [(dt.date(2026, 11, 1), "complete")] or len(_runs(bot_store)) == 1
     assert _score_rows(bot_store) == 660
     monkeypatch.undo()
-    assert score_bots(bot_store, run_date=dt.date(2026, 11, 2)).status == "complete"
+    assert run_nightly(bot_store, run_date=dt.date(2026, 11, 2)).status == "complete"
 
 
 def test_feature_change_requires_retrain(bot_store: GraphStore) -> None:
     bot_store.add_user("new-user", features={"extra_column": 1.0})
     with pytest.raises(StoreStateError, match="retrain"):
-        score_bots(bot_store, run_date=dt.date(2026, 11, 1))
-    assert score_bots(bot_store, run_date=dt.date(2026, 11, 1), retrain=True, train_config=TINY).users_scored == 661
+        run_nightly(bot_store, run_date=dt.date(2026, 11, 1))
+    assert bots_run(run_nightly(bot_store, run_date=dt.date(2026, 11, 1), retrain=True, configs={"bots": TINY})).users_scored == 661
 
 
 def test_recommender_drops_flagged_bots(bot_store: GraphStore) -> None:
-    score_bots(bot_store, run_date=dt.date(2026, 11, 1))
+    run_nightly(bot_store, run_date=dt.date(2026, 11, 1))
     with bot_store.read() as conn:
         flagged = {r[0] for r in conn.execute(text("SELECT u.external_id FROM scores s JOIN users u ON u.id = s.user_id WHERE s.flagged = :t"), {"t": True})}
     assert flagged
@@ -240,11 +249,9 @@ def test_cli_eval_and_train_bots(sqlite_url: str, tmp_path: Path) -> None:
 
 
 def test_train_without_labels_is_a_clear_error(store: GraphStore) -> None:
-    from graphrec.tasks.bots.model import train_from_store
-
     store.add_user("a")
     with pytest.raises(StoreStateError, match="labelled bots"):
-        train_from_store(store, FAST)
+        train_and_register(store, get_task("bots"), FAST)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="uses SIGKILL")
@@ -258,7 +265,7 @@ def test_killed_job_leaves_store_consistent(sqlite_url: str, tmp_path: Path, tra
     store.initialize()
     g = small_graph()
     load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
-    score_bots(store, run_date=dt.date(2026, 11, 1))
+    run_nightly(store, run_date=dt.date(2026, 11, 1))
     env = {**os.environ, "GRAPHREC_DATABASE_URL": sqlite_url, "GRAPHREC_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "score-bots", "--run-date", "2026-11-02"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -268,5 +275,89 @@ def test_killed_job_leaves_store_consistent(sqlite_url: str, tmp_path: Path, tra
     runs = _runs(store)
     assert all(r[2] == "complete" for r in runs)
     assert _score_rows(store) == 660 * len(runs)
-    assert score_bots(store, run_date=dt.date(2026, 11, 2)).status in {"complete", "skipped"}
+    assert run_nightly(store, run_date=dt.date(2026, 11, 2)).status in {"complete", "skipped"}
     assert _score_rows(store) == 1320
+
+
+def test_score_bots_summary_keeps_its_shape(bot_store: GraphStore, database_url: str) -> None:
+    """`graphrec score-bots` prints what it always printed; `graphrec score` reports every task."""
+    home = bot_store.settings.home
+    r = _cli(database_url, home, "score-bots", "--run-date", "2026-11-04", "--format", "json")
+    assert r.exit_code == 0, r.output
+    legacy = json.loads(r.output.strip().splitlines()[-1])
+    assert list(legacy) == ["status", "run_date", "run_id", "model_version", "users_scored", "flagged", "newly_flagged",
+                            "no_longer_flagged", "threshold", "anomalies", "seconds"]
+    assert legacy["anomalies"] is None and {"store_read", "model_score", "store_write", "total"} <= set(legacy["seconds"])
+    r = _cli(database_url, home, "score", "--run-date", "2026-11-04", "--task", "bots", "--format", "json")
+    assert r.exit_code == 0, r.output
+    new = json.loads(r.output.strip().splitlines()[-1])
+    assert new["status"] == "skipped" and list(new["tasks"]) == ["bots"]
+    assert new["tasks"]["bots"]["run_id"] == legacy["run_id"] and new["tasks"]["bots"]["model_version"] == legacy["model_version"]
+    r = _cli(database_url, home, "score", "--task", "nope")
+    assert r.exit_code == 2 and "unknown scoring task" in r.output
+    r = _cli(database_url, home, "scores", "export", "--kind", "nope", "--output", str(home / "x.csv"))
+    assert r.exit_code == 2 and "unknown scoring kind" in r.output
+
+
+def test_job_without_any_scoring_model_is_not_ready(store: GraphStore, database_url: str) -> None:
+    store.add_user("a")
+    with pytest.raises(StoreStateError, match="no trained scoring model"):
+        run_nightly(store, run_date=dt.date(2026, 11, 1))
+    r = _cli(database_url, store.settings.home, "score-bots")
+    assert r.exit_code == 4
+
+
+def test_job_runs_the_anomaly_model_without_a_bot_model(store: GraphStore, database_url: str) -> None:
+    """Only an anomaly model trained: the nightly job scores anomalies (it used to exit 4)."""
+    from graphrec.tasks.anomaly.config import AnomalyConfig
+
+    g = small_graph()
+    load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
+    train_and_register(store, get_task("anomaly"), AnomalyConfig(seed=0, epochs=30, threads=1))
+    result = run_nightly(store, run_date=dt.date(2026, 11, 1))
+    assert result.status == "complete" and list(result.runs) == ["anomaly"]
+    assert result.runs["anomaly"].users_scored == 660 and result.runs["anomaly"].run_id is not None
+    legacy = result.as_score_bots_dict()
+    assert legacy["run_id"] is None and legacy["anomalies"]["users_scored"] == 660
+    assert legacy["anomalies"]["run_id"] == result.runs["anomaly"].run_id
+    with store.read() as conn:
+        kinds = [r[0] for r in conn.execute(text("SELECT kind FROM scoring_runs WHERE status = 'complete'"))]
+    assert kinds == ["anomaly"]
+    r = _cli(database_url, store.settings.home, "anomalies", "--top", "3", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.output)["source"].startswith("run ")
+    out = store.settings.home / "anomaly.csv"
+    r = _cli(database_url, store.settings.home, "scores", "export", "--kind", "anomaly", "--output", str(out))
+    assert r.exit_code == 0, r.output
+    assert len(out.read_text().splitlines()) == 661
+    r = _cli(database_url, store.settings.home, "bots")
+    assert r.exit_code == 4 and "graphrec score" in r.output
+
+
+def test_bot_artifact_is_validated_on_load(trained_home: Path, tmp_path: Path) -> None:
+    from graphrec import artifacts
+    from graphrec.tasks.bots.model import BotModel
+
+    model = BotModel.load(trained_home)
+    assert model.positive_label == "bot" and len(model.fold_states) == 3 and 0.0 <= model.threshold <= 1.0
+    assert model.input_names[: len(model.feature_names)] == model.feature_names
+
+    def broken(change) -> Path:
+        home = tmp_path / f"home{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(trained_home, home)
+        folder = home / "models" / "bot" / str(model.version)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        change(manifest)
+        artifacts.write_manifest(folder, manifest)
+        return home
+
+    cases = [
+        lambda m: m.update(folds=2),  # fewer folds than the arrays hold
+        lambda m: m.update(folds=4),  # more folds than the arrays hold
+        lambda m: m.update(threshold=1.5),
+        lambda m: m.update(threshold=float("nan")),
+        lambda m: m["params"].update(hidden=32),  # arrays are shaped for 64
+        lambda m: m.update(feature_names=m["feature_names"][:-1]),  # scaler width no longer matches
+    ]
+    for change in cases:
+        with pytest.raises(artifacts.ArtifactError):
+            BotModel.load(broken(change))

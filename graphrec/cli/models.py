@@ -45,13 +45,15 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt
 def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, augment: str | None,
                include_synthetic: bool, fmt: str) -> None:
     """Train the bot detector (GNN node classification) from the labels in the store."""
-    from graphrec.tasks.bots.model import train_from_store
-    from graphrec.tasks.bots.train import BotTrainConfig
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.bots.config import BotConfig
+    from graphrec.tasks.registry import get_task
 
-    cfg = BotTrainConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision)
-    art = train_from_store(open_store(ctx), cfg, positive_label=positive_label, augment=augment, include_synthetic=include_synthetic)
-    m = art.manifest
-    emit({"model": "bot", "version": art.version, "path": str(art.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
+    cfg = BotConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision, positive_label=positive_label,
+                    augment=augment, include_synthetic=include_synthetic)
+    reg = train_and_register(open_store(ctx), get_task("bots"), cfg)
+    m = reg.manifest
+    emit({"model": "bot", "version": reg.version, "path": str(reg.artifact.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
            "threshold_rule": m["threshold_rule"], "out_of_fold": m["metrics"]["out_of_fold"], "augment": m["metrics"].get("augment"),
            "data_revision": m["data"]["revision"]}, fmt)
 
@@ -147,18 +149,10 @@ def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users
 def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, include_synthetic: bool, fmt: str) -> None:
     """Stratified split of the labelled users; the model beside a feature-only classifier, label
     propagation and personalized PageRank, trained on the same labels in the same run."""
-    from graphrec.errors import StoreStateError
-    from graphrec.tasks.bots.evaluate import evaluate_bots, stratified_split
-    from graphrec.tasks.bots.model import snapshot_labels
-    from graphrec.tasks.bots.train import BotTrainConfig
+    from graphrec.tasks.bots.evaluate import evaluate_from_store
 
-    snap = open_store(ctx).snapshot(include_synthetic=include_synthetic)
-    labels = snapshot_labels(snap, positive_label)
-    if min(int(labels.is_bot.sum()), int((~labels.is_bot).sum())) < 4:
-        raise StoreStateError(f"eval bots needs at least 4 labelled bots and 4 labelled non-bots, the store has {int(labels.is_bot.sum())} and {int((~labels.is_bot).sum())}")
-    tr, te = stratified_split(labels.nodes, labels.is_bot, test_fraction, seed)
-    report = evaluate_bots(snap.indptr, snap.indices, snap.features, snap.feature_names, labels.nodes[tr], labels.is_bot[tr],
-                           labels.nodes[te], labels.is_bot[te], BotTrainConfig(seed=seed, folds=folds, epochs=epochs))
+    report = evaluate_from_store(open_store(ctx), seed=seed, test_fraction=test_fraction, folds=folds, epochs=epochs,
+                                 positive_label=positive_label, include_synthetic=include_synthetic)
     data = {"seed": seed, **report.as_dict()}
 
     def table(d: dict[str, Any]) -> str:

@@ -40,36 +40,15 @@ def index_sync(ctx: click.Context, fmt: str) -> None:
     emit(sync_index(open_store(ctx)), fmt)
 
 
-def _latest_run(conn: Any, kind: str) -> Any:
-    from graphrec.errors import StoreStateError
-    from graphrec.store import scores as score_store
-
-    run = score_store.latest_complete(conn, kind)
-    if run is None:
-        hint = "graphrec score-bots" if kind == "bot" else "the nightly scoring job"
-        raise StoreStateError(f"no complete {kind} scoring run in the store: run `{hint}` first")
-    return run
-
-
 @cli.command("bots")
 @click.option("--top", "top", default=20, show_default=True, type=click.IntRange(1), help="How many users to list.")
 @FORMAT
 @click.pass_context
 def bots_cmd(ctx: click.Context, top: int, fmt: str) -> None:
     """The most likely bots of the latest complete scoring run, with the signals behind each."""
-    import json as _json
+    from graphrec.serving.scores import top_bots
 
-    from graphrec.store import scores as score_store
-
-    store = open_store(ctx)
-    with store.read() as conn:
-        run = _latest_run(conn, "bot")
-        rows = score_store.top_scores(conn, run.id, top)
-    items = []
-    for ext, score, flagged, details in rows:
-        details = _json.loads(details) if isinstance(details, str) else details
-        items.append({"user": ext, "score": round(score, 6), "flagged": flagged, "signals": details or {}})
-    data = {"run_id": run.id, "run_date": run.run_date.isoformat(), "threshold": run.threshold, "bots": items}
+    data = top_bots(open_store(ctx), top=top).as_dict()
 
     def table(d: dict[str, Any]) -> str:
         lines = [f"run {d['run_id']} of {d['run_date']}, threshold {d['threshold']:.3f}",
@@ -94,28 +73,9 @@ def anomalies_cmd(ctx: click.Context, top: int, live: bool, threads: int, fmt: s
 
     Reads the latest complete anomaly run of the nightly job; with --live, or when no run exists
     yet, scores the current graph with the served model (nothing is written)."""
-    import json as _json
+    from graphrec.serving.scores import top_anomalies
 
-    from graphrec import artifacts
-    from graphrec.store import scores as score_store
-    from graphrec.tasks.anomaly import model as anomaly_model
-
-    store = open_store(ctx)
-    with store.read() as conn:
-        run = None if live else score_store.latest_complete(conn, anomaly_model.KIND)
-        rows = score_store.top_scores(conn, run.id, top) if run is not None else []
-    if run is not None:
-        items = [{"user": ext, "score": round(score, 6), "flagged": flagged,
-                  **((_json.loads(d) if isinstance(d, str) else d) or {})} for ext, score, flagged, d in rows]
-        data: dict[str, Any] = {"source": f"run {run.id} of {run.run_date.isoformat()}", "threshold": run.threshold, "anomalies": items}
-    else:
-        if artifacts.latest_version(store.settings.home, anomaly_model.KIND) is None:
-            from graphrec.errors import StoreStateError
-
-            raise StoreStateError("no anomaly model and no anomaly scoring run: run `graphrec train anomaly` first")
-        det, art = anomaly_model.load_model(store.settings.home)
-        items = anomaly_model.top_anomalies(store, top=top, threads=threads)
-        data = {"source": f"live, model {art.version}", "threshold": det.threshold_, "anomalies": items}
+    data = top_anomalies(open_store(ctx), top=top, live=live, threads=threads).as_dict()
 
     def table(d: dict[str, Any]) -> str:
         lines = [f"{d['source']}, threshold {d['threshold']:.4f}", f"{'user':>12s} {'score':>7s} {'flag':>4s} {'driver':>10s}  why"]
@@ -141,22 +101,9 @@ def scores() -> None:
 @click.pass_context
 def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None:
     """Write ``id,score,is_synthetic`` for every user of the latest complete run of KIND (atomically)."""
-    import csv
+    from graphrec.serving.scores import export_scores
 
-    from graphrec.fileio import atomic_output
-    from graphrec.store import scores as score_store
-
-    store = open_store(ctx)
-    count = 0
-    with store.read() as conn:
-        run = _latest_run(conn, kind)
-        with atomic_output(output) as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["id", "score", "is_synthetic"])
-            for batch in score_store.iter_scores(conn, run.id):
-                writer.writerows((ext, repr(score), "true" if synth else "false") for ext, score, synth in batch)
-                count += len(batch)
-    emit({"exported": f"{kind} scores", "run_id": run.id, "run_date": run.run_date.isoformat(), "rows": count, "output": str(output)}, fmt)
+    emit(export_scores(open_store(ctx), kind, output).as_dict(), fmt)
 
 
 @cli.command()

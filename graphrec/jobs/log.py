@@ -22,7 +22,7 @@ class JobLog:
 
     def event(self, event: str, level: str = "info", **fields: Any) -> None:
         stream = self.stream or sys.stderr
-        ts = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         if self.fmt == "json":
             stream.write(json.dumps({"ts": ts, "level": level, "job": self.job, "event": event, **fields}, default=str) + "\n")
         else:

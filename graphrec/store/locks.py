@@ -1,10 +1,11 @@
 """Named job locks in the store, so two batch jobs (cron, Airflow retries) never run at once.
 
-A lock is a row of ``job_locks``: ``owner`` (``host:pid:token``) and ``expires_at``. Taking it is one
+A lock is a row of ``job_locks`` (the ORM row is :class:`graphrec.store.schema.JobLock`): ``owner``
+(``host:pid:token``) and ``expires_at``. A job holds it as a :class:`JobLease`. Taking it is one
 short write transaction; it is free when no row exists, when the row has expired, or when its
 owner is a process on this host that no longer exists (a job killed with SIGKILL leaves its row
 behind, and the rerun takes the lock over at once). A running job extends ``expires_at``
-(:meth:`JobLock.heartbeat`) and its final write checks, in the same transaction, that it still
+(:meth:`JobLease.heartbeat`) and its final write checks, in the same transaction, that it still
 owns the lock (:func:`assert_owner`), so a job whose lock was taken over cannot write.
 """
 
@@ -14,7 +15,7 @@ import datetime as dt
 import os
 import socket
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
@@ -22,9 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from graphrec.errors import JobLockedError
 from graphrec.store.bulk import naive_utc
 
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.store import GraphStore
+
 
 def _now() -> dt.datetime:
-    return naive_utc(dt.datetime.now(dt.timezone.utc))
+    return naive_utc(dt.datetime.now(dt.UTC))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -47,15 +51,17 @@ def _is_stale(owner: str, expires_at: Any, now: dt.datetime) -> bool:
     return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
 
 
-class JobLock:
-    """A held lock; use as a context manager or call :meth:`release`."""
+class JobLease:
+    """This process's hold on the job lock ``name`` (for ``ttl`` seconds unless extended by
+    :meth:`heartbeat`): :meth:`acquire` it, or use it as a context manager; :meth:`release` it."""
 
-    def __init__(self, store: Any, name: str, *, ttl: float = 900.0) -> None:
+    def __init__(self, store: "GraphStore", name: str, *, ttl: float = 900.0) -> None:
         self.store, self.name, self.ttl = store, name, ttl
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held = False
 
-    def acquire(self) -> "JobLock":
+    def acquire(self) -> "JobLease":
+        """Take the lock; :class:`~graphrec.errors.JobLockedError` when a live job holds it."""
         now = _now()
         expires = now + dt.timedelta(seconds=self.ttl)
         try:
@@ -82,12 +88,13 @@ class JobLock:
                          {"e": _now() + dt.timedelta(seconds=self.ttl), "n": self.name, "o": self.owner})
 
     def release(self) -> None:
+        """Give the lock up (only if this lease still owns it)."""
         if self.held:
             with self.store.write() as conn:
                 conn.execute(text("DELETE FROM job_locks WHERE name = :n AND owner = :o"), {"n": self.name, "o": self.owner})
             self.held = False
 
-    def __enter__(self) -> "JobLock":
+    def __enter__(self) -> "JobLease":
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:

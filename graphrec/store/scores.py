@@ -10,12 +10,12 @@ journal and PostgreSQL's transaction roll back), and a rerun starts from scratch
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, insert, text
 
 from graphrec.store.bulk import driver_connection, naive_utc, pg_binary_payload, pg_copy
 from graphrec.store.schema import ScoringRun
@@ -41,7 +41,7 @@ class RunInfo:
 _RUN_COLUMNS = "id, kind, run_date, status, threshold, n_scored, n_flagged, summary, finished_at"
 
 
-def _run(row: Any) -> RunInfo:
+def _run(row: Sequence[Any]) -> RunInfo:
     import json
 
     summary = row[7]
@@ -61,11 +61,13 @@ def latest_complete(conn: Connection, kind: str) -> RunInfo | None:
 
 
 def run_for_date(conn: Connection, kind: str, run_date: dt.date) -> RunInfo | None:
+    """The run of ``kind`` for ``run_date`` (complete or not), or None."""
     row = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM scoring_runs WHERE kind = :k AND run_date = :d"), {"k": kind, "d": run_date}).first()
     return None if row is None else _run(row)
 
 
 def flagged_user_ids(conn: Connection, run_id: int) -> np.ndarray:
+    """Internal ids of the users a run flagged."""
     rows = conn.execute(text("SELECT user_id FROM scores WHERE run_id = :r AND flagged = :t"), {"r": run_id, "t": True}).all()
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
@@ -102,13 +104,13 @@ def write_run(
         if existing.status == "complete" and not replace:
             raise ValueError(f"a complete {kind} scoring run for {run_date} exists (run {existing.id})")
         _delete_run(conn, existing.id)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     run_id = int(
         conn.execute(
-            ScoringRun.__table__.insert()
+            insert(ScoringRun)
             .values(kind=kind, run_date=run_date, model_run_id=model_run_id, status="running", threshold=threshold,
                     n_scored=int(user_ids.size), n_flagged=int(flagged.sum()), summary=summary, started_at=started_at)
-            .returning(ScoringRun.__table__.c.id)
+            .returning(ScoringRun.id)
         ).scalar_one()
     )
     _insert_scores(conn, run_id, np.asarray(user_ids, dtype=np.int64), np.asarray(scores, dtype=np.float64), np.asarray(flagged, dtype=bool))
@@ -148,14 +150,17 @@ def _insert_scores(conn: Connection, run_id: int, user_ids: np.ndarray, scores: 
         cur.executemany("INSERT INTO scores (run_id, user_id, score, flagged) VALUES (?, ?, ?, ?)", zip([run_id] * len(u), u, s, f))
 
 
-def top_scores(conn: Connection, run_id: int, limit: int) -> list[tuple[str, float, bool, Any]]:
-    """(external id, score, flagged, details) of the ``limit`` highest scores of a run."""
+def top_scores(conn: Connection, run_id: int, limit: int) -> list[tuple[str, float, bool, dict[str, Any] | None]]:
+    """(external id, score, flagged, details) of the ``limit`` highest scores of a run; details
+    decoded from JSON (None for users the run did not explain)."""
+    import json
+
     rows = conn.execute(
         text("SELECT u.external_id, s.score, s.flagged, s.details FROM scores s JOIN users u ON u.id = s.user_id "
              "WHERE s.run_id = :r ORDER BY s.score DESC, u.external_id LIMIT :n"),
         {"r": run_id, "n": limit},
     ).all()
-    return [(r[0], float(r[1]), bool(r[2]), r[3]) for r in rows]
+    return [(r[0], float(r[1]), bool(r[2]), json.loads(r[3]) if isinstance(r[3], str) else r[3]) for r in rows]
 
 
 def iter_scores(conn: Connection, run_id: int, batch: int = 100_000) -> Iterator[list[tuple[str, float, bool]]]:

@@ -1,21 +1,49 @@
 """Evaluating the bot detector beside baselines measured in the same run on the same split.
 
+Protocol (:func:`evaluate_from_store`, ``graphrec eval bots``): the labelled users are split
+stratified into a training and a test part (:func:`graphrec.core.splits.stratified_split`); the
+model and every baseline learn from the training labels only and are scored on the test users.
+
 Baselines:
 
 * ``features only``: class-balanced logistic regression on the standardised profile features;
 * ``label propagation``: Zhou et al. 2004 from the labelled bots versus the labelled humans;
 * ``personalized PageRank``: degree-normalised PPR from the labelled bots minus from the humans.
+
+The model is judged at its own out-of-fold threshold; the threshold-free baselines at the score
+that flags as many test users as there are test bots.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphrec.tasks.bots.signals import label_propagation_scores, personalized_pagerank_scores
-from graphrec.tasks.bots.train import BotTrainConfig, classification_metrics, train_bot_detector
+from graphrec.tasks.bots.config import BotConfig
+from graphrec.tasks.bots.model import fit_scaler, graph_labels
+from graphrec.tasks.bots.signals import (
+    label_propagation_scores,
+    personalized_pagerank_scores,
+)
+from graphrec.tasks.bots.train import (
+    MIN_LABELS_PER_CLASS,
+    classification_metrics,
+    train_bot_detector,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.graph import Graph
+    from graphrec.store.store import GraphStore
+
+log = logging.getLogger(__name__)
+
+#: Labels of each class the evaluation needs: the training part must hold what training needs
+#: (:data:`~graphrec.tasks.bots.train.MIN_LABELS_PER_CLASS`) and the test part as many again.
+MIN_EVAL_LABELS_PER_CLASS = 2 * MIN_LABELS_PER_CLASS
 
 
 @dataclass
@@ -41,44 +69,28 @@ def feature_only_scores(features: np.ndarray, train: np.ndarray, y_train: np.nda
     x = np.asarray(features, dtype=np.float32)
     if x.shape[1] == 0:
         return np.zeros(x.shape[0])
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    std[std < 1e-6] = 1.0
-    x = (x - mean) / std
+    x = fit_scaler(x).transform(x)
     clf = LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1, random_state=seed)
     clf.fit(x[train], y_train.astype(int))
     return clf.decision_function(x)
 
 
-def stratified_split(labelled: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions into ``labelled`` for (train, test), classes split in proportion."""
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for cls in (True, False):
-        idx = np.flatnonzero(y == cls)
-        rng.shuffle(idx)
-        k = max(1, int(round(test_fraction * idx.size))) if idx.size > 1 else 0
-        test.append(idx[:k])
-        train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
-def evaluate_bots(indptr: np.ndarray, indices: np.ndarray, features: np.ndarray, feature_names: list[str],
-                  train_nodes: np.ndarray, train_y: np.ndarray, test_nodes: np.ndarray, test_y: np.ndarray,
-                  config: BotTrainConfig, *, baselines: bool = True) -> BotEvalReport:
-    """Train on ``train_nodes`` and score ``test_nodes`` with the model and the baselines."""
-    import time
-
+def evaluate_bots(graph: "Graph", train_nodes: np.ndarray, train_y: np.ndarray, test_nodes: np.ndarray, test_y: np.ndarray,
+                  config: BotConfig, *, baselines: bool = True) -> BotEvalReport:
+    """Train on ``train_nodes`` (classes ``train_y``) and score ``test_nodes`` (``test_y``) with
+    the model and, with ``baselines``, the baselines of the module docs."""
+    indptr, indices = graph.indptr, graph.indices
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    model = train_bot_detector(indptr, indices, features, feature_names, train_nodes, train_y, config)
+    model = train_bot_detector(graph, train_nodes, train_y, config)
     bots, humans = train_nodes[train_y], train_nodes[~train_y]
-    prob = model.predict_proba(indptr, indices, features, bots, humans)
+    prob = model.predict_proba(graph, bots, humans)
     seconds["model"] = time.perf_counter() - t
     metrics = {"model": classification_metrics(test_y, prob[test_nodes], model.threshold)}
     if baselines:
         k = int(test_y.sum())
         for name, fn in (
-            ("features only", lambda: feature_only_scores(features, train_nodes, train_y, config.seed)),
+            ("features only", lambda: feature_only_scores(graph.features, train_nodes, train_y, config.seed)),
             ("label propagation", lambda: label_propagation_scores(indptr, indices, bots, humans)),
             ("personalized pagerank", lambda: personalized_pagerank_scores(indptr, indices, bots, humans)),
         ):
@@ -89,3 +101,32 @@ def evaluate_bots(indptr: np.ndarray, indices: np.ndarray, features: np.ndarray,
             thr = np.sort(s)[-k] if 0 < k <= s.size else np.inf
             metrics[name] = classification_metrics(test_y, s, thr, k=k)
     return BotEvalReport(metrics, int(train_nodes.size), int(test_nodes.size), int(test_y.sum()), seconds, model.threshold)
+
+
+def evaluate_from_store(store: "GraphStore", *, seed: int = 0, test_fraction: float = 0.3, folds: int = 5, epochs: int = 100,
+                        positive_label: str = "bot", include_synthetic: bool = False) -> BotEvalReport:
+    """``graphrec eval bots``: split the store's labelled users (``positive_label`` marks a bot;
+    synthetic users left out of the graph unless ``include_synthetic``) stratified, with
+    ``test_fraction`` of them held out, and evaluate the model (``folds``, ``epochs``, ``seed``)
+    beside the baselines on the held-out users.
+
+    Raises :class:`~graphrec.errors.StoreStateError` when there are fewer than
+    :data:`MIN_EVAL_LABELS_PER_CLASS` labels of a class, or when the split at ``test_fraction``
+    leaves the training part unable to train or the test part without a class."""
+    from graphrec.core.graph import Graph
+    from graphrec.core.splits import stratified_split
+    from graphrec.errors import StoreStateError
+
+    graph = Graph.from_snapshot(store.snapshot(include_synthetic=include_synthetic), data_version=False)
+    labels = graph_labels(graph, positive_label)
+    n_pos, n_neg = int(labels.is_bot.sum()), int((~labels.is_bot).sum())
+    if min(n_pos, n_neg) < MIN_EVAL_LABELS_PER_CLASS:
+        raise StoreStateError(f"eval bots needs at least {MIN_EVAL_LABELS_PER_CLASS} labelled bots and {MIN_EVAL_LABELS_PER_CLASS} "
+                              f"labelled non-bots, the store has {n_pos} and {n_neg}")
+    tr, te = stratified_split(labels.is_bot, test_fraction, seed)
+    y_tr, y_te = labels.is_bot[tr], labels.is_bot[te]
+    if min(int(y_tr.sum()), int((~y_tr).sum())) < MIN_LABELS_PER_CLASS or y_te.all() or not y_te.any():
+        raise StoreStateError(f"a test fraction of {test_fraction} leaves {int(y_tr.sum())} bots and {int((~y_tr).sum())} non-bots to train on "
+                              f"and {int(y_te.sum())} and {int((~y_te).sum())} to test on: label more users or change the test fraction")
+    log.info("evaluating bots: %d labelled users to train on, %d to test on", tr.size, te.size)
+    return evaluate_bots(graph, labels.nodes[tr], y_tr, labels.nodes[te], y_te, BotConfig(seed=seed, folds=folds, epochs=epochs))

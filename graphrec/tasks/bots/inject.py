@@ -5,7 +5,7 @@ SybilRank (Cao et al., NSDI 2012), SybilBelief (Gong et al., 2014) and SybilSCAR
 among themselves and reach honest users through a limited number of *attack edges*. Detection
 gets harder as attack edges per bot grow, and propagation-only methods collapse there.
 
-:func:`inject_bot_region` builds that setting on any graph:
+:func:`inject_bot_region` builds that setting on any :class:`~graphrec.core.graph.Graph`:
 
 * ``n_bots`` bots, wired among themselves by a Holme-Kim power-law cluster graph (networkx
   ``powerlaw_cluster_graph``) whose mean degree matches the honest graph's, so neither degree nor
@@ -19,40 +19,47 @@ gets harder as attack edges per bot grow, and propagation-only methods collapse 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from graphrec.core.graph import Graph
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.store import GraphStore
+
 
 @dataclass
-class InjectedGraph:
-    """The honest graph plus the bot region. Nodes ``0..n_honest-1`` are honest, the rest bots."""
+class InjectedBots:
+    """An honest graph with a bot region attached, and the truth: nodes ``0..n_honest-1`` of
+    ``graph`` are honest, the rest (``is_bot``) are the injected bots."""
 
-    edges: np.ndarray  # int64[m, 2], u < v
-    features: np.ndarray  # float32[n, d]
+    graph: Graph
     is_bot: np.ndarray  # bool[n]
     n_honest: int
 
     @property
     def num_nodes(self) -> int:
-        return int(self.is_bot.size)
+        return self.graph.num_nodes
 
 
 def inject_bot_region(
-    edges: np.ndarray,
-    features: np.ndarray,
+    graph: Graph,
     *,
     n_bots: int,
     attack_edges: int,
     flip_fraction: float = 0.05,
     triangle_prob: float = 0.5,
     seed: int = 0,
-) -> InjectedGraph:
-    """Attach a bot region to the honest graph ``edges`` over ``features.shape[0]`` nodes."""
+) -> InjectedBots:
+    """Attach a bot region of ``n_bots`` nodes to the honest ``graph`` (its friendships and
+    profiles; bots get the same feature columns)."""
     import networkx as nx
 
     rng = np.random.default_rng(seed)
-    n = int(features.shape[0])
-    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    n = graph.num_nodes
+    features = graph.features
+    edges = graph.edge_array()
     mean_degree = 2.0 * len(edges) / max(n, 1)
     m = int(np.clip(round(mean_degree / 2), 1, max(n_bots - 1, 1)))
     region = nx.powerlaw_cluster_graph(n_bots, m, triangle_prob, seed=int(rng.integers(2**31)))
@@ -74,11 +81,15 @@ def inject_bot_region(
         clones = np.where(mask, donors, clones).astype(np.float32)
     is_bot = np.zeros(n + n_bots, dtype=bool)
     is_bot[n:] = True
-    return InjectedGraph(all_edges, np.concatenate([features.astype(np.float32), clones]), is_bot, n)
+    injected = Graph.from_edges(all_edges, np.concatenate([features.astype(np.float32), clones]), list(graph.feature_names))
+    return InjectedBots(injected, is_bot, n)
 
 
 def sample_labels(is_bot: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Indices of a stratified random ``fraction`` of nodes to label (at least one per class)."""
+    """Indices of a stratified random ``fraction`` of nodes to label (at least one per class).
+
+    This draws which users an experiment pretends to know (the labelled set of the benchmarks and
+    tests), not a train/test split of known labels (that is :mod:`graphrec.core.splits`)."""
     rng = np.random.default_rng(seed)
     out = []
     for cls in (True, False):
@@ -88,10 +99,10 @@ def sample_labels(is_bot: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(out))
 
 
-def honest_graph(n: int, *, mean_degree: int = 10, n_features: int = 16, triangle_prob: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def honest_graph(n: int, *, mean_degree: int = 10, n_features: int = 16, triangle_prob: float = 0.3, seed: int = 0) -> Graph:
     """A small clustered social graph with binary profiles, for tests and demos: a Holme-Kim
     power-law cluster graph and features that depend on a node's community (so profiles carry
-    signal). Returns (edges ``int64[m, 2]`` with u < v, features ``float32[n, n_features]``)."""
+    signal), as a :class:`~graphrec.core.graph.Graph` with feature columns ``f0..``."""
     import networkx as nx
 
     rng = np.random.default_rng(seed)
@@ -100,19 +111,19 @@ def honest_graph(n: int, *, mean_degree: int = 10, n_features: int = 16, triangl
     community = rng.integers(0, 4, size=n)
     base = rng.random((4, n_features)) * 0.4
     features = (rng.random((n, n_features)) < base[community]).astype(np.float32)
-    return edges, features
+    return Graph.from_edges(edges, features, [f"f{j}" for j in range(n_features)])
 
 
-def load_into_store(store: object, graph: InjectedGraph, labelled: np.ndarray) -> None:
-    """Write an injected graph to a store: users ``"0".."n-1"`` with feature columns ``f0..``,
+def load_into_store(store: "GraphStore", injected: InjectedBots, labelled: np.ndarray) -> None:
+    """Write an injected graph to a store: users ``"0".."n-1"`` with the graph's feature columns,
     friendships, and labels ``bot`` / ``human`` (source ``injection``) for ``labelled`` nodes."""
     from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
 
-    n, d = graph.features.shape
-    ids = [str(i) for i in range(n)]
-    store.load_users(UserBatch("injection", ids, [f"f{j}" for j in range(d)], graph.features, [{} for _ in ids], [], None))  # type: ignore[attr-defined]
-    e = graph.edges
-    store.load_edges(EdgeBatch("injection", ids, e[:, 0].copy(), e[:, 1].copy(), int(e.shape[0])), create_users=False)  # type: ignore[attr-defined]
+    graph = injected.graph
+    ids = [str(i) for i in range(graph.num_nodes)]
+    store.load_users(UserBatch("injection", ids, list(graph.feature_names), graph.features, [{} for _ in ids], [], None))
+    e = graph.edge_array()
+    store.load_edges(EdgeBatch("injection", ids, e[:, 0].copy(), e[:, 1].copy(), int(e.shape[0])), create_users=False)
     lab = np.asarray(labelled).tolist()
-    store.load_labels(LabelBatch("injection", [ids[i] for i in lab], ["bot" if graph.is_bot[i] else "human" for i in lab],  # type: ignore[attr-defined]
+    store.load_labels(LabelBatch("injection", [ids[i] for i in lab], ["bot" if injected.is_bot[i] else "human" for i in lab],
                                  ["injection"] * len(lab)))

@@ -1,28 +1,50 @@
-"""Bot models from the store: labels, training, versioned artifacts, scoring and explanations.
+"""The fitted bot detector (:class:`BotModel`): its inputs, artifact, scoring and explanations.
 
 Labels: a user whose current label is ``positive_label`` (default ``bot``) is a bot; a user with
-any other label is a labelled non-bot; unlabelled users are what the model scores. Artifacts are
-saved under ``GRAPHREC_HOME/models/bot/<version>/`` as safetensors arrays plus a JSON manifest
-(nothing is unpickled on load).
+any other label is a labelled non-bot; unlabelled users are what the model scores. The labels
+also feed the model's label-propagation inputs when it scores a graph
+(:mod:`graphrec.tasks.bots.signals`).
+
+A model is saved under ``GRAPHREC_HOME/models/bot/<version>/``: safetensors arrays ``input.mean``,
+``input.std`` (the input standardiser), ``input.projection`` (when the profile was compressed) and
+``fold{i}.<parameter>`` for each cross-fitted :class:`~graphrec.nn.bot_gnn.BotGNN`, plus manifest
+fields ``folds``, ``platt``, ``threshold``, ``threshold_rule``, ``positive_label``, ``input_names``
+and ``training_seconds``; nothing is unpickled on load, and :meth:`BotModel.from_artifact` checks
+the arrays against the manifest. Torch is imported only when a model scores.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from graphrec import artifacts
-from graphrec.tasks.bots.train import BotModel, BotTrainConfig, GraphInputs, graph_inputs, train_bot_detector
-from graphrec.errors import StoreStateError
+from graphrec.core.ops import STRUCTURAL_NAMES, structural_features
+from graphrec.core.scaling import Standardiser
+from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel
+from graphrec.tasks.bots.config import BotConfig
+from graphrec.tasks.bots.signals import LabelPropagator, label_signal_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec import artifacts
+    from graphrec.core.graph import Graph
 
 KIND = "bot"
+
+#: Input columns whose standard deviation is below this are centred and left unscaled.
+MIN_STD = 1e-6
+
+
+def fit_scaler(x: np.ndarray) -> Standardiser:
+    """The bot model's column scaling (also the feature-only baseline's): ``(x - mean) / std``,
+    near-constant columns (std below :data:`MIN_STD`) only centred."""
+    return Standardiser.fit(x, min_std=MIN_STD)
 
 
 @dataclass
 class LabelSet:
-    """Labelled node indices of a snapshot and whether each is a bot."""
+    """Labelled node indices of a graph and whether each is a bot."""
 
     nodes: np.ndarray
     is_bot: np.ndarray
@@ -36,130 +58,252 @@ class LabelSet:
         return self.nodes[~self.is_bot]
 
 
-def snapshot_labels(snap: Any, positive_label: str = "bot") -> LabelSet:
-    """The snapshot's labelled users as a :class:`LabelSet`."""
-    labels = snap.labels
+def graph_labels(graph: "Graph", positive_label: str = "bot", *, include_synthetic: bool = True) -> LabelSet:
+    """The labelled users of ``graph`` (``graph.labels``; none when it has no labels) as a
+    :class:`LabelSet`: ``positive_label`` marks a bot. Synthetic users' labels are left out
+    unless ``include_synthetic``."""
+    if graph.labels is None:
+        empty = np.empty(0, dtype=np.int64)
+        return LabelSet(empty, np.empty(0, dtype=bool))
+    labels = graph.labels
     nodes = np.flatnonzero(np.array([lab is not None for lab in labels.tolist()], dtype=bool))
+    if not include_synthetic and graph.is_synthetic is not None:
+        nodes = nodes[~np.asarray(graph.is_synthetic, dtype=bool)[nodes]]
     return LabelSet(nodes, np.array([labels[i] == positive_label for i in nodes.tolist()], dtype=bool))
 
 
-def train_from_store(store: Any, config: BotTrainConfig, *, positive_label: str = "bot", snap: Any = None, augment: str | None = None,
-                     include_synthetic: bool = False) -> artifacts.Artifact:
-    """Train on every labelled real user of the store and save (and serve) a new bot model.
+@dataclass
+class GraphInputs:
+    """The label-independent part of the node inputs, and the propagator for the rest."""
 
-    Labels of synthetic users are ignored unless ``include_synthetic``. ``augment`` (``vae`` or
-    ``gan``) adds synthetic examples of the scarce class for training only
-    (:mod:`graphrec.tasks.bots.augment`)."""
-    from graphrec.store.schema import utcnow
+    base: np.ndarray  # float32[n, d' + 3], standardised
+    scaler: Standardiser
+    projection: np.ndarray | None  # float32[d, d'] when the profile was compressed
+    propagator: LabelPropagator
 
-    started = utcnow()
-    snap = snap if snap is not None else store.snapshot()
-    labels = snapshot_labels(snap, positive_label)
-    if not include_synthetic:
-        real = ~snap.is_synthetic[labels.nodes]
-        labels = LabelSet(labels.nodes[real], labels.is_bot[real])
-    graph = (snap.indptr, snap.indices, snap.features)
-    n_real = None
-    added = 0
-    try:
-        if augment is not None:
-            from graphrec.tasks.bots.augment import augment_training_graph
-
-            aug = augment_training_graph(*graph, labels.nodes, labels.is_bot, kind=augment, seed=config.seed, threads=config.threads)
-            graph, labels, n_real, added = (aug.indptr, aug.indices, aug.features), LabelSet(aug.labelled, aug.is_bot), aug.n_real, aug.added
-        model = train_bot_detector(*graph, snap.feature_names, labels.nodes, labels.is_bot, config, n_real=n_real)
-    except ValueError as exc:
-        raise StoreStateError(f"cannot train {KIND}: {exc} (import labels with `graphrec import labels`)") from None
-    model.metrics["augment"] = {"model": augment, "synthetic_examples": added}
-    data = {"revision": snap.revision, "fingerprint": snap.fingerprint(), "users": snap.num_nodes, "friendships": snap.num_edges}
-    art = save_model(store.settings.home, model, data=data, positive_label=positive_label)
-    store.record_model_run(KIND, art.version, seed=config.seed, params={**asdict(config), "augment": augment}, metrics=model.metrics,
-                           data_revision=snap.revision, data_fingerprint=data["fingerprint"], artifact_path=str(art.path), started_at=started)
-    artifacts.set_latest(store.settings.home, KIND, art.version)
-    return art
+    def with_labels(self, bots: np.ndarray, humans: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.base, self.propagator(bots, humans)], axis=1)
 
 
-def save_model(home: Any, model: BotModel, *, data: dict[str, Any], positive_label: str) -> artifacts.Artifact:
-    arrays: dict[str, np.ndarray] = {"input.mean": model.mean, "input.std": model.std}
-    if model.projection is not None:
-        arrays["input.projection"] = model.projection
-    for i, state in enumerate(model.fold_states):
-        arrays.update({f"fold{i}.{k}": v for k, v in state.items()})
-    manifest = {
-        "data": data,
-        "params": asdict(model.config),
-        "seed": model.config.seed,
-        "positive_label": positive_label,
-        "feature_names": model.feature_names,
-        "input_names": model.input_names,
-        "folds": len(model.fold_states),
-        "platt": list(model.platt),
-        "threshold": model.threshold,
-        "threshold_rule": model.threshold_rule,
-        "metrics": model.metrics,
-        "training_seconds": round(model.seconds, 2),
-    }
-    return artifacts.save(home, KIND, arrays, manifest, make_latest=False)
+def graph_inputs(graph: "Graph", *, hops: int, clustering_pairs: int, seed: int, max_profile_dim: int = 64,
+                 scaler: Standardiser | None = None, projection: np.ndarray | None = None, fitted: bool = False) -> GraphInputs:
+    """Standardised profile + structural inputs of every node of ``graph``. With ``fitted`` the
+    given ``scaler`` and ``projection`` (a trained model's) are reused; otherwise they are fitted
+    here.
+
+    Profiles wider than ``max_profile_dim`` columns (e.g. thousands of sparse binary attributes)
+    are compressed to that many components by truncated SVD (Halko et al. 2011), which keeps
+    training linear in ``n * max_profile_dim`` whatever the profile width."""
+    profile = graph.features
+    if not fitted and profile.shape[1] > max_profile_dim:
+        from sklearn.utils.extmath import randomized_svd
+
+        _, _, vt = randomized_svd(profile, max_profile_dim, random_state=seed)
+        projection = vt.T.astype(np.float32)
+    if projection is not None:
+        profile = profile @ projection
+    raw = np.concatenate([profile, structural_features(graph.indptr, graph.indices, pairs=clustering_pairs, seed=seed)], axis=1)
+    if scaler is None:
+        scaler = fit_scaler(raw)
+    return GraphInputs(scaler.transform(raw), scaler, projection, LabelPropagator(graph.indptr, graph.indices, hops))
 
 
-def load_model(home: Any, version: str | None = None) -> tuple[BotModel, artifacts.Artifact]:
-    """Load a bot model version (default: the served one)."""
-    art = artifacts.load(home, KIND, version)
-    m = art.manifest
-    try:
-        config = BotTrainConfig(**m["params"])
-        states = [
-            {k.split(".", 1)[1]: v for k, v in art.arrays.items() if k.startswith(f"fold{i}.")} for i in range(int(m["folds"]))
-        ]
-        model = BotModel(config, list(m["feature_names"]), art.arrays["input.mean"], art.arrays["input.std"],
-                         art.arrays.get("input.projection"), states, (float(m["platt"][0]), float(m["platt"][1])),
-                         float(m["threshold"]), str(m["threshold_rule"]), dict(m.get("metrics") or {}))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise artifacts.ArtifactError(f"{KIND} model {art.version} is malformed: {exc}") from None
-    return model, art
+@dataclass(eq=False)
+class BotModel(ScoringModel):
+    """A trained detector: the fold models' weights plus input scaling, calibration and threshold.
 
+    ``threshold`` applies to calibrated probabilities; ``threshold_rule`` says how it was chosen
+    (:func:`graphrec.tasks.bots.train.choose_threshold`)."""
 
-def check_compatible(model: BotModel, snap: Any, version: str) -> None:
-    """The store's feature columns must be the ones the model was trained on."""
-    if list(snap.feature_names) != list(model.feature_names):
-        have, want = len(snap.feature_names), len(model.feature_names)
-        raise StoreStateError(
-            f"bot model {version} was trained on {want} feature columns, the store now has {have} "
-            f"(or in another order): retrain with `graphrec train bots` or `graphrec score-bots --retrain`"
-        )
+    kind: ClassVar[str] = KIND
 
+    config: BotConfig
+    feature_names: list[str]
+    scaler: Standardiser
+    projection: np.ndarray | None
+    fold_states: list[dict[str, np.ndarray]]
+    platt: tuple[float, float]
+    threshold: float
+    threshold_rule: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
 
-def score_snapshot(model: BotModel, snap: Any, labels: LabelSet, *, chunk: int = 200_000, threads: int | None = None) -> tuple[np.ndarray, GraphInputs]:
-    """Calibrated bot probability of every user of ``snap`` (labels used as propagation inputs)."""
-    inputs = graph_inputs(snap.indptr, snap.indices, snap.features, hops=model.config.hops, clustering_pairs=model.config.clustering_pairs,
-                          seed=model.config.seed, mean=model.mean, std=model.std, projection=model.projection, fitted=True)
-    scores = model.raw_scores(snap.indptr, snap.indices, snap.features, labels.bots, labels.humans, chunk=chunk, inputs=inputs, threads=threads)
-    return model.calibrate(scores), inputs
+    @property
+    def positive_label(self) -> str:
+        return self.config.positive_label
 
+    @property
+    def input_names(self) -> list[str]:
+        profile = self.feature_names if self.projection is None else [f"profile_svd{i}" for i in range(self.projection.shape[1])]
+        return [*profile, *STRUCTURAL_NAMES, *label_signal_names(self.config.hops)]
 
-class Explainer:
-    """The signals behind users' scores: friend count, clustering, how many friends are labelled
-    bots / humans, and the user's known label."""
+    # -- inference ---------------------------------------------------------------------------
+    def calibrate(self, logits: np.ndarray) -> np.ndarray:
+        """Platt scaling: ``sigmoid(a * logit + b)``."""
+        a, b = self.platt
+        return (1.0 / (1.0 + np.exp(-(a * logits.astype(np.float64) + b)))).astype(np.float32)
 
-    def __init__(self, inputs: GraphInputs, model: BotModel, labels: LabelSet, snap: Any) -> None:
-        from graphrec.core.ops import STRUCTURAL_NAMES
+    def inputs(self, graph: "Graph") -> GraphInputs:
+        """The label-independent inputs of ``graph`` under this model's scaling and projection."""
+        return graph_inputs(graph, hops=self.config.hops, clustering_pairs=self.config.clustering_pairs, seed=self.config.seed,
+                            scaler=self.scaler, projection=self.projection, fitted=True)
 
-        self.snap, self.inputs, self.model = snap, inputs, model
-        self.is_bot = np.zeros(snap.num_nodes, dtype=bool)
-        self.is_bot[labels.bots] = True
-        self.is_human = np.zeros(snap.num_nodes, dtype=bool)
-        self.is_human[labels.humans] = True
-        self.offset = inputs.base.shape[1] - len(STRUCTURAL_NAMES)
+    def logits(self, graph: "Graph", bots: np.ndarray, humans: np.ndarray, *, chunk: int = 200_000,
+               inputs: GraphInputs | None = None, threads: int | None = None) -> np.ndarray:
+        """Mean fold-model logit of every node, with the given labelled nodes as label inputs
+        (``threads``: torch threads, default the training config's)."""
+        import torch
 
-    def __call__(self, node: int) -> dict[str, Any]:
-        snap, o = self.snap, self.offset
-        start, stop = int(snap.indptr[node]), int(snap.indptr[node + 1])
-        nbrs = snap.indices[start:stop]
-        clustering = float(self.inputs.base[node, o + 1] * self.model.std[o + 1] + self.model.mean[o + 1])
-        return {
-            "friends": stop - start,
-            "clustering": round(clustering, 3),
-            "friends_labelled_bot": int(self.is_bot[nbrs].sum()),
-            "friends_labelled_human": int(self.is_human[nbrs].sum()),
-            "label": snap.labels[node],
+        from graphrec.nn.bot_gnn import layerwise_logits
+
+        torch.set_num_threads(threads or self.config.threads)
+        if inputs is None:
+            inputs = self.inputs(graph)
+        x = inputs.with_labels(bots, humans)
+        total = np.zeros(x.shape[0], dtype=np.float64)
+        for state in self.fold_states:
+            total += layerwise_logits(model_from_state(self.config, x.shape[1], state), x, graph.indptr, graph.indices, chunk=chunk)
+        return (total / len(self.fold_states)).astype(np.float32)
+
+    def raw_scores(self, graph: "Graph", bots: np.ndarray, humans: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """Uncalibrated score of every node: the mean fold logit, after Correct and Smooth when
+        the config asks for it (as a logit again)."""
+        return post_process(self.config, self.logits(graph, bots, humans, **kwargs), graph.indptr, graph.indices, bots, humans)
+
+    def predict_proba(self, graph: "Graph", bots: np.ndarray, humans: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """Calibrated bot probability of every node of ``graph`` given the labelled ``bots`` and
+        ``humans`` (node indices) as label inputs."""
+        return self.calibrate(self.raw_scores(graph, bots, humans, **kwargs))
+
+    def score_graph(self, graph: "Graph", *, threads: int | None = None, max_details: int = 10_000, chunk: int = 200_000) -> ScoreRun:
+        """Calibrated bot probability of every user of ``graph``, with ``graph.labels`` (this
+        model's ``positive_label`` marks a bot) as label inputs; flagged at the model's
+        threshold. The flagged users (at least the top 100, at most ``max_details``) are
+        explained (:meth:`explain`). ``chunk``: rows per inference chunk."""
+        self.check_compatible(graph.feature_names, retrain_hint="graphrec train bots")
+        labels = graph_labels(graph, self.positive_label)
+        inputs = self.inputs(graph)
+        prob = self.calibrate(self.raw_scores(graph, labels.bots, labels.humans, chunk=chunk, inputs=inputs, threads=threads))
+        flagged = prob >= self.threshold
+        order = np.argsort(-prob, kind="stable")
+        detail_nodes = order[: min(max_details, max(int(flagged.sum()), 100))]
+        explained = self.explain(graph, detail_nodes, labels=labels, inputs=inputs)
+        details = {int(i): {"score": round(float(prob[i]), 4), **d} for i, d in zip(detail_nodes.tolist(), explained)}
+        return ScoreRun(prob, flagged, self.threshold, details, summary={"labelled": int(labels.nodes.size)})
+
+    def explain(self, graph: "Graph", nodes: np.ndarray, *, labels: LabelSet | None = None,
+                inputs: GraphInputs | None = None) -> list[dict[str, Any]]:
+        """The signals behind each of ``nodes``' scores: friend count, clustering, how many
+        friends are labelled bots / humans, and the user's known label."""
+        labels = labels if labels is not None else graph_labels(graph, self.positive_label)
+        inputs = inputs if inputs is not None else self.inputs(graph)
+        is_bot = np.zeros(graph.num_nodes, dtype=bool)
+        is_bot[labels.bots] = True
+        is_human = np.zeros(graph.num_nodes, dtype=bool)
+        is_human[labels.humans] = True
+        c = inputs.base.shape[1] - len(STRUCTURAL_NAMES) + 1  # the clustering column
+        out = []
+        for node in np.asarray(nodes, dtype=np.int64).tolist():
+            start, stop = int(graph.indptr[node]), int(graph.indptr[node + 1])
+            nbrs = graph.indices[start:stop]
+            clustering = float(inputs.base[node, c] * self.scaler.std[c] + self.scaler.mean[c])
+            out.append({
+                "friends": stop - start,
+                "clustering": round(clustering, 3),
+                "friends_labelled_bot": int(is_bot[nbrs].sum()),
+                "friends_labelled_human": int(is_human[nbrs].sum()),
+                "label": None if graph.labels is None else graph.labels[node],
+            })
+        return out
+
+    # -- artifact ----------------------------------------------------------------------------
+    def to_artifact(self) -> ArtifactContent:
+        arrays: dict[str, np.ndarray] = {"input.mean": self.scaler.mean, "input.std": self.scaler.std}
+        if self.projection is not None:
+            arrays["input.projection"] = self.projection
+        for i, state in enumerate(self.fold_states):
+            arrays.update({f"fold{i}.{k}": v for k, v in state.items()})
+        manifest = {
+            "positive_label": self.positive_label,
+            "input_names": self.input_names,
+            "folds": len(self.fold_states),
+            "platt": list(self.platt),
+            "threshold": self.threshold,
+            "threshold_rule": self.threshold_rule,
+            "training_seconds": round(self.seconds, 2),
         }
+        return ArtifactContent(arrays, manifest)
+
+    @classmethod
+    def from_artifact(cls, art: "artifacts.Artifact") -> "BotModel":
+        """Rebuild a saved model, checking that the arrays are the ones the manifest describes:
+        ``folds`` fold models with the same parameters, shaped for the config's layers and the
+        input width, a finite scaler of that width, and a finite threshold in [0, 1]."""
+        m = art.manifest
+        known = {f.name for f in fields(BotConfig)}
+        params = dict(m["params"])
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown bot config fields {unknown}")
+        config = BotConfig(**params)
+        config.positive_label = str(m.get("positive_label", config.positive_label))
+        feature_names = [str(f) for f in m["feature_names"]]
+        projection = art.arrays.get("input.projection")
+        if projection is not None and (projection.ndim != 2 or projection.shape[0] != len(feature_names)):
+            raise ValueError(f"input.projection has shape {projection.shape}, expected ({len(feature_names)}, k)")
+        profile_width = len(feature_names) if projection is None else int(projection.shape[1])
+        scaler = Standardiser.from_arrays(art.arrays, "input", width=profile_width + len(STRUCTURAL_NAMES))
+
+        folds = int(m["folds"])
+        if folds < 1:
+            raise ValueError(f"folds is {folds}")
+        states = [{k.split(".", 1)[1]: v for k, v in art.arrays.items() if k.startswith(f"fold{i}.")} for i in range(folds)]
+        stray = sorted({k.split(".", 1)[0] for k in art.arrays if k.startswith("fold")} - {f"fold{i}" for i in range(folds)})
+        if stray:
+            raise ValueError(f"the manifest says {folds} folds but the arrays hold {', '.join(stray)} too")
+        shapes = {k: v.shape for k, v in states[0].items()}
+        for i, state in enumerate(states):
+            if {k: v.shape for k, v in state.items()} != shapes:
+                raise ValueError(f"fold{i} parameters differ from fold0's (missing, extra or reshaped arrays)")
+        in_width = scaler.width + 2 * config.hops + 2
+        expect = {"lin_in.weight": (config.hidden, in_width), "lin_out.weight": (1, config.hidden * (config.layers + 1))}
+        for key, shape in expect.items():
+            if shapes.get(key) != shape:
+                raise ValueError(f"fold parameter {key} has shape {shapes.get(key)}, expected {shape}")
+
+        platt = (float(m["platt"][0]), float(m["platt"][1]))
+        threshold = float(m["threshold"])
+        if not (np.isfinite(platt).all() and np.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+            raise ValueError(f"calibration {platt} or threshold {threshold} is not finite or not in [0, 1]")
+        return cls(config, feature_names, scaler, projection, states, platt, threshold, str(m["threshold_rule"]),
+                   dict(m.get("metrics") or {}), float(m.get("training_seconds") or 0.0))
+
+
+def post_process(config: BotConfig, logits: np.ndarray, indptr: np.ndarray, indices: np.ndarray, bots: np.ndarray,
+                 humans: np.ndarray) -> np.ndarray:
+    """Correct and Smooth (when ``config.smooth``) of the logits, from the labelled ``bots`` and
+    ``humans``, returned as logits again."""
+    if not config.smooth:
+        return logits
+    from graphrec.tasks.bots.signals import correct_and_smooth
+
+    prob = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    g = np.clip(correct_and_smooth(indptr, indices, prob.astype(np.float32), bots, humans), 1e-6, 1 - 1e-6).astype(np.float64)
+    return np.log(g / (1 - g)).astype(np.float32)
+
+
+def new_network(config: BotConfig, in_dim: int) -> Any:
+    """A freshly initialised :class:`~graphrec.nn.bot_gnn.BotGNN` of the config's shape."""
+    from graphrec.nn.bot_gnn import BotGNN
+
+    return BotGNN(in_dim, hidden=config.hidden, layers=config.layers, dropout=config.dropout)
+
+
+def model_from_state(config: BotConfig, in_dim: int, state: dict[str, np.ndarray]) -> Any:
+    """A fold's network with its saved parameters, in evaluation mode."""
+    import torch
+
+    model = new_network(config, in_dim)
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    model.eval()
+    return model

@@ -25,10 +25,20 @@ other half, so the model never sees a node's own label in its input.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from graphrec.core.ops import diffuse, personalized_pagerank, row_normalised, sym_normalised, walk_transpose
+from graphrec.core.ops import (
+    diffuse,
+    personalized_pagerank,
+    row_normalised,
+    sym_normalised,
+    walk_transpose,
+)
 
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 
 def label_signal_names(hops: int) -> list[str]:
@@ -65,7 +75,7 @@ class LabelPropagator:
         return out
 
 
-def _propagate(s, bots: np.ndarray, humans: np.ndarray, alpha: float = 0.85, iterations: int = 30) -> np.ndarray:
+def _propagate(s: "sp.csr_matrix", bots: np.ndarray, humans: np.ndarray, alpha: float = 0.85, iterations: int = 30) -> np.ndarray:
     """Zhou et al.'s iteration ``F <- alpha S F + (1 - alpha) Y``, one unit-mass column per class."""
     n = s.shape[0]
     y = np.zeros((n, 2), dtype=np.float32)

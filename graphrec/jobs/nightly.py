@@ -1,0 +1,328 @@
+"""The nightly scoring job (``graphrec score``, alias ``graphrec score-bots``), built for cron or
+Airflow: every registered scoring task (:func:`graphrec.tasks.registry.scoring_task_names`: bots,
+anomaly) that has a served model scores every user, and all the runs are written together.
+
+Steps: take the job lock (:mod:`graphrec.store.locks`); find the scoring tasks with a served model
+(with ``retrain``: every selected scoring task); skip the tasks whose run for the run date is
+complete (idempotent; ``replace`` recomputes them; nothing left: the job is ``skipped``); read one
+consistent snapshot; with ``retrain`` train and register each task's model on that snapshot
+(:func:`graphrec.tasks.base.train_and_register`); load each served model and check it fits the
+store's feature columns; score every user with each model (:meth:`ScoringModel.score_graph
+<graphrec.tasks.base.ScoringModel.score_graph>`); write every run and every score in one
+transaction that first checks the lock is still held; release the lock.
+
+Crash safety: nothing is written before the final transaction, and that transaction holds every
+run, so a job killed at any moment leaves the previous complete runs in place; readers see them
+until the new runs commit. A killed job's lock row is taken over by the next run (dead pid on the
+same host, or expiry).
+
+Exit codes (CLI): 0 done or already done; 2 bad option; 4 store or model not ready (no scoring
+task has a model, no labels to retrain on, feature columns changed); 75 another run holds the
+lock (retry later); 1 unexpected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from graphrec.jobs.log import JobLog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.graph import Graph
+    from graphrec.store.scores import RunInfo
+    from graphrec.store.store import GraphStore
+    from graphrec.tasks.base import ScoreRun, ScoringModel, TaskConfig
+
+#: Job name in the JSON-lines log of ``graphrec score``.
+JOB = "score"
+#: Job name in the log of the ``graphrec score-bots`` alias (what existing log queries filter on).
+LEGACY_JOB = "score-bots"
+#: The ``job_locks`` row both commands take: the one existing deployments already know, so an
+#: old crontab line and a new one never run at once.
+LOCK = "score-bots"
+
+
+@dataclass
+class TaskRun:
+    """One scoring task's part of a nightly run.
+
+    ``status``: ``complete`` (written), ``dry-run`` (scored, not written) or ``skipped`` (the run
+    date's complete run was kept; its figures are reported). ``newly_flagged`` /
+    ``no_longer_flagged`` compare the flagged users with the task's previous complete run."""
+
+    task: str
+    kind: str
+    status: str
+    run_id: int | None = None
+    model_version: str | None = None
+    users_scored: int = 0
+    flagged: int = 0
+    newly_flagged: int = 0
+    no_longer_flagged: int = 0
+    threshold: float | None = None
+    retrained: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "kind": self.kind,
+            "run_id": self.run_id,
+            "model_version": self.model_version,
+            "users_scored": self.users_scored,
+            "flagged": self.flagged,
+            "newly_flagged": self.newly_flagged,
+            "no_longer_flagged": self.no_longer_flagged,
+            "threshold": self.threshold,
+            "retrained": self.retrained,
+        }
+
+    @classmethod
+    def kept(cls, task: str, info: "RunInfo") -> "TaskRun":
+        """The report of a complete run the job left as it was."""
+        summary = info.summary or {}
+        return cls(task, info.kind, "skipped", info.id, summary.get("model_version"), info.n_scored, info.n_flagged,
+                   int(summary.get("newly_flagged") or 0), int(summary.get("no_longer_flagged") or 0), info.threshold)
+
+
+@dataclass
+class NightlyResult:
+    """What the job did: ``status`` (``complete``, ``skipped``: every selected run was already
+    complete, ``dry-run``), one :class:`TaskRun` per scoring task that has a model (by task name,
+    in the job's order) and the seconds each step took."""
+
+    status: str
+    run_date: dt.date
+    runs: dict[str, TaskRun] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run_of_kind(self, kind: str) -> TaskRun | None:
+        return next((r for r in self.runs.values() if r.kind == kind), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary ``graphrec score`` prints."""
+        return {
+            "status": self.status,
+            "run_date": self.run_date.isoformat(),
+            "tasks": {name: run.as_dict() for name, run in self.runs.items()},
+            "seconds": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+    def as_score_bots_dict(self) -> dict[str, Any]:
+        """The summary ``graphrec score-bots`` has always printed: the bot run's figures at the
+        top level (zeros and nulls when no bot model ran), the anomaly run's under
+        ``anomalies`` (null when none ran), and the timings with the bot model's steps named
+        ``model_train`` / ``model_score``."""
+        bot = self.run_of_kind("bot") or TaskRun("bots", "bot", self.status)
+        anomaly = self.run_of_kind("anomaly")
+        anomalies = None
+        if anomaly is not None:
+            anomalies = {"model_version": anomaly.model_version, "users_scored": anomaly.users_scored, "flagged": anomaly.flagged,
+                         "threshold": anomaly.threshold}
+            if anomaly.run_id is not None:
+                anomalies["run_id"] = anomaly.run_id
+        legacy_names = {"bot_train": "model_train", "bot_score": "model_score"}
+        return {
+            "status": self.status,
+            "run_date": self.run_date.isoformat(),
+            "run_id": bot.run_id,
+            "model_version": bot.model_version,
+            "users_scored": bot.users_scored,
+            "flagged": bot.flagged,
+            "newly_flagged": bot.newly_flagged,
+            "no_longer_flagged": bot.no_longer_flagged,
+            "threshold": bot.threshold,
+            "anomalies": anomalies,
+            "seconds": {legacy_names.get(k, k): round(v, 2) for k, v in self.timings.items()},
+        }
+
+
+def select_tasks(tasks: Sequence[str] | None = None, *, exclude: Sequence[str] = ()) -> list[str]:
+    """The scoring tasks a run covers, in the job's order: ``tasks`` (default: every registered
+    scoring task) less ``exclude``; :class:`~graphrec.errors.InputError` for a name that is not a
+    scoring task, or when nothing is left."""
+    from graphrec.errors import InputError
+    from graphrec.tasks.registry import scoring_task_names
+
+    known = scoring_task_names()
+    wanted = list(known) if tasks is None else list(dict.fromkeys(tasks))
+    bad = [t for t in [*wanted, *exclude] if t not in known]
+    if bad:
+        raise InputError(f"unknown scoring task {bad[0]!r}: choose from {', '.join(known)}")
+    chosen = [t for t in known if t in wanted and t not in exclude]
+    if not chosen:
+        raise InputError("no scoring task left to run (every selected task is excluded)")
+    return chosen
+
+
+def retrain_config(config_type: "type[TaskConfig]", *, seed: int, threads: int | None) -> "TaskConfig":
+    """The config a task is retrained with when the caller gives none: the defaults with
+    ``seed``; the job's ``threads`` fill a ``threads`` field the task leaves unset (None)."""
+    config = config_type(seed=seed)
+    if threads is not None and getattr(config, "threads", 0) is None:
+        config = dataclasses.replace(config, threads=threads)  # type: ignore[call-arg]
+    return config
+
+
+def _score(model: "ScoringModel", graph: "Graph", *, threads: int | None, max_details: int, chunk: int) -> "ScoreRun":
+    """``model.score_graph``; ``chunk`` (rows per inference chunk) goes to the models whose
+    scoring takes it (the bot model's layer-wise inference)."""
+    options: dict[str, Any] = {"threads": threads, "max_details": max_details}
+    if "chunk" in inspect.signature(model.score_graph).parameters:
+        options["chunk"] = chunk
+    return model.score_graph(graph, **options)
+
+
+def run_nightly(
+    store: "GraphStore",
+    *,
+    run_date: dt.date | None = None,
+    retrain: bool = False,
+    dry_run: bool = False,
+    replace: bool = False,
+    seed: int = 0,
+    chunk: int = 200_000,
+    threads: int | None = None,
+    keep_runs: int = 7,
+    max_details: int = 10_000,
+    tasks: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    configs: "Mapping[str, TaskConfig] | None" = None,
+    log: JobLog | None = None,
+) -> NightlyResult:
+    """Run the nightly job once (see the module docs).
+
+    ``tasks``: the scoring tasks to run (default: every registered one; each runs only if it has
+    a served model, or with ``retrain``), less those in ``exclude`` (:func:`select_tasks`).
+    ``configs``: per-task training configs for ``retrain`` (default: :func:`retrain_config` with
+    ``seed`` and ``threads``). ``chunk``: rows per
+    inference chunk; ``threads``: torch threads for scoring; ``keep_runs``: complete runs kept
+    per kind; ``max_details``: most users explained per run. ``dry_run`` scores and reports but
+    writes nothing (and takes no lock)."""
+    from graphrec import artifacts
+    from graphrec.core.graph import Graph
+    from graphrec.errors import StoreStateError
+    from graphrec.store import scores as score_store
+    from graphrec.store.locks import JobLease, assert_owner
+    from graphrec.store.schema import utcnow
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.registry import get_task
+
+    log = log or JobLog(JOB)
+    names = select_tasks(tasks, exclude=exclude)
+    run_date = run_date or dt.datetime.now(dt.UTC).date()
+    started_at = utcnow()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    lease = None if dry_run else JobLease(store, LOCK).acquire()
+    try:
+        log.event("started", run_date=run_date.isoformat(), dry_run=dry_run, retrain=retrain, store=store.dialect, tasks=names)
+        home = store.settings.home
+        task_of = {name: get_task(name) for name in names}
+        available = [name for name in names if retrain or artifacts.latest_version(home, task_of[name].kind) is not None]
+        if not available:
+            hints = " or ".join(f"`graphrec train {name}`" for name in names)
+            raise StoreStateError(f"no trained scoring model ({', '.join(names)}): train one with {hints} first")
+        with store.read() as conn:
+            existing = {name: score_store.run_for_date(conn, task_of[name].kind, run_date) for name in available}
+            previous = {name: score_store.latest_complete(conn, task_of[name].kind) for name in available}
+        done = {name: info for name, info in existing.items() if info is not None and info.status == "complete"}
+        todo = [name for name in available if replace or dry_run or name not in done]
+        if not todo:
+            kept = {name: TaskRun.kept(name, done[name]) for name in available}
+            log.event("skipped", reason="a complete run for this date exists", run_id=next(iter(kept.values())).run_id,
+                      runs={name: run.run_id for name, run in kept.items()})
+            timings["total"] = time.perf_counter() - t0
+            return NightlyResult("skipped", run_date, kept, timings)
+
+        t = time.perf_counter()
+        snap = store.snapshot()
+        graph = Graph.from_snapshot(snap, data_version=False)
+        timings["store_read"] = time.perf_counter() - t
+        labelled = int(sum(lab is not None for lab in snap.labels.tolist()))
+        log.event("snapshot", users=snap.num_nodes, friendships=snap.num_edges, labelled=labelled, seconds=round(timings["store_read"], 2))
+
+        models: dict[str, ScoringModel] = {}
+        if not retrain:  # every model loaded and checked before any scoring starts
+            for name in todo:
+                models[name] = task_of[name].load(home)
+                models[name].check_compatible(graph.feature_names, retrain_hint=f"graphrec train {name}` or `graphrec score --retrain")
+
+        results: dict[str, ScoreRun] = {}
+        runs: dict[str, TaskRun] = {}
+        for name in todo:
+            task = task_of[name]
+            run = TaskRun(name, task.kind, "dry-run" if dry_run else "complete", retrained=retrain)
+            if retrain:
+                t = time.perf_counter()
+                config = (configs or {}).get(name) or retrain_config(task.config_type, seed=seed, threads=threads)
+                registered = train_and_register(store, task, config, snapshot=snap)
+                timings[f"{task.kind}_train"] = time.perf_counter() - t
+                log.event("retrained", task=name, model_version=registered.version, seconds=round(timings[f"{task.kind}_train"], 2))
+                models[name] = registered.model
+            if lease is not None:
+                lease.heartbeat()
+            t = time.perf_counter()
+            model = models.pop(name)  # dropped once scored: one model's inference state in memory at a time
+            run.model_version = model.version
+            scored = _score(model, graph, threads=threads, max_details=max_details, chunk=chunk)
+            del model
+            timings[f"{task.kind}_score"] = time.perf_counter() - t
+            results[name] = scored
+            run.users_scored, run.flagged, run.threshold = int(scored.scores.size), int(scored.flagged.sum()), float(scored.threshold)
+            log.event("scored", task=name, users=run.users_scored, flagged=run.flagged, threshold=run.threshold,
+                      seconds=round(timings[f"{task.kind}_score"], 2))
+            runs[name] = run
+
+        if previous:
+            with store.read() as conn:
+                before = {name: score_store.flagged_user_ids(conn, info.id) for name, info in previous.items() if info is not None and name in runs}
+            for name, flagged_before in before.items():
+                now_flagged = snap.user_ids[results[name].flagged]
+                runs[name].newly_flagged = int(np.setdiff1d(now_flagged, flagged_before).size)
+                runs[name].no_longer_flagged = int(np.setdiff1d(flagged_before, now_flagged).size)
+        for name in available:
+            if name not in runs:
+                runs[name] = TaskRun.kept(name, done[name])
+        result = NightlyResult("dry-run" if dry_run else "complete", run_date, {n: runs[n] for n in available}, timings)
+        if dry_run:
+            timings["total"] = time.perf_counter() - t0
+            log.event("dry-run: nothing written", **{k: v for k, v in result.as_dict().items() if k != "seconds"})
+            return result
+
+        t = time.perf_counter()
+        model_run_ids = {name: store.model_run_id(runs[name].kind, str(runs[name].model_version)) for name in todo}
+        assert lease is not None
+        lease.heartbeat()
+        with store.write() as conn:
+            assert_owner(conn, LOCK, lease.owner)
+            for name in todo:
+                scored, run = results[name], runs[name]
+                summary = {"model_version": run.model_version, "newly_flagged": run.newly_flagged, "no_longer_flagged": run.no_longer_flagged,
+                           "data_revision": snap.revision, **scored.summary}
+                info = score_store.write_run(
+                    conn, kind=run.kind, run_date=run_date, user_ids=snap.user_ids, scores=scored.scores, flagged=scored.flagged,
+                    details=scored.details, threshold=scored.threshold, model_run_id=model_run_ids[name], summary=summary,
+                    started_at=started_at, replace=True, keep=keep_runs,
+                )
+                run.run_id = info.id
+        timings["store_write"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        log.event("complete", run_id=next(iter(runs[n].run_id for n in todo)),
+                  runs={name: {"run_id": runs[name].run_id, "users": runs[name].users_scored, "flagged": runs[name].flagged,
+                               "newly_flagged": runs[name].newly_flagged} for name in todo},
+                  seconds={k: round(v, 2) for k, v in timings.items()})
+        return result
+    except BaseException as exc:
+        log.event("failed", level="error", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if lease is not None:
+            lease.release()

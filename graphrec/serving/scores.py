@@ -1,0 +1,175 @@
+"""Reading what the nightly scoring job wrote (SQL reads; torch only to score the live graph).
+
+* :func:`top_bots`: the likeliest bots of the latest complete bot run, with the signals behind
+  each (``graphrec bots``);
+* :func:`top_anomalies`: the most anomalous users of the latest complete anomaly run, or of the
+  live graph under the served anomaly model (:func:`live_anomalies`; ``graphrec anomalies``);
+* :func:`export_scores`: every user's score of the latest complete run of a scoring kind, as CSV
+  (``graphrec scores export``).
+
+Readers only ever see complete runs (:mod:`graphrec.store.scores`), so while a job writes they
+keep the previous run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graphrec.errors import InputError, StoreStateError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy import Connection
+
+    from graphrec.store.scores import RunInfo
+    from graphrec.store.store import GraphStore
+
+log = logging.getLogger(__name__)
+
+#: The scoring-run kinds these readers show.
+BOT_KIND = "bot"
+ANOMALY_KIND = "anomaly"
+
+#: How to produce a run, named in the error when there is none.
+NIGHTLY_HINT = "run the nightly job first: `graphrec score` (or its alias `graphrec score-bots`)"
+
+
+def scoring_kinds() -> list[str]:
+    """The scoring-run kinds the registered scoring tasks write (``bot``, ``anomaly``)."""
+    from graphrec.tasks.registry import scoring_task_names, task_class
+
+    return [task_class(name).kind for name in scoring_task_names()]
+
+
+def latest_run(conn: "Connection", kind: str) -> "RunInfo":
+    """The latest complete run of ``kind``; :class:`StoreStateError` (with the command that
+    produces one) when there is none."""
+    from graphrec.store import scores as score_store
+
+    run = score_store.latest_complete(conn, kind)
+    if run is None:
+        raise StoreStateError(f"no complete {kind} scoring run in the store: {NIGHTLY_HINT}")
+    return run
+
+
+@dataclass
+class TopBots:
+    """The highest bot scores of one run: each item ``{"user", "score", "flagged", "signals"}``."""
+
+    run_id: int
+    run_date: dt.date
+    threshold: float | None
+    bots: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "run_date": self.run_date.isoformat(), "threshold": self.threshold, "bots": self.bots}
+
+
+def top_bots(store: "GraphStore", *, top: int = 20) -> TopBots:
+    """The ``top`` most likely bots of the latest complete bot run, highest score first, each
+    with the signals the job recorded (friends, clustering, labelled friends, label)."""
+    from graphrec.store import scores as score_store
+
+    with store.read() as conn:
+        run = latest_run(conn, BOT_KIND)
+        rows = score_store.top_scores(conn, run.id, top)
+    items = [{"user": ext, "score": round(score, 6), "flagged": flagged, "signals": details or {}} for ext, score, flagged, details in rows]
+    return TopBots(run.id, run.run_date, run.threshold, items)
+
+
+@dataclass
+class TopAnomalies:
+    """The most anomalous users: ``source`` (``run N of DATE`` or ``live, model VERSION``), the
+    flagging threshold, and items ``{"user", "score", "flagged", **explanation}``."""
+
+    source: str
+    threshold: float | None
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "threshold": self.threshold, "anomalies": self.anomalies}
+
+
+def top_anomalies(store: "GraphStore", *, top: int = 20, live: bool = False, threads: int | None = None) -> TopAnomalies:
+    """The ``top`` most anomalous users with why (the view that drives the score, the features
+    that fit worst): from the latest complete anomaly run, or, with ``live`` or when there is no
+    run yet, by scoring the store's current graph with the served anomaly model (``threads``:
+    torch threads; nothing is written)."""
+    from graphrec.store import scores as score_store
+
+    run = None
+    rows: list[tuple[str, float, bool, dict[str, Any] | None]] = []
+    if not live:
+        with store.read() as conn:
+            run = score_store.latest_complete(conn, ANOMALY_KIND)
+            rows = score_store.top_scores(conn, run.id, top) if run is not None else []
+    if run is not None:
+        items = [{"user": ext, "score": round(score, 6), "flagged": flagged, **(details or {})} for ext, score, flagged, details in rows]
+        return TopAnomalies(f"run {run.id} of {run.run_date.isoformat()}", run.threshold, items)
+    return live_anomalies(store, top=top, threads=threads)
+
+
+def live_anomalies(store: "GraphStore", *, top: int = 20, threads: int | None = None, version: str | None = None) -> TopAnomalies:
+    """Score the store's current graph (synthetic users included) with the served (or given)
+    anomaly model and explain the ``top`` users; nothing is written. The store's feature columns
+    must be the model's (:class:`StoreStateError` otherwise, as when there is no model)."""
+    import numpy as np
+
+    from graphrec import artifacts
+    from graphrec.core.graph import Graph
+    from graphrec.tasks.anomaly.model import AnomalyModel
+
+    if version is None and artifacts.latest_version(store.settings.home, ANOMALY_KIND) is None:
+        raise StoreStateError("no anomaly model and no anomaly scoring run: run `graphrec train anomaly` first")
+    model = AnomalyModel.load(store.settings.home, version)
+    graph = Graph.from_snapshot(store.snapshot(), data_version=False)
+    model.check_compatible(graph.feature_names, retrain_hint="graphrec train anomaly")
+    scored = model.score_graph(graph, threads=threads, max_details=top, explain_top=top)
+    order = np.argsort(-scored.scores, kind="stable")[:top]
+    items = [{"user": graph.external_id(i), "score": round(float(scored.scores[i]), 6), "flagged": bool(scored.flagged[i]),
+              **scored.details[int(i)]} for i in order.tolist()]
+    return TopAnomalies(f"live, model {model.version}", float(scored.threshold), items)
+
+
+@dataclass
+class ScoreExport:
+    """What :func:`export_scores` wrote."""
+
+    kind: str
+    run_id: int
+    run_date: dt.date
+    rows: int
+    output: Path
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"exported": f"{self.kind} scores", "run_id": self.run_id, "run_date": self.run_date.isoformat(), "rows": self.rows,
+                "output": str(self.output)}
+
+
+def export_scores(store: "GraphStore", kind: str, output: str | Path) -> ScoreExport:
+    """Write ``id,score,is_synthetic`` for every user of the latest complete run of ``kind`` to
+    the CSV file ``output`` (atomically: the file appears complete or not at all), reading the
+    run in one transaction. ``kind`` must be a scoring kind (:func:`scoring_kinds`)."""
+    import csv
+
+    from graphrec.fileio import atomic_output
+    from graphrec.store import scores as score_store
+
+    kinds = scoring_kinds()
+    if kind not in kinds:
+        raise InputError(f"unknown scoring kind {kind!r}: choose one of {', '.join(kinds)}")
+    output = Path(output)
+    count = 0
+    with store.read() as conn:
+        run = latest_run(conn, kind)
+        with atomic_output(output) as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["id", "score", "is_synthetic"])
+            for batch in score_store.iter_scores(conn, run.id):
+                writer.writerows((ext, repr(score), "true" if synth else "false") for ext, score, synth in batch)
+                count += len(batch)
+    log.info("exported %d %s scores of run %d to %s", count, kind, run.id, output)
+    return ScoreExport(kind, run.id, run.run_date, count, output)
