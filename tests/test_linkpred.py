@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from graphrec import artifacts
+from graphrec.core.graph import Graph, csr_from_edges, two_hop
+from graphrec.core.metrics import RankingMetrics
 from graphrec.datasets import load_ego_facebook
+from graphrec.tasks.linkpred.config import LinkPredConfig
 from graphrec.tasks.linkpred.evaluate import evaluate_linkpred
 from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
-from graphrec.core.graph import csr_from_edges, two_hop
+from graphrec.tasks.linkpred.model import LinkModel
 from graphrec.tasks.linkpred.profiles import ProfileMatrix
-from graphrec.tasks.linkpred.train import TrainConfig, split_edges
-from graphrec.core.metrics import RankingMetrics
+from graphrec.tasks.linkpred.train import LinkPredTask, split_edges
 
 
 def _random_graph(n: int = 60, m: int = 300, seed: int = 3) -> np.ndarray:
@@ -89,7 +94,7 @@ def ego():
 
 def test_model_learns_and_beats_every_heuristic_on_ego_facebook(ego) -> None:
     """A small, fast configuration already ranks held-out friends better than CN/AA/RA/PPR."""
-    cfg = TrainConfig(seed=0, rounds=1, users_per_round=600, epochs=3, gnn_dim=0)
+    cfg = LinkPredConfig(seed=0, rounds=1, users_per_round=600, epochs=3, gnn_dim=0)
     report, result = evaluate_linkpred(ego.edges, ego.user_ids.size, ProfileMatrix.from_dense(ego.features), seed=0, max_users=300, config=cfg)
     model = report.metrics["model"]["recall@20"]
     best_name, best = report.best_baseline("recall@20")
@@ -145,3 +150,61 @@ def test_extra_candidates_do_not_change_friend_of_friend_features() -> None:
     assert set(more.nodes.tolist()) == set(base.nodes.tolist()) | set(far[:5].tolist())
     rows = {v: i for i, v in enumerate(more.nodes.tolist())}
     np.testing.assert_allclose(more.features[[rows[v] for v in base.nodes.tolist()]], base.features)
+
+
+def _community_graph(n: int = 120, groups: int = 4, d: int = 10, seed: int = 0) -> Graph:
+    """Dense communities with binary profiles that mark the community: plenty of triangles."""
+    rng = np.random.default_rng(seed)
+    group = np.arange(n) % groups
+    pairs = [(u, v) for u in range(n) for v in range(u + 1, n) if rng.random() < (0.25 if group[u] == group[v] else 0.01)]
+    x = ((rng.random((n, d)) < 0.1) | (np.eye(groups, d, dtype=bool)[group] & (rng.random((n, 1)) < 0.8))).astype(np.float32)
+    return Graph.from_edges(np.array(pairs), x, [f"f{j}" for j in range(d)])
+
+
+def test_fitted_model_round_trips_through_its_artifact(tmp_path: Path) -> None:
+    """fit -> to_artifact -> save -> LinkModel.load gives the same ids, graph, profiles, ranker
+    and index, and the same scores; a load validates the parts against each other."""
+    graph = _community_graph()
+    model = LinkPredTask().fit(graph, LinkPredConfig(seed=0, rounds=1, users_per_round=100, epochs=2, hidden=16, gnn_dim=4))
+    assert model.ids == [str(i) for i in range(graph.num_nodes)] and model.profile_dim == 10 and model.index is not None
+    content = model.to_artifact()
+    assert content.manifest["pair_features"] == list(FEATURE_NAMES) and content.manifest["profile_dim"] == 10
+
+    def save(arrays: dict[str, np.ndarray], manifest: dict[str, object]) -> artifacts.Artifact:
+        version = artifacts.new_version()
+        write = content.write_files
+        assert write is not None
+        return artifacts.save(tmp_path, "linkpred", arrays, {"data": {"revision": 0}, "feature_names": graph.feature_names, **manifest},
+                              version=version, extra=lambda folder: write(folder, version))
+
+    art = save(content.arrays, content.manifest)
+    assert sorted(p.name for p in art.path.iterdir()) == ["arrays.safetensors", "embeddings.faiss", "ids.json", "manifest.json"]
+    loaded = LinkModel.load(tmp_path)
+    assert loaded.version == art.version and loaded.ids == model.ids and loaded.feature_names == graph.feature_names
+    np.testing.assert_array_equal(loaded.indices, model.indices)
+    assert loaded.index is not None and loaded.index.size == graph.num_nodes
+    friends = loaded.neighbors(0)
+    for m in (model, loaded):
+        c = m.candidates(0, friends=friends)
+        assert c.nodes.size > 0
+    c0, c1 = model.candidates(0, friends=friends), loaded.candidates(0, friends=friends)
+    np.testing.assert_array_equal(model.score(c0, model.user_embedding(0, friends)), loaded.score(c1, loaded.user_embedding(0, friends)))
+
+    wrong = dict(content.manifest, pair_features=["cn"])
+    save(content.arrays, wrong)
+    with pytest.raises(artifacts.ArtifactError, match="other pair features"):
+        LinkModel.load(tmp_path)
+    save(content.arrays, dict(content.manifest, profile_dim=3))
+    with pytest.raises(artifacts.ArtifactError, match="profile"):
+        LinkModel.load(tmp_path)
+    arrays = dict(content.arrays)
+    arrays["ranker.embeddings"] = arrays["ranker.embeddings"][:-1]
+    save(arrays, content.manifest)
+    with pytest.raises(artifacts.ArtifactError, match="embeddings"):
+        LinkModel.load(tmp_path)
+
+
+def test_a_graph_without_training_signal_is_refused() -> None:
+    graph = Graph.from_edges(np.array([[0, 1], [2, 3]]), np.zeros((4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="no training signal"):
+        LinkPredTask().fit(graph, LinkPredConfig(rounds=1, epochs=1))

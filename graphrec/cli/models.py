@@ -23,12 +23,13 @@ def train() -> None:
 @click.pass_context
 def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt: str) -> None:
     """Train the friend-recommendation link ranker on the store's current graph."""
-    from graphrec.tasks.linkpred.model import fit_and_save
-    from graphrec.tasks.linkpred.train import TrainConfig
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.linkpred.config import LinkPredConfig
+    from graphrec.tasks.linkpred.train import LinkPredTask
 
-    art = fit_and_save(open_store(ctx), TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim))
-    training = art.manifest["training"]
-    emit({"model": "linkpred", "version": art.version, "path": str(art.path), "seconds": training["seconds"], "train_loss": training["train_loss"][-1], "data_revision": art.manifest["data"]["revision"]}, fmt)
+    reg = train_and_register(open_store(ctx), LinkPredTask(), LinkPredConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim))
+    training = reg.manifest["training"]
+    emit({"model": "linkpred", "version": reg.version, "path": str(reg.artifact.path), "seconds": training["seconds"], "train_loss": training["train_loss"][-1], "data_revision": reg.manifest["data"]["revision"]}, fmt)
 
 
 @train.command("bots")
@@ -116,16 +117,10 @@ def eval_() -> None:
 @click.pass_context
 def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users: int, epochs: int, gnn_dim: int, include_synthetic: bool, fmt: str) -> None:
     """Hold out friendships, rank every non-friend; the model beside CN, AA, RA and PPR."""
-    from graphrec.tasks.linkpred.evaluate import evaluate_linkpred
-    from graphrec.tasks.linkpred.profiles import ProfileMatrix
-    from graphrec.tasks.linkpred.train import TrainConfig
+    from graphrec.tasks.linkpred.evaluate import evaluate_from_store
 
-    snap = open_store(ctx).snapshot(include_synthetic=include_synthetic)
-    report, _ = evaluate_linkpred(
-        snap.edge_array(), snap.num_nodes, ProfileMatrix.from_dense(snap.features), seed=seed, test_fraction=test_fraction,
-        max_users=max_users, config=TrainConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim),
-    )
-    data = {"params": report.params, "metrics": report.metrics, "seconds": report.seconds}
+    data = evaluate_from_store(open_store(ctx), seed=seed, test_fraction=test_fraction, max_users=max_users, epochs=epochs,
+                               gnn_dim=gnn_dim, include_synthetic=include_synthetic)
 
     def table(d: dict[str, Any]) -> str:
         lines = [f"{'method':24s} {'recall@20':>9s} {'recall@50':>9s} {'mrr':>7s}"]

@@ -14,19 +14,27 @@ candidates (friends-of-friends) by score, then everyone else in the same tie ord
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphrec.core.ops import personalized_pagerank, walk_transpose
-
-from graphrec.tasks.linkpred.features import PairFeaturizer
-from graphrec.core.graph import csr_from_edges, two_hop
-from graphrec.tasks.linkpred.profiles import ProfileMatrix
-from graphrec.tasks.linkpred.train import TrainConfig, TrainResult, split_edges, train_ranker
+from graphrec.core.graph import Graph, csr_from_edges, two_hop
 from graphrec.core.metrics import RankingMetrics
+from graphrec.core.ops import personalized_pagerank, walk_transpose
+from graphrec.tasks.linkpred.config import LinkPredConfig
+from graphrec.tasks.linkpred.features import PairFeaturizer
+from graphrec.tasks.linkpred.profiles import ProfileMatrix
+from graphrec.tasks.linkpred.train import TrainResult, split_edges, train_ranker
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
+    from graphrec.store.store import GraphStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class EvalReport:
     params: dict[str, Any] = field(default_factory=dict)
 
     def best_baseline(self, metric: str) -> tuple[str, float]:
+        """The best heuristic (not the model) on ``metric``, and its value."""
         base = {k: v[metric] for k, v in self.metrics.items() if k != "model"}
         name = max(base, key=base.__getitem__)
         return name, base[name]
@@ -51,7 +60,7 @@ def _full_ranking(scores: np.ndarray, exclude: np.ndarray, tie: np.ndarray) -> n
     return order[:k]
 
 
-def _ppr(walk: Any, user: int, n: int, restart: float = 0.5) -> np.ndarray:
+def _ppr(walk: "sp.csr_matrix", user: int, n: int, restart: float = 0.5) -> np.ndarray:
     """Personalized PageRank from ``user`` (restart 0.5)."""
     e = np.zeros(n)
     e[user] = 1.0
@@ -66,10 +75,13 @@ def evaluate_linkpred(
     seed: int = 0,
     test_fraction: float = 0.1,
     max_users: int = 1000,
-    config: TrainConfig | None = None,
+    config: LinkPredConfig | None = None,
     include_model: bool = True,
 ) -> tuple[EvalReport, TrainResult | None]:
-    """Run the protocol: heuristics and (optionally) the model trained on the training split."""
+    """Run the protocol on the graph of ``edges`` (index pairs, each friendship once, in the order
+    the seeded split permutes) over ``num_nodes`` users with ``profiles``: the heuristics and
+    (``include_model``) the ranker trained on the training split with ``config`` (default: the
+    defaults with ``seed``). Returns the report and the training result."""
     train_edges, test_edges = split_edges(edges, test_fraction, seed)
     indptr, indices = csr_from_edges(train_edges, num_nodes)
     deg = np.diff(indptr)
@@ -87,6 +99,7 @@ def evaluate_linkpred(
     metrics = {m: RankingMetrics() for m in methods}
     seconds = {m: 0.0 for m in methods}
     walk = walk_transpose(indptr, indices)
+    log.info("linkpred evaluation: %d users, %d held-out friendships", users.size, test_edges.shape[0])
     for u in users.tolist():
         exclude = np.concatenate([[u], indices[indptr[u] : indptr[u + 1]]])
         t0 = time.perf_counter()
@@ -105,7 +118,7 @@ def evaluate_linkpred(
 
     result = None
     if include_model:
-        cfg = config or TrainConfig(seed=seed)
+        cfg = config or LinkPredConfig(seed=seed)
         result = train_ranker(train_edges, num_nodes, profiles, cfg)
         seconds["model_training"] = result.seconds
         feat = PairFeaturizer(indptr, indices, profiles)
@@ -126,3 +139,27 @@ def evaluate_linkpred(
         params={"seed": seed, "test_fraction": test_fraction, "max_users": int(users.size), "train_edges": int(train_edges.shape[0]), "test_edges": int(test_edges.shape[0])},
     )
     return report, result
+
+
+def evaluate_from_store(
+    store: "GraphStore",
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.1,
+    max_users: int = 1000,
+    epochs: int = 6,
+    gnn_dim: int = 16,
+    include_synthetic: bool = False,
+) -> dict[str, Any]:
+    """``graphrec eval linkpred``: the protocol on the store's current graph (synthetic users only
+    with ``include_synthetic``), the ranker trained with ``epochs`` and ``gnn_dim`` (other
+    hyper-parameters at their defaults) beside CN, AA, RA and PPR.
+
+    Returns ``{"params": ..., "metrics": {method: {"recall@20", "recall@50", "mrr"}}, "seconds": ...}``.
+    """
+    graph = Graph.from_snapshot(store.snapshot(include_synthetic=include_synthetic), data_version=False)
+    report, _ = evaluate_linkpred(
+        graph.edge_array(), graph.num_nodes, ProfileMatrix.from_dense(graph.features), seed=seed, test_fraction=test_fraction,
+        max_users=max_users, config=LinkPredConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim),
+    )
+    return {"params": report.params, "metrics": report.metrics, "seconds": report.seconds}

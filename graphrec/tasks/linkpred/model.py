@@ -1,83 +1,271 @@
-"""Training a link-prediction model from the store and saving it as a versioned artifact."""
+"""The fitted link-prediction model (:class:`LinkModel`): what the friend recommender serves from.
+
+A link model holds everything a recommendation needs without the database or torch: the external
+ids of the training graph's nodes, the training graph (symmetric CSR), the users' profile matrix,
+the numpy ranker (:class:`~graphrec.tasks.linkpred.scorer.RankerWeights`: standardisation, shared
+profile weighting, MLP, GNN embeddings) and a FAISS index over the GNN embeddings.
+
+Artifact layout under ``GRAPHREC_HOME/models/linkpred/<version>/``:
+
+* ``arrays.safetensors``: ``graph.indptr``, ``graph.indices``, ``profiles.indptr``,
+  ``profiles.indices``, ``profiles.data`` and ``ranker.*`` (:meth:`RankerWeights.to_arrays`);
+* ``ids.json``: the external id of every node, in node order;
+* ``embeddings.faiss``: the embedding index (:func:`graphrec.core.index.build_index`), when the
+  model has a GNN term;
+* ``manifest.json``: besides what every task records, ``profile_dim`` (feature columns of the
+  profile matrix), ``pair_features`` (the pair-feature names the ranker was trained on) and
+  ``training`` (config, loss per epoch, seconds, training groups).
+
+Loading validates the artifact against this graphrec (pair features) and against itself (id list,
+graph, profile matrix, ranker and index sizes), so a broken or foreign artifact is an
+:class:`~graphrec.artifacts.ArtifactError`, never a wrong answer. This module imports no torch.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from graphrec import artifacts
-from graphrec.tasks.linkpred.features import FEATURE_NAMES
+from graphrec.tasks.base import ArtifactContent, Model
+from graphrec.tasks.linkpred.features import FEATURE_NAMES, Candidates, PairFeaturizer
 from graphrec.tasks.linkpred.profiles import ProfileMatrix
-from graphrec.tasks.linkpred.train import TrainConfig, TrainResult, train_ranker
+from graphrec.tasks.linkpred.scorer import RankerWeights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.index import EmbeddingIndex
 
 KIND = "linkpred"
 IDS_FILE = "ids.json"
 INDEX_FILE = "embeddings.faiss"
+_COSINE = FEATURE_NAMES.index("cosine")
 
 
-def fit_and_save(store: Any, config: TrainConfig, *, metrics: dict[str, Any] | None = None) -> artifacts.Artifact:
-    """Train on the store's current real users (synthetic users excluded) and save the artifact.
+class LinkModel(Model):
+    """A trained link ranker with its training graph, profiles, embeddings and FAISS index.
 
-    The artifact holds everything serving needs without the database: the training graph (CSR),
-    the profile matrix, the ranker weights, the GNN embeddings and a FAISS index over them.
-    """
-    from graphrec.core.graph import csr_from_edges
+    Nodes are the training graph's users in snapshot order; ``ids[i]`` is node ``i``'s external
+    id. ``data`` is the data version the model was trained at (store revision, fingerprint,
+    users, friendships) and ``training`` what training recorded (config, loss per epoch)."""
 
-    from graphrec.store.schema import utcnow
+    kind: ClassVar[str] = KIND
 
-    started = utcnow()
-    snap = store.snapshot(include_synthetic=False)
-    edges = snap.edge_array()
-    profiles = ProfileMatrix.from_dense(snap.features)
-    try:
-        result: TrainResult = train_ranker(edges, snap.num_nodes, profiles, config)
-    except ValueError as exc:
-        from graphrec.errors import StoreStateError
+    def __init__(
+        self,
+        ids: list[str],
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        profiles: ProfileMatrix,
+        weights: RankerWeights,
+        *,
+        feature_names: list[str],
+        index: "EmbeddingIndex | None" = None,
+        training: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        self.ids = ids
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.profiles = profiles
+        self.weights = weights
+        self.index = index
+        self.feature_names = list(feature_names)
+        self.training = training or {}
+        self.data = data or {}
+        self.metrics = metrics or {}
+        self.featurizer = PairFeaturizer(self.indptr, self.indices, profiles if profiles.dim else None)
 
-        raise StoreStateError(f"cannot train {KIND}: {exc}") from None
-    indptr, indices = csr_from_edges(edges, snap.num_nodes)
-    arrays = {
-        "graph.indptr": indptr,
-        "graph.indices": indices,
-        "profiles.indptr": profiles.indptr,
-        "profiles.indices": profiles.indices,
-        "profiles.data": profiles.data,
-        **{f"ranker.{k}": v for k, v in result.weights.to_arrays().items()},
-    }
-    manifest = {
-        "data": {"revision": snap.revision, "fingerprint": snap.fingerprint(), "users": snap.num_nodes, "friendships": snap.num_edges},
-        "params": asdict(config),
-        "seed": config.seed,
-        "profile_dim": profiles.dim,
-        "pair_features": list(FEATURE_NAMES),
-        "feature_names": snap.feature_names,
-        "training": result.summary(),
-        "metrics": metrics or {},
-    }
-    ids = [str(x) for x in snap.external_ids.tolist()]
-
-    def extra(folder: Path) -> None:
-        (folder / IDS_FILE).write_text(json.dumps(ids), encoding="utf-8")
-        if result.weights.embeddings is not None:
+    @classmethod
+    def build(
+        cls,
+        ids: list[str],
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        profiles: ProfileMatrix,
+        weights: RankerWeights,
+        *,
+        feature_names: list[str],
+        training: dict[str, Any],
+        data: dict[str, Any],
+    ) -> "LinkModel":
+        """A freshly trained model: builds the FAISS index over the GNN embeddings (if any)."""
+        index = None
+        if weights.embeddings is not None:
             from graphrec.core.index import build_index
 
-            build_index(result.weights.embeddings).save(folder / INDEX_FILE)
+            index = build_index(weights.embeddings)
+        return cls(ids, indptr, indices, profiles, weights, feature_names=feature_names, index=index, training=training, data=data)
 
-    art = artifacts.save(store.settings.home, KIND, arrays, manifest, extra=extra, make_latest=False)
-    store.record_model_run(
-        KIND,
-        art.version,
-        seed=config.seed,
-        params=asdict(config),
-        metrics=metrics or {},
-        data_revision=snap.revision,
-        data_fingerprint=manifest["data"]["fingerprint"],
-        artifact_path=str(art.path),
-        started_at=started,
-    )
-    artifacts.set_latest(store.settings.home, KIND, art.version)  # served only once recorded
-    return art
+    # -- artifact ----------------------------------------------------------------------------
+    def to_artifact(self) -> ArtifactContent:
+        arrays: dict[str, np.ndarray] = {
+            "graph.indptr": self.indptr,
+            "graph.indices": self.indices,
+            "profiles.indptr": self.profiles.indptr,
+            "profiles.indices": self.profiles.indices,
+            "profiles.data": self.profiles.data,
+            **{f"ranker.{k}": v for k, v in self.weights.to_arrays().items()},
+        }
+        manifest = {"profile_dim": self.profiles.dim, "pair_features": list(FEATURE_NAMES), "training": self.training}
+        ids, index = self.ids, self.index
+
+        def write_files(folder: Path, version: str) -> None:
+            (folder / IDS_FILE).write_text(json.dumps(ids), encoding="utf-8")
+            if index is not None:
+                index.save(folder / INDEX_FILE)
+
+        return ArtifactContent(arrays, manifest, write_files)
+
+    @classmethod
+    def from_artifact(cls, art: artifacts.Artifact) -> "LinkModel":
+        """Rebuild a saved model, refusing one this graphrec cannot serve correctly: other pair
+        features, a missing or corrupt part, or parts whose sizes disagree."""
+        m, a, name = art.manifest, art.arrays, f"{KIND} model {art.version}"
+        if m.get("pair_features") != list(FEATURE_NAMES):
+            raise artifacts.ArtifactError(
+                f"{name} was trained with other pair features than this graphrec computes: run `graphrec train linkpred` again"
+            )
+        try:
+            ids: list[str] = json.loads((art.path / IDS_FILE).read_text(encoding="utf-8"))
+            indptr, indices = a["graph.indptr"], a["graph.indices"]
+            profile_dim = int(m["profile_dim"])
+            profiles = ProfileMatrix(a["profiles.indptr"], a["profiles.indices"], a["profiles.data"], profile_dim)
+            weights = RankerWeights.from_arrays({k.removeprefix("ranker."): v for k, v in a.items() if k.startswith("ranker.")})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise artifacts.ArtifactError(f"{name} is incomplete or corrupt ({type(exc).__name__}: {exc})") from None
+        n = len(ids)
+        if indptr.size != n + 1:
+            raise artifacts.ArtifactError(f"{name}: id list and graph disagree")
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n):
+            raise artifacts.ArtifactError(f"{name}: the graph refers to nodes outside its {n} users")
+        if profiles.num_rows != n or (profiles.indices.size and int(profiles.indices.max()) >= profile_dim):
+            raise artifacts.ArtifactError(f"{name}: profile matrix of {profiles.num_rows} rows does not fit {n} users and profile_dim {profile_dim}")
+        feature_names = [str(f) for f in m.get("feature_names", [])]
+        if len(feature_names) != profile_dim:
+            raise artifacts.ArtifactError(f"{name}: {len(feature_names)} feature names for profile_dim {profile_dim}")
+        _check_ranker(weights, profile_dim, n, name)
+        index = None
+        if (art.path / INDEX_FILE).exists():
+            from graphrec.core.index import EmbeddingIndex
+
+            dim = None if weights.embeddings is None else int(weights.embeddings.shape[1])
+            try:
+                index = EmbeddingIndex.load(art.path / INDEX_FILE, dim=dim)
+            except RuntimeError as exc:
+                raise artifacts.ArtifactError(f"{name}: unreadable FAISS index ({exc})") from None
+            except ValueError as exc:
+                raise artifacts.ArtifactError(f"{name}: {exc}") from None
+            if index.size != n:
+                raise artifacts.ArtifactError(f"{name}: index has {index.size} vectors for {n} users")
+        return cls(ids, indptr, indices, profiles, weights, feature_names=feature_names, index=index,
+                   training=m.get("training", {}), data=m.get("data", {}), metrics=m.get("metrics", {}))
+
+    # -- serving -----------------------------------------------------------------------------
+    @property
+    def num_nodes(self) -> int:
+        return len(self.ids)
+
+    @property
+    def profile_dim(self) -> int:
+        """Feature columns the model was trained on (the first ``profile_dim`` of the store's)."""
+        return self.profiles.dim
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        """External id -> node index (built on first use)."""
+        return {ext: i for i, ext in enumerate(self.ids)}
+
+    def node(self, external_id: str) -> int:
+        """Node index of a user, -1 for one not in the training graph (joined since)."""
+        return self.position.get(external_id, -1)
+
+    def neighbors(self, node: int) -> np.ndarray:
+        """Friends of ``node`` in the training graph."""
+        return self.featurizer.neighbors(node)
+
+    def profile_vector(self, features: np.ndarray) -> np.ndarray | None:
+        """A user's current profile at this model's width: the first :attr:`profile_dim` columns,
+        zero-padded when shorter (feature columns are only ever appended). None without profiles."""
+        if self.profiles.dim == 0:
+            return None
+        out = np.zeros(self.profiles.dim, dtype=np.float32)
+        m = min(self.profiles.dim, features.size)
+        out[:m] = features[:m]
+        return out
+
+    def user_embedding(self, node: int, friends: np.ndarray) -> np.ndarray | None:
+        """The GNN embedding of ``node``; for a user not in the training graph the normalised mean
+        of its friends' embeddings; None without a GNN term or for a new user without friends."""
+        emb = self.weights.embeddings
+        if emb is None:
+            return None
+        if node >= 0:
+            return emb[node]
+        if friends.size:
+            v = emb[friends].mean(axis=0)
+            return v / max(float(np.linalg.norm(v)), 1e-12)
+        return None
+
+    def embedding_neighbours(self, node: int, friends: np.ndarray, profile: np.ndarray | None, count: int) -> np.ndarray | None:
+        """Extra candidates: the ``count`` (+1, the user itself) nearest users in embedding space;
+        for a user with no embedding, the users with the most similar raw profile."""
+        if self.index is None or count <= 0:
+            if node < 0 and friends.size == 0 and profile is not None:
+                return self.profile_neighbours(profile)
+            return None
+        q = self.user_embedding(node, friends)
+        if q is None:
+            return self.profile_neighbours(profile) if profile is not None else None
+        _, ids = self.index.search(q, count + 1)
+        found = ids[0]
+        return found[found >= 0].astype(np.int64)
+
+    def profile_neighbours(self, profile: np.ndarray, count: int = 200) -> np.ndarray:
+        """The (up to) ``count`` users whose profile has the highest positive cosine with ``profile``."""
+        nodes = np.arange(self.profiles.num_rows)
+        dots, _, _ = self.profiles.pair_terms(profile, nodes)
+        sims = dots / np.maximum(self.profiles.norms * max(float(np.linalg.norm(profile)), 1e-12), 1e-12)
+        top = np.argsort(-sims, kind="stable")[:count]
+        return top[sims[top] > 0].astype(np.int64)
+
+    def candidates(self, node: int, *, friends: np.ndarray, extra: np.ndarray | None = None, profile: np.ndarray | None = None) -> Candidates:
+        """Friends-of-friends of ``friends`` over the training graph plus ``extra``, with their pair
+        features (see :meth:`PairFeaturizer.candidates`)."""
+        return self.featurizer.candidates(node, friends=friends, extra=extra, profile=profile, shared_weights=self.weights.shared)
+
+    def score(self, cands: Candidates, user_embedding: np.ndarray | None) -> np.ndarray:
+        """The ranker's score of every candidate (higher is better)."""
+        return self.weights.score(cands, user_embedding)
+
+    def reasons(self, cands: Candidates, i: int, user_embedding: np.ndarray | None) -> list[str]:
+        """What the model saw in candidate ``i`` besides mutual friends: closeness in the
+        friendship graph (embedding similarity above 0.5) and profile cosine."""
+        out = []
+        v = int(cands.nodes[i])
+        if user_embedding is not None and self.weights.embeddings is not None:
+            sim = float(self.weights.embeddings[v] @ user_embedding)
+            if sim > 0.5:
+                out.append(f"close in the friendship graph (embedding similarity {sim:.2f})")
+        cos = float(cands.features[i, _COSINE])
+        if cos > 0:
+            out.append(f"similar profile (cosine {cos:.2f})")
+        return out
 
 
+def _check_ranker(weights: RankerWeights, profile_dim: int, n: int, name: str) -> None:
+    """The ranker's parts agree with the pair features, the profile width and the node count."""
+    f = len(FEATURE_NAMES)
+    if weights.mean.shape != (f,) or weights.std.shape != (f,) or not weights.layers:
+        raise artifacts.ArtifactError(f"{name}: ranker standardisation or MLP does not match the {f} pair features")
+    if weights.shared is not None and weights.shared.shape[0] != profile_dim:
+        raise artifacts.ArtifactError(f"{name}: shared-profile weights have {weights.shared.shape[0]} rows for profile_dim {profile_dim}")
+    if weights.embeddings is not None and weights.embeddings.shape[0] != n:
+        raise artifacts.ArtifactError(f"{name}: {weights.embeddings.shape[0]} embeddings for {n} users")
+    width = f + (0 if weights.shared is None else weights.shared.shape[1]) + (0 if weights.embeddings is None else weights.embeddings.shape[1])
+    if weights.layers[0][0].shape[1] != width:
+        raise artifacts.ArtifactError(f"{name}: the ranker's first layer takes {weights.layers[0][0].shape[1]} inputs, the parts give {width}")

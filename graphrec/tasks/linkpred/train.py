@@ -1,4 +1,4 @@
-"""Training the link ranker without leakage.
+"""Training the link ranker without leakage, and :class:`LinkPredTask`, its task protocol.
 
 Given a training graph ``G`` (for evaluation: the graph minus the held-out test edges), each of
 ``rounds`` rounds hides a further ``supervision_fraction`` of G's edges (seeded). Features and GNN
@@ -10,55 +10,74 @@ After training, the GNN embeddings are recomputed on the whole of G for serving.
 The served weights are the uniform average of the weights after each optimiser step over the last
 ``1 - average_from`` of training (Polyak averaging / SWA, Izmailov et al. 2018) rather than the last
 iterate: same network, so no serving cost, and on ego-Facebook it raised MRR by 0.004-0.008 on
-every seed (the last iterate is noisy at the top of the ranking); see EXPERIMENTS.md.
+every seed (the last iterate is noisy at the top of the ranking).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
 from graphrec.core.graph import csr_from_edges
+from graphrec.tasks.base import Task
+from graphrec.tasks.linkpred.config import LinkPredConfig
+from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
+from graphrec.tasks.linkpred.model import LinkModel
 from graphrec.tasks.linkpred.profiles import ProfileMatrix
 from graphrec.tasks.linkpred.scorer import RankerWeights
 
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.graph import Graph
 
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of :func:`train_ranker` (all recorded in the model manifest)."""
+log = logging.getLogger(__name__)
 
-    seed: int = 0
-    supervision_fraction: float = 0.1
-    rounds: int = 3
-    users_per_round: int = 1500
-    epochs: int = 6
-    batch_users: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-5
-    shared_weight_decay: float = 1e-3
-    hidden: int = 64
-    shared_rank: int = 8
-    gnn_dim: int = 16
-    threads: int = 2
-    #: Serve the uniform average of the weights after every optimiser step from this fraction of
-    #: training on (Polyak averaging / SWA, Izmailov et al. 2018); 0 serves the last iterate.
-    average_from: float = 0.5
+
+class LinkPredTask(Task[LinkPredConfig, LinkModel]):
+    """Friend recommendation by link prediction (``graphrec train linkpred``).
+
+    Trains on the store's real users (synthetic users left out, the protocol's default snapshot)
+    and yields a :class:`~graphrec.tasks.linkpred.model.LinkModel`: the numpy ranker with the
+    training graph, the profile matrix, the GNN embeddings and their FAISS index, everything the
+    recommender serves from without torch."""
+
+    name = "linkpred"
+    kind = LinkModel.kind
+    config_type = LinkPredConfig
+    model_type = LinkModel
+
+    def fit(self, graph: "Graph", config: LinkPredConfig) -> LinkModel:
+        """Train the ranker on every friendship of ``graph`` (its profile features as the profile
+        matrix) and build the serving model; ``ValueError`` when the graph has no training signal."""
+        edges = graph.edge_array()
+        profiles = ProfileMatrix.from_dense(graph.features)
+        result = train_ranker(edges, graph.num_nodes, profiles, config)
+        indptr, indices = csr_from_edges(edges, graph.num_nodes)
+        if graph.external_ids is None:
+            ids = [str(i) for i in range(graph.num_nodes)]
+        else:
+            ids = [str(x) for x in graph.external_ids.tolist()]
+        return LinkModel.build(ids, indptr, indices, profiles, result.weights, feature_names=list(graph.feature_names),
+                               training=result.summary(), data=dict(graph.data))
 
 
 @dataclass
 class TrainResult:
+    """What :func:`train_ranker` returns: the numpy serving weights, the config, the mean listwise
+    loss of every epoch, the wall time and the number of training groups (user, round)."""
+
     weights: RankerWeights
-    config: TrainConfig
+    config: LinkPredConfig
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
     groups: int = 0
 
     def summary(self) -> dict[str, Any]:
+        """The manifest's ``training`` entry."""
         return {"config": asdict(self.config), "train_loss": self.history, "seconds": round(self.seconds, 2), "groups": self.groups}
 
 
@@ -104,8 +123,9 @@ def _node_inputs(profiles: ProfileMatrix, indptr: np.ndarray) -> Any:
     return torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, profiles.dim + 1), check_invariants=False).coalesce()
 
 
-def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | None, config: TrainConfig) -> TrainResult:
-    """Train a :class:`~graphrec.nn.link_ranker.LinkRanker` on the graph ``edges`` (index pairs)."""
+def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | None, config: LinkPredConfig) -> TrainResult:
+    """Train a :class:`~graphrec.nn.link_ranker.LinkRanker` on the graph ``edges`` (index pairs,
+    each friendship once; their order matters: the supervision splits permute it with a seed)."""
     import torch
 
     from graphrec.nn.link_ranker import LinkRanker, listwise_loss
@@ -136,6 +156,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
                 continue
             shared = _shared_rows(profiles, u, c.nodes) if use_profiles else None
             groups.append((r, u, c.nodes, c.features, shared, y))
+        log.info("linkpred round %d/%d: %d supervision friendships hidden, %d training groups so far", r + 1, config.rounds, len(held), len(groups))
     if not groups:
         raise ValueError("no training signal: no held-out friendship closes a friend-of-friend pair (the graph is too small or has no triangles)")
     allf = np.concatenate([g[3] for g in groups])
@@ -151,7 +172,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
         (r, u, torch.from_numpy(nodes), torch.from_numpy(((f - mean) / std).astype(np.float32)), shared, torch.from_numpy(y))
         for r, u, nodes, f, shared, y in groups
     ]
-    history = []
+    history: list[float] = []
     model.train()
     steps_per_epoch = (len(tensors) + config.batch_users - 1) // config.batch_users
     total_steps = steps_per_epoch * config.epochs
@@ -192,15 +213,18 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
                                 averaged[k].lerp_(v, 1.0 / avg_count)
             total += float(loss.detach()) * len(batch)
         history.append(round(total / len(tensors), 5))
+        log.info("linkpred epoch %d/%d: listwise loss %.5f", epoch + 1, config.epochs, history[-1])
 
     model.eval()
     if averaged is not None:
         model.load_state_dict(averaged)
     weights = _export(model, edges, num_nodes, profiles, config, mean, std)
-    return TrainResult(weights, config, history, time.perf_counter() - start, len(groups))
+    seconds = time.perf_counter() - start
+    log.info("linkpred ranker trained on %d groups in %.1f s", len(groups), seconds)
+    return TrainResult(weights, config, history, seconds, len(groups))
 
 
-def _export(model: Any, edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix, config: TrainConfig, mean: np.ndarray, std: np.ndarray) -> RankerWeights:
+def _export(model: Any, edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix, config: LinkPredConfig, mean: np.ndarray, std: np.ndarray) -> RankerWeights:
     """Numpy serving weights of ``model``, with GNN embeddings recomputed on the whole of G."""
     import torch
 
