@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from graphrec.datasets import load_ego_facebook  # noqa: E402
 from graphrec.tasks.linkpred.evaluate import evaluate_linkpred  # noqa: E402
 from graphrec.tasks.linkpred.profiles import ProfileMatrix  # noqa: E402
-from graphrec.tasks.linkpred.train import TrainConfig  # noqa: E402
+from graphrec.tasks.linkpred.config import LinkPredConfig  # noqa: E402
 
 
 def quality(seeds: list[int], ablation: bool, threads: int = 2) -> None:
@@ -49,7 +49,7 @@ def quality(seeds: list[int], ablation: bool, threads: int = 2) -> None:
         print(f"\n== quality, ego-Facebook, seed {seed} ==")
         rows = {}
         for label, gnn in variants:
-            report, result = evaluate_linkpred(data.edges, data.user_ids.size, profiles, seed=seed, config=TrainConfig(seed=seed, gnn_dim=gnn, threads=threads), include_model=True)
+            report, result = evaluate_linkpred(data.edges, data.user_ids.size, profiles, seed=seed, config=LinkPredConfig(seed=seed, gnn_dim=gnn, threads=threads), include_model=True)
             if not rows:
                 rows.update({k: v for k, v in report.metrics.items() if k != "model"})
             rows[label] = report.metrics["model"]
@@ -70,9 +70,10 @@ def quality(seeds: list[int], ablation: bool, threads: int = 2) -> None:
 
 
 def latency() -> None:
-    from graphrec.tasks.linkpred.model import fit_and_save
     from graphrec.serving.recommend import Recommender
     from graphrec.store.store import GraphStore
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.linkpred.train import LinkPredTask
 
     print("\n== latency, ego-Facebook, SQLite ==")
     work = Path(tempfile.mkdtemp(prefix="bench-linkpred-"))
@@ -81,7 +82,7 @@ def latency() -> None:
     store.initialize()
     store.import_ego_facebook()
     t = time.perf_counter()
-    art = fit_and_save(store, TrainConfig(seed=0))
+    reg = train_and_register(store, LinkPredTask(), LinkPredConfig(seed=0))
     print(f"  training (train linkpred, seed 0): {time.perf_counter() - t:.1f} s  (target < 300 s)")
     rec = Recommender(store)
     users = rec.ids
@@ -106,7 +107,7 @@ def latency() -> None:
     t = time.perf_counter()
     subprocess.run([exe, "recommend", "--users-file", str(users_file), "--output", str(work / "recs.jsonl")], env=env, check=True, capture_output=True)
     print(f"  batch for all {len(users)} users (one process): {time.perf_counter() - t:.1f} s (target < 30 s)")
-    print(f"  model version {art.version}; work folder {work}")
+    print(f"  model version {reg.version}; work folder {work}")
 
 
 def main() -> None:

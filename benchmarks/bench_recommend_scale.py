@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_import import generate  # noqa: E402
 
-from graphrec.tasks.linkpred.model import fit_and_save  # noqa: E402
-from graphrec.tasks.linkpred.train import TrainConfig  # noqa: E402
 from graphrec.store.store import GraphStore  # noqa: E402
+from graphrec.tasks.base import train_and_register  # noqa: E402
+from graphrec.tasks.linkpred.config import LinkPredConfig  # noqa: E402
+from graphrec.tasks.linkpred.train import LinkPredTask  # noqa: E402
 
 
 def main() -> None:
@@ -58,9 +59,9 @@ def main() -> None:
     store.import_users(data.users_file)
     store.import_edges(data.edge_file)
     print(f"import into SQLite: {time.perf_counter() - t:.1f} s")
-    cfg = TrainConfig(seed=args.seed, rounds=1, users_per_round=args.users_per_round, epochs=args.epochs)
+    cfg = LinkPredConfig(seed=args.seed, rounds=1, users_per_round=args.users_per_round, epochs=args.epochs)
     t = time.perf_counter()
-    art = fit_and_save(store, cfg)
+    reg = train_and_register(store, LinkPredTask(), cfg)
     print(f"train linkpred ({args.users_per_round} users, {args.epochs} epochs) + FAISS index: {time.perf_counter() - t:.1f} s")
 
     from graphrec.core.index import EmbeddingIndex
@@ -89,7 +90,7 @@ def main() -> None:
     flat = faiss.IndexFlatIP(emb.shape[1])
     x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     flat.add(np.ascontiguousarray(x, dtype=np.float32))
-    q = np.ascontiguousarray(x[[rec._pos[u] for u in users]], dtype=np.float32)
+    q = np.ascontiguousarray(x[[rec.model.position[u] for u in users]], dtype=np.float32)
     t = time.perf_counter()
     approx_sims, approx_ids = rec.index.search(q, 50)
     ann_ms = (time.perf_counter() - t) / len(users) * 1e3
@@ -104,7 +105,7 @@ def main() -> None:
         f"ANN recall@50 vs exact on the model's embeddings: id overlap {recall:.3f}, tie-aware {tie_aware:.3f} "
         f"(target >= 0.95); {ann_ms:.3f} ms per query; median gap between the exact 1st and 50th similarity {spread:.2e}"
     )
-    print(f"model {art.version}; work folder {work}")
+    print(f"model {reg.version}; work folder {work}")
 
 
 if __name__ == "__main__":

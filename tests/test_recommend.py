@@ -15,12 +15,13 @@ from conftest import write
 from graphrec import artifacts
 from graphrec.cli import cli
 from graphrec.errors import InputError, NotFoundError
-from graphrec.tasks.linkpred.model import fit_and_save
-from graphrec.tasks.linkpred.train import TrainConfig
-from graphrec.serving.recommend import Recommender
+from graphrec.serving.recommend import Recommender, recommend_batch
 from graphrec.store.store import GraphStore
+from graphrec.tasks.base import train_and_register
+from graphrec.tasks.linkpred.config import LinkPredConfig
+from graphrec.tasks.linkpred.train import LinkPredTask
 
-FAST = TrainConfig(seed=0, rounds=1, users_per_round=400, epochs=2, gnn_dim=8)
+FAST = LinkPredConfig(seed=0, rounds=1, users_per_round=400, epochs=2, gnn_dim=8)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> GraphStore:
     store = GraphStore(f"sqlite:///{root / 'g.db'}", home=root / "home")
     store.initialize()
     store.import_ego_facebook()
-    fit_and_save(store, FAST)
+    train_and_register(store, LinkPredTask(), FAST)
     return store
 
 
@@ -202,3 +203,78 @@ def test_cli_eval_linkpred_prints_model_beside_heuristics(trained: GraphStore) -
     assert set(data["metrics"]) == {"common_neighbours", "adamic_adar", "resource_allocation", "personalized_pagerank", "model"}
     assert data["params"]["max_users"] == 60
     assert all(0 <= m["recall@20"] <= m["recall@50"] <= 1 for m in data["metrics"].values())
+
+
+def test_recommend_batch_is_a_library_function(trained: GraphStore, tmp_path: Path) -> None:
+    users = write(tmp_path / "users.txt", "0\nnobody\n107\n")
+    out = tmp_path / "recs.jsonl"
+    report = recommend_batch(trained, users, out, k=3, bot_threshold=None)
+    assert (report.users, report.failed, report.output) == (3, 1, out)
+    assert report.as_dict() == {"users": 3, "failed": 1, "output": str(out), "model": artifacts.latest_version(trained.settings.home, "linkpred")}
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["user"] for x in lines] == ["0", "nobody", "107"] and lines[1]["line"] == 2
+    with pytest.raises(NotFoundError, match="1 of 3 users could not be served"):
+        report.check()
+    with pytest.raises(InputError, match="no such file"):
+        recommend_batch(trained, tmp_path / "missing.txt", tmp_path / "x.jsonl")
+
+
+# -- the link and Siamese models trained on different feature columns ---------------------------
+def _small_store(url: str, root: Path) -> GraphStore:
+    """240 users in 6 communities with 12 binary profile columns that mark the community."""
+    rng = np.random.default_rng(0)
+    n, groups = 240, 6
+    group = np.arange(n) % groups
+    lines = [f"{u} {v}" for u in range(n) for v in range(u + 1, n) if rng.random() < (0.12 if group[u] == group[v] else 0.004)]
+    feats = (rng.random((n, 12)) < 0.1) | (np.eye(groups, 12, dtype=bool)[group] & (rng.random((n, 1)) < 0.8))
+    rows = ["id," + ",".join(f"f{j}" for j in range(12))] + [f"{u}," + ",".join(str(int(x)) for x in feats[u]) for u in range(n)]
+    store = GraphStore(url, home=root / "home")
+    store.initialize()
+    store.import_users(write(root / "users.csv", "\n".join(rows) + "\n"))
+    store.import_edges(write(root / "edges.txt", "\n".join(lines) + "\n"))
+    return store
+
+
+def _train(store: GraphStore, name: str) -> None:
+    from graphrec.tasks.registry import get_task
+
+    if name == "linkpred":
+        train_and_register(store, LinkPredTask(), LinkPredConfig(seed=0, rounds=1, users_per_round=200, epochs=1, gnn_dim=8))
+    else:
+        task = get_task(name)
+        train_and_register(store, task, task.config_type(seed=0, epochs=1))  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("first", ["linkpred", "siamese"])
+def test_models_trained_on_different_feature_columns_both_serve(database_url: str, tmp_path: Path, first: str) -> None:
+    """Regression: ``import users`` added a feature column between the link model's and the Siamese
+    model's trainings. Each model must read the user's current profile at its own width; the
+    recommender used to hand the Siamese encoder the link model's width, and every recommend
+    (warm or cold start) crashed when the link model was the narrower one."""
+    from graphrec.serving.similar import SimilarUsers
+    from graphrec.tasks.linkpred.model import LinkModel
+
+    store = _small_store(database_url, tmp_path)
+    second = "siamese" if first == "linkpred" else "linkpred"
+    _train(store, first)
+    rng = np.random.default_rng(1)
+    extra = ["id,f12"] + [f"{u},{int(rng.random() < 0.3)}" for u in range(240)]
+    report = store.import_users(write(tmp_path / "more.csv", "\n".join(extra) + "\n"))
+    assert report.feature_columns_added == 1
+    _train(store, second)
+    link_width, siamese_width = LinkModel.load(store.settings.home).profile_dim, SimilarUsers(store).width
+    assert (link_width, siamese_width) == ((12, 13) if first == "linkpred" else (13, 12))
+
+    store.add_user("cold", features=store.get_user("3").features)  # a profile, no friends
+    rec = Recommender(store, bot_threshold=None)
+    warm = rec.recommend("0", k=5)
+    assert len(warm) == 5 and not {s.user for s in warm} & (set(store.neighbours("0")) | {"0"})
+    cold = rec.recommend("cold", k=5)
+    assert [s.user for s in cold] == [e for e, _ in SimilarUsers(store).similar("cold", 5)]
+    assert all(s.mutual_friends == 0 and "similar profile" in s.reasons[0] for s in cold)
+
+    env = {"GRAPHREC_DATABASE_URL": database_url, "GRAPHREC_HOME": str(store.settings.home)}
+    for user in ("0", "cold"):
+        r = CliRunner().invoke(cli, ["recommend", "--user", user, "-k", "5", "--format", "json"], env=env, catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert len(json.loads(r.output)["recommendations"]) == 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +127,7 @@ def recommend(
     fmt: str,
 ) -> None:
     """Friend suggestions with scores and reasons (one user, or a batch to JSON lines)."""
-    from graphrec.errors import GraphrecError, InputError, NotFoundError
-    from graphrec.fileio import atomic_output, read_id_lines
+    from graphrec.errors import InputError
 
     if (user_id is None) == (users_file is None):
         raise InputError("give exactly one of --user ID or --users-file FILE")
@@ -137,34 +135,25 @@ def recommend(
         raise InputError("--output goes with --users-file (use --format json for one user)")
     if users_file is not None and output is None:
         raise InputError("--users-file needs --output FILE")
-    users = read_id_lines(users_file) if users_file is not None else []
 
-    from graphrec.serving.recommend import Recommender
+    from graphrec.serving.recommend import Recommender, recommend_batch
 
-    rec = Recommender(open_store(ctx), version=model_version, bot_threshold=None if no_bot_filter else ("flagged" if bot_threshold is None else bot_threshold))
-    if user_id is not None:
-        suggestions = rec.recommend(user_id, k)
-        data = {"user": user_id, "recommendations": [s.as_dict() for s in suggestions]}
-
-        def table(d: dict[str, Any]) -> str:
-            lines = [f"friend suggestions for {d['user']} (model {rec.version})"]
-            for i, s in enumerate(d["recommendations"], 1):
-                lines.append(f"{i:3d}. {s['user']:>10s}  score {s['score']:7.3f}  {'; '.join(s['reasons'])}")
-            return "\n".join(lines if d["recommendations"] else lines + ["  (no suggestions)"])
-
-        emit(data, fmt, table)
+    threshold = None if no_bot_filter else ("flagged" if bot_threshold is None else bot_threshold)
+    if users_file is not None:
+        assert output is not None
+        report = recommend_batch(open_store(ctx), users_file, output, k=k, bot_threshold=threshold, version=model_version)
+        emit(report.as_dict(), fmt)
+        report.check()
         return
-    assert output is not None
-    failed = 0
-    with atomic_output(output) as fh:
-        for lineno, uid in users:
-            try:
-                recs = [s.as_dict() for s in rec.recommend(uid, k)]
-                fh.write(json.dumps({"user": uid, "recommendations": recs}) + "\n")
-            except GraphrecError as exc:
-                failed += 1
-                fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
-    emit({"users": len(users), "failed": failed, "output": str(output), "model": rec.version}, fmt)
-    if failed:
-        raise NotFoundError(f"{failed} of {len(users)} users could not be served (their lines in {output} say why)")
+    assert user_id is not None
+    rec = Recommender(open_store(ctx), version=model_version, bot_threshold=threshold)
+    data = {"user": user_id, "recommendations": [s.as_dict() for s in rec.recommend(user_id, k)]}
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"friend suggestions for {d['user']} (model {rec.version})"]
+        for i, s in enumerate(d["recommendations"], 1):
+            lines.append(f"{i:3d}. {s['user']:>10s}  score {s['score']:7.3f}  {'; '.join(s['reasons'])}")
+        return "\n".join(lines if d["recommendations"] else lines + ["  (no suggestions)"])
+
+    emit(data, fmt, table)
 

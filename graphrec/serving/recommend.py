@@ -5,7 +5,7 @@ Serving path (numpy, FAISS and small SQL reads; no torch, no torch_geometric):
 1. **Candidates**: friends-of-friends of the user's *live* friends (read from the store, so the
    user's own friendships made after training count at once) over the trained graph, plus the nearest users
    in GNN-embedding space from the FAISS index (so users with few friends still get candidates).
-2. **Rank** with the trained link ranker (:mod:`graphrec.tasks.linkpred.scorer`).
+2. **Rank** with the trained link ranker (:class:`~graphrec.tasks.linkpred.model.LinkModel`).
 3. **Filter**: the user, current friends, users blocked either way, deleted and synthetic users,
    and accounts whose latest bot score is above ``bot_threshold``.
    Users the requester unfriended since training are never suggested back.
@@ -14,31 +14,45 @@ Serving path (numpy, FAISS and small SQL reads; no torch, no torch_geometric):
 
 A user who is not in the trained model (signed up since training) is served from the live
 friends if any (friends-of-friends over the trained graph). A user with no friends at all is
-served by the Siamese profile model when one is trained (:mod:`graphrec.tasks.siamese`: learned
+served by the Siamese profile model when one is trained (:mod:`graphrec.serving.similar`: learned
 profile similarity from its FAISS index), else by raw profile similarity. When a Siamese model
 exists, its nearest profiles also join the candidates of every user.
+
+The two models may have been trained on different numbers of feature columns (``import users``
+adds columns between trainings). Feature columns are only ever appended, so each model reads the
+user's current profile at its *own* width: the first ``d`` columns, zero-padded when the model is
+wider than the stored profile (:func:`profile_at_width`).
+
+:func:`recommend_batch` is the batch mode of ``graphrec recommend --users-file``: one JSON line per
+user, written atomically.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphrec import artifacts
-from graphrec.errors import InputError
-from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
-from graphrec.tasks.linkpred.model import IDS_FILE, INDEX_FILE, KIND
-from graphrec.tasks.linkpred.profiles import ProfileMatrix
-from graphrec.tasks.linkpred.scorer import RankerWeights
+from graphrec.errors import GraphrecError, InputError, NotFoundError
+from graphrec.serving.similar import SimilarUsers, optional_similar_users
+from graphrec.tasks.linkpred.model import LinkModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.core.index import EmbeddingIndex
+    from graphrec.store.store import GraphStore
+    from graphrec.tasks.linkpred.features import Candidates
+    from graphrec.tasks.linkpred.scorer import RankerWeights
+
+log = logging.getLogger(__name__)
 
 #: Default bot filter: the users the latest complete bot-scoring run flagged (its model's threshold).
 DEFAULT_BOT_THRESHOLD = "flagged"
 #: The scoring-run kind whose scores the bot filter reads (the bot task's model kind).
 BOT_SCORE_KIND = "bot"
-_COSINE = FEATURE_NAMES.index("cosine")
 
 
 @dataclass
@@ -54,6 +68,17 @@ class Suggestion:
         return asdict(self)
 
 
+def profile_at_width(features: np.ndarray, width: int) -> np.ndarray:
+    """A profile row at a model's width: its first ``width`` columns, zero-padded when shorter.
+
+    Feature columns are only ever appended to the store, so a model trained on ``width`` columns
+    reads exactly the columns it was trained on, whatever the store's width is now."""
+    out = np.zeros(width, dtype=np.float32)
+    m = min(width, features.size)
+    out[:m] = features[:m]
+    return out
+
+
 class Recommender:
     """Loads the served link-prediction model once; answers many requests (thread-safe reads).
 
@@ -67,44 +92,44 @@ class Recommender:
             Siamese model even where one is trained).
     """
 
-    def __init__(self, store: Any, *, version: str | None = None, bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD, embedding_candidates: int = 50,
-                 profile_candidates: int = 20) -> None:
+    def __init__(self, store: "GraphStore", *, version: str | None = None, bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD,
+                 embedding_candidates: int = 50, profile_candidates: int = 20) -> None:
         self.store = store
-        art = artifacts.load(store.settings.home, KIND, version)
-        self.version = art.version
-        self.manifest = art.manifest
-        a = art.arrays
-        if self.manifest.get("pair_features") != list(FEATURE_NAMES):
-            raise artifacts.ArtifactError(
-                f"{KIND} model {art.version} was trained with other pair features than this graphrec computes: "
-                "run `graphrec train linkpred` again"
-            )
-        try:
-            self.ids: list[str] = json.loads((art.path / IDS_FILE).read_text(encoding="utf-8"))
-            indptr, indices = a["graph.indptr"], a["graph.indices"]
-            self.profiles = ProfileMatrix(a["profiles.indptr"], a["profiles.indices"], a["profiles.data"], int(self.manifest["profile_dim"]))
-            self.weights = RankerWeights.from_arrays({k.removeprefix("ranker."): v for k, v in a.items() if k.startswith("ranker.")})
-        except (OSError, ValueError, KeyError) as exc:
-            raise artifacts.ArtifactError(f"{KIND} model {art.version} is incomplete or corrupt ({type(exc).__name__}: {exc})") from None
-        self._pos = {ext: i for i, ext in enumerate(self.ids)}
-        if indptr.size != len(self.ids) + 1:
-            raise artifacts.ArtifactError(f"{KIND} model {art.version}: id list and graph disagree")
-        self.featurizer = PairFeaturizer(indptr, indices, self.profiles if self.profiles.dim else None)
-        self.index = None
-        if (art.path / INDEX_FILE).exists():
-            from graphrec.core.index import EmbeddingIndex
-
-            try:
-                self.index = EmbeddingIndex.load(art.path / INDEX_FILE)
-            except RuntimeError as exc:
-                raise artifacts.ArtifactError(f"{KIND} model {art.version}: unreadable FAISS index ({exc})") from None
-            if self.index.size != len(self.ids):
-                raise artifacts.ArtifactError(f"{KIND} model {art.version}: index has {self.index.size} vectors for {len(self.ids)} users")
+        self.model = LinkModel.load(store.settings.home, version)
+        self.version: str = self.model.version or ""
         self.bot_threshold = bot_threshold
         self.embedding_candidates = embedding_candidates
-        self.profile_model = _optional_similar_users(store) if profile_candidates else None
+        self.profile_model: SimilarUsers | None = optional_similar_users(store) if profile_candidates else None
         self.profile_candidates = profile_candidates
+        #: the profile width read from the store: the wider of the two models' (each takes its own)
+        self.read_width = max(self.model.profile_dim, self._profile_model_width())
         _single_threaded_blas()
+        log.info("recommender serving linkpred model %s%s", self.version,
+                 f" with siamese model {self.profile_model.version}" if self.profile_model is not None else "")
+
+    # -- what the model holds, under the names callers use ------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        """External ids of the trained graph's users, in node order."""
+        return self.model.ids
+
+    @property
+    def weights(self) -> "RankerWeights":
+        """The numpy ranker (:class:`~graphrec.tasks.linkpred.scorer.RankerWeights`)."""
+        return self.model.weights
+
+    @property
+    def index(self) -> "EmbeddingIndex | None":
+        """The FAISS index over the GNN embeddings (:class:`~graphrec.core.index.EmbeddingIndex`), or None."""
+        return self.model.index
+
+    def _profile_model_width(self) -> int:
+        return 0 if self.profile_model is None else self.profile_model.width
+
+    def _profile_embedding(self, features: np.ndarray) -> np.ndarray:
+        """The Siamese embedding of a profile, read at the Siamese model's own width."""
+        assert self.profile_model is not None
+        return self.profile_model.encoder(profile_at_width(features, self._profile_model_width()))[0]
 
     def _bot_filter(self) -> dict[str, Any]:
         """The store's score filter for ``bot_threshold``: the latest bot-scoring run's flags or score."""
@@ -116,27 +141,29 @@ class Recommender:
         """Top ``k`` friend suggestions for ``user`` (an external id), best first."""
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
+        model = self.model
         ext = str(user).strip()
-        ctx = self.store.serving_context(ext, feature_dim=self.profiles.dim)  # NotFoundError if unknown or deleted
-        u = self._pos.get(ext, -1)
-        friends = np.array(sorted(self._pos[f] for f in ctx["friends"] if f in self._pos), dtype=np.int64)
+        ctx = self.store.serving_context(ext, feature_dim=self.read_width)  # NotFoundError if unknown or deleted
+        u = model.node(ext)
+        pos = model.position
+        friends = np.array(sorted(pos[f] for f in ctx["friends"] if f in pos), dtype=np.int64)
         if not ctx["friends"] and self.profile_model is not None:
             return self._cold_start(ext, ctx, k)
-        profile = self._profile_vector(ctx["features"]) if u < 0 else None
-        extra = self._embedding_neighbours(u, friends, profile)
+        profile = model.profile_vector(ctx["features"]) if u < 0 else None
+        extra = model.embedding_neighbours(u, friends, profile, self.embedding_candidates)
         if self.profile_model is not None:
-            z = self.profile_model.encoder(ctx["features"])[0]
-            near = [self._pos[e] for e, _ in self.profile_model.index.search(z, self.profile_candidates, exclude={ext}) if e in self._pos]
+            z = self._profile_embedding(ctx["features"])
+            near = [pos[e] for e, _ in self.profile_model.index.nearest(z, self.profile_candidates, exclude={ext}) if e in pos]
             extra = np.unique(np.concatenate([extra if extra is not None else np.empty(0, np.int64), np.asarray(near, dtype=np.int64)]))
-        cands = self.featurizer.candidates(u, friends=friends, extra=extra, profile=profile, shared_weights=self.weights.shared)
+        cands = model.candidates(u, friends=friends, extra=extra, profile=profile)
         if cands.nodes.size == 0:
             return []
-        emb_u = self._user_embedding(u, friends)
-        scores = self.weights.score(cands, emb_u)
+        emb_u = model.user_embedding(u, friends)
+        scores = model.score(cands, emb_u)
         if u >= 0:
             # Friends in the trained graph who are no longer friends were unfriended since
             # training: never suggest them back.
-            gone = np.setdiff1d(self.featurizer.neighbors(u), friends)
+            gone = np.setdiff1d(model.neighbors(u), friends)
             scores[np.isin(cands.nodes, gone)] = -np.inf
         order = np.argsort(-scores, kind="stable")
         order = order[np.isfinite(scores[order])]
@@ -147,7 +174,7 @@ class Recommender:
         while len(picked) < k and start < order.size:
             window = order[start : start + max(3 * k, 50)]
             start += window.size
-            names = [self.ids[cands.nodes[i]] for i in window]
+            names = [model.ids[cands.nodes[i]] for i in window]
             open_names = [n for n in names if n not in blocked and n not in friend_ids and n != ext]
             excluded = self.store.excluded_candidates(open_names, **self._bot_filter())
             for i, name in zip(window.tolist(), names):
@@ -156,11 +183,11 @@ class Recommender:
                 picked.append(i)
                 if len(picked) == k:
                     break
-        names = [self.ids[cands.nodes[i]] for i in picked]
-        if ctx["revision"] == self.manifest["data"]["revision"]:
+        names = [model.ids[cands.nodes[i]] for i in picked]
+        if ctx["revision"] == model.data.get("revision"):
             # The store has not changed since training: the trained graph is the live graph.
             mutual = {
-                n: sorted(self.ids[m] for m in np.intersect1d(friends, self.featurizer.neighbors(int(cands.nodes[i])), assume_unique=True))
+                n: sorted(model.ids[m] for m in np.intersect1d(friends, model.neighbors(int(cands.nodes[i])), assume_unique=True))
                 for i, n in zip(picked, names)
             }
         else:
@@ -170,75 +197,72 @@ class Recommender:
     def _cold_start(self, ext: str, ctx: dict[str, Any], k: int) -> list[Suggestion]:
         """A user with no friends: the users with the most similar learned profile embedding."""
         assert self.profile_model is not None
-        z = self.profile_model.encoder(ctx["features"])[0]
+        z = self._profile_embedding(ctx["features"])
         out = self.profile_model.nearest(z, k, exclude={ext} | set(ctx["blocked"]), **self._bot_filter())
         return [Suggestion(user=e, score=round(s, 4), mutual_friends=0, reasons=[f"similar profile (learned similarity {s:.2f})"]) for e, s in out]
 
-    # -- helpers -------------------------------------------------------------------------------
-    def _profile_vector(self, features: np.ndarray) -> np.ndarray | None:
-        if self.profiles.dim == 0:
-            return None
-        out = np.zeros(self.profiles.dim, dtype=np.float32)
-        m = min(self.profiles.dim, features.size)
-        out[:m] = features[:m]
-        return out
-
-    def _user_embedding(self, u: int, friends: np.ndarray) -> np.ndarray | None:
-        emb = self.weights.embeddings
-        if emb is None:
-            return None
-        if u >= 0:
-            return emb[u]
-        if friends.size:  # a new user: the mean of its friends' embeddings, normalised
-            v = emb[friends].mean(axis=0)
-            return v / max(float(np.linalg.norm(v)), 1e-12)
-        return None
-
-    def _embedding_neighbours(self, u: int, friends: np.ndarray, profile: np.ndarray | None) -> np.ndarray | None:
-        if self.index is None or self.embedding_candidates <= 0:
-            if u < 0 and friends.size == 0 and profile is not None:
-                return self._profile_neighbours(profile)
-            return None
-        q = self._user_embedding(u, friends)
-        if q is None:
-            return self._profile_neighbours(profile) if profile is not None else None
-        _, ids = self.index.search(q, self.embedding_candidates + 1)
-        ids = ids[0]
-        return ids[ids >= 0].astype(np.int64)
-
-    def _profile_neighbours(self, profile: np.ndarray, count: int = 200) -> np.ndarray:
-        """Cold start without friends: the users with the most similar profiles."""
-        nodes = np.arange(self.profiles.num_rows)
-        dots, _, _ = self.profiles.pair_terms(profile, nodes)
-        sims = dots / np.maximum(self.profiles.norms * max(float(np.linalg.norm(profile)), 1e-12), 1e-12)
-        top = np.argsort(-sims, kind="stable")[:count]
-        return top[sims[top] > 0].astype(np.int64)
-
-    def _explain(self, cands: Any, i: int, name: str, score: float, emb_u: np.ndarray | None, mutual: list[str]) -> Suggestion:
-        v = int(cands.nodes[i])
+    def _explain(self, cands: "Candidates", i: int, name: str, score: float, emb_u: np.ndarray | None, mutual: list[str]) -> Suggestion:
         reasons = []
         if mutual:
             sample = ", ".join(mutual[:3])
             reasons.append(f"{len(mutual)} mutual friend{'s' if len(mutual) != 1 else ''} ({sample}{', ...' if len(mutual) > 3 else ''})")
-        if emb_u is not None and self.weights.embeddings is not None:
-            sim = float(self.weights.embeddings[v] @ emb_u)
-            if sim > 0.5:
-                reasons.append(f"close in the friendship graph (embedding similarity {sim:.2f})")
-        cos = float(cands.features[i, _COSINE])
-        if cos > 0:
-            reasons.append(f"similar profile (cosine {cos:.2f})")
+        reasons += self.model.reasons(cands, i, emb_u)
         if not reasons:
             reasons.append("suggested by the link model")
         return Suggestion(user=name, score=round(score, 4), mutual_friends=len(mutual), reasons=reasons)
 
 
-def _optional_similar_users(store: Any) -> Any:
-    """The served Siamese model, or None when none was trained."""
-    from graphrec.tasks.siamese.model import KIND as SIAMESE, SimilarUsers
+@dataclass
+class BatchReport:
+    """What :func:`recommend_batch` did: ``users`` requested, ``failed`` of them (unknown or
+    deleted users: their lines in ``output`` carry ``error`` and ``line``), served by model
+    ``model``."""
 
-    if artifacts.latest_version(store.settings.home, SIAMESE) is None:
-        return None
-    return SimilarUsers(store)
+    users: int
+    failed: int
+    output: Path
+    model: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary ``graphrec recommend --users-file`` prints."""
+        return {"users": self.users, "failed": self.failed, "output": str(self.output), "model": self.model}
+
+    def check(self) -> None:
+        """Raise :class:`~graphrec.errors.NotFoundError` (exit code 3) when some users failed."""
+        if self.failed:
+            raise NotFoundError(f"{self.failed} of {self.users} users could not be served (their lines in {self.output} say why)")
+
+
+def recommend_batch(
+    store: "GraphStore",
+    users_file: Path,
+    output: Path,
+    *,
+    k: int = 20,
+    bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD,
+    version: str | None = None,
+) -> BatchReport:
+    """Recommend ``k`` friends to every user of ``users_file`` (one external id per line; UTF-8,
+    optional BOM, blank lines skipped) with one loaded :class:`Recommender`, writing one JSON line
+    per user to ``output`` atomically (nothing replaces ``output`` unless the whole batch ran):
+    ``{"user", "recommendations"}``, or ``{"user", "error", "line"}`` for a user who cannot be
+    served. A bad ``users_file`` is an :class:`~graphrec.errors.InputError` before any model is
+    loaded. The caller decides what failures mean (:meth:`BatchReport.check`)."""
+    from graphrec.fileio import atomic_output, read_id_lines
+
+    users = read_id_lines(users_file)
+    rec = Recommender(store, version=version, bot_threshold=bot_threshold)
+    failed = 0
+    with atomic_output(output) as fh:
+        for lineno, uid in users:
+            try:
+                recs = [s.as_dict() for s in rec.recommend(uid, k)]
+                fh.write(json.dumps({"user": uid, "recommendations": recs}) + "\n")
+            except GraphrecError as exc:
+                failed += 1
+                fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
+    log.info("recommended to %d users (%d failed) into %s", len(users) - failed, failed, output)
+    return BatchReport(len(users), failed, output, rec.version)
 
 
 def _single_threaded_blas() -> None:
