@@ -36,9 +36,11 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imports_of(path: Path) -> set[str]:
-    """Absolute names of every module ``path`` imports (relative imports resolved)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+def imports_of(path: Path, tree: ast.AST | None = None) -> set[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved); ``tree``
+    overrides the parsed source."""
+    if tree is None:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     here = _module_name(path).split(".")
     package = here if path.name == "__init__.py" else here[:-1]
     found: set[str] = set()
@@ -78,26 +80,47 @@ def _violations(folder: Path, forbidden: tuple[str, ...]) -> list[str]:
     return out
 
 
-def test_the_import_scanner_sees_function_level_imports(tmp_path: Path) -> None:
-    probe = PKG / "core" / "_architecture_probe.py"
-    probe.write_text("import numpy\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n"
-                     "def f():\n    from graphrec.tasks.bots import train\n", encoding="utf-8")
-    try:
-        found = imports_of(probe)
-    finally:
-        probe.unlink()
+def test_the_import_scanner_sees_function_level_imports() -> None:
+    source = ("import numpy\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n"
+              "def f():\n    from graphrec.tasks.bots import train\n")
+    found = imports_of(PKG / "core" / "probe.py", ast.parse(source))
     assert "graphrec.tasks.bots.train" in found and "numpy" in found
     assert "torch" not in found  # a type hint only
+    assert "graphrec.tasks.bots.train" not in _imports_outside_source(source, {"f"})
 
 
 def test_generative_never_imports_graphrec() -> None:
     assert _violations(ROOT / "generative", ("graphrec",)) == []
 
 
+#: The one declared exception to "the store imports no torch": a snapshot converts itself to
+#: PyTorch Geometric / torch types on request, importing them inside these methods only.
+SNAPSHOT_CONVERSIONS = {"to_pyg", "adjacency_tensor"}
+
+
+def _imports_outside(path: Path, allowed_functions: set[str]) -> set[str]:
+    """Imports of ``path`` (as :func:`imports_of` sees them) except those inside the functions
+    named ``allowed_functions``."""
+    return _imports_outside_source(path.read_text(encoding="utf-8"), allowed_functions, path)
+
+
+def _imports_outside_source(source: str, allowed_functions: set[str], path: Path = PKG / "probe.py") -> set[str]:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in allowed_functions:
+            node.body = [ast.Pass()]
+    return imports_of(path, tree)
+
+
 def test_store_knows_no_models_and_no_tasks() -> None:
-    forbidden = ("torch", "torch_geometric", "graphrec.tasks", "graphrec.nn", "graphrec.serving", "graphrec.jobs", "graphrec.cli",
-                 "graphrec.core", "generative")
+    forbidden = ("graphrec.tasks", "graphrec.nn", "graphrec.serving", "graphrec.jobs", "graphrec.cli", "graphrec.core", "generative")
     assert _violations(PKG / "store", forbidden) == []
+    torch_users = []
+    for f in _files(PKG / "store"):
+        allowed = SNAPSHOT_CONVERSIONS if f.name == "snapshot.py" else set()
+        bad = {m for m in _imports_outside(f, allowed) if m.split(".")[0] in ("torch", "torch_geometric")}
+        torch_users += [f"{f.relative_to(ROOT)} imports {m}" for m in sorted(bad)]
+    assert torch_users == []
 
 
 def test_store_sql_has_no_task_semantics() -> None:
