@@ -361,3 +361,11 @@ def test_bot_artifact_is_validated_on_load(trained_home: Path, tmp_path: Path) -
     for change in cases:
         with pytest.raises(artifacts.ArtifactError):
             BotModel.load(broken(change))
+
+
+def test_score_command_table(bot_store: GraphStore, database_url: str) -> None:
+    r = _cli(database_url, bot_store.settings.home, "score", "--run-date", "2026-11-08", "--dry-run")
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    row = next(line for line in lines if line.startswith("bots "))
+    assert "dry-run run of 2026-11-08" in r.output and row.split()[1] == "dry-run" and row.split()[4] == "660"

@@ -55,7 +55,17 @@ def score_cmd(ctx: click.Context, fmt: str, **options: Any) -> None:
     (retry later)."""
     from graphrec.jobs.nightly import JOB
 
-    emit(_run(ctx, JOB, **options).as_dict(), fmt)
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"{d['status']} run of {d['run_date']}",
+                 f"{'task':10s} {'status':8s} {'run':>5s} {'model':24s} {'users':>9s} {'flagged':>8s} {'new':>6s} {'gone':>6s} {'threshold':>9s}"]
+        for name, r in d["tasks"].items():
+            thr = "-" if r["threshold"] is None else f"{r['threshold']:.4f}"
+            lines.append(f"{name:10s} {r['status']:8s} {r['run_id'] if r['run_id'] is not None else '-':>5} {r['model_version'] or '-':24s} "
+                         f"{r['users_scored']:9d} {r['flagged']:8d} {r['newly_flagged']:6d} {r['no_longer_flagged']:6d} {thr:>9s}")
+        lines.append("seconds: " + ", ".join(f"{k}={v}" for k, v in d["seconds"].items()))
+        return "\n".join(lines)
+
+    emit(_run(ctx, JOB, **options).as_dict(), fmt, table)
 
 
 @cli.command("score-bots")
