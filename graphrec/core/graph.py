@@ -18,13 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def csr_from_edges(edges: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric CSR (sorted rows) from undirected edges ``int[m, 2]`` given once each."""
+    from graphrec.store.snapshot import symmetric_csr
+
     e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    rows = np.concatenate([e[:, 0], e[:, 1]])
-    cols = np.concatenate([e[:, 1], e[:, 0]])
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=num_nodes), out=indptr[1:])
-    return indptr, cols[order]
+    return symmetric_csr(e[:, 0], e[:, 1], num_nodes)
 
 
 def ragged_positions(indptr: np.ndarray, nodes: np.ndarray, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:

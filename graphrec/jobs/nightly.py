@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import inspect
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,6 @@ import numpy as np
 from graphrec.jobs.log import JobLog
 
 if TYPE_CHECKING:  # pragma: no cover
-    from graphrec.core.graph import Graph
     from graphrec.store.scores import RunInfo
     from graphrec.store.store import GraphStore
     from graphrec.tasks.base import ScoreRun, ScoringModel, TaskConfig
@@ -171,15 +169,6 @@ def retrain_config(config_type: "type[TaskConfig]", *, seed: int, threads: int |
     return config
 
 
-def _score(model: "ScoringModel", graph: "Graph", *, threads: int | None, max_details: int, chunk: int) -> "ScoreRun":
-    """``model.score_graph``; ``chunk`` (rows per inference chunk) goes to the models whose
-    scoring takes it (the bot model's layer-wise inference)."""
-    options: dict[str, Any] = {"threads": threads, "max_details": max_details}
-    if "chunk" in inspect.signature(model.score_graph).parameters:
-        options["chunk"] = chunk
-    return model.score_graph(graph, **options)
-
-
 def run_nightly(
     store: "GraphStore",
     *,
@@ -272,7 +261,7 @@ def run_nightly(
             t = time.perf_counter()
             model = models.pop(name)  # dropped once scored: one model's inference state in memory at a time
             run.model_version = model.version
-            scored = _score(model, graph, threads=threads, max_details=max_details, chunk=chunk)
+            scored = model.score_graph(graph, threads=threads, max_details=max_details, chunk=chunk)
             del model
             timings[f"{task.kind}_score"] = time.perf_counter() - t
             results[name] = scored

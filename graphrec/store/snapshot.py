@@ -206,7 +206,7 @@ def read_snapshot(
     ok = (src < n) & (dst < n)
     ok[ok] &= (user_ids[src[ok]] == lo[ok]) & (user_ids[dst[ok]] == hi[ok])
     src, dst = src[ok], dst[ok]
-    indptr, indices = _symmetric_csr(src, dst, n)
+    indptr, indices = symmetric_csr(src, dst, n)
 
     labels = np.full(n, None, dtype=object)
     label_sql = "SELECT user_id, label FROM labels"
@@ -268,7 +268,10 @@ def _indices_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return pos[ok].astype(np.int64)
 
 
-def _symmetric_csr(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def symmetric_csr(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The symmetric CSR adjacency (``indptr``, ``indices``; rows sorted) of the undirected edges
+    ``src[i] - dst[i]``, each given once: graphrec's one CSR builder (the snapshot reader and
+    :func:`graphrec.core.graph.csr_from_edges` use it)."""
     rows = np.concatenate([src, dst]).astype(np.int64)
     cols = np.concatenate([dst, src]).astype(np.int64)
     order = np.argsort((rows << 32) | cols) if n < 2**31 else np.lexsort((cols, rows))

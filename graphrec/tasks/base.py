@@ -129,8 +129,10 @@ class ScoringModel(Model):
     """A model that scores every user of a graph (the nightly job writes its runs)."""
 
     @abstractmethod
-    def score_graph(self, graph: "Graph", *, threads: int | None = None, max_details: int = 10_000) -> ScoreRun:
-        """Score every node of ``graph``; explain the flagged (at least the top) nodes."""
+    def score_graph(self, graph: "Graph", *, threads: int | None = None, max_details: int = 10_000, chunk: int | None = None) -> ScoreRun:
+        """Score every node of ``graph``; explain the flagged (at least the top) nodes, at most
+        ``max_details``. ``threads``: torch threads; ``chunk``: rows per inference chunk, which
+        bounds scoring memory (None: the model's default)."""
 
 
 class ProfileSampler(Protocol):

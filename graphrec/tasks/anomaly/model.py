@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,9 +28,6 @@ from graphrec.tasks.anomaly.detector import (
     make_detector,
 )
 from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel
-
-if TYPE_CHECKING:  # pragma: no cover
-    from graphrec.store.store import GraphStore
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +131,12 @@ class AnomalyModel(ScoringModel):
         return cls(det, names, dict(m.get("metrics") or {}))
 
     # -- scoring -----------------------------------------------------------------------------
-    def score_graph(self, graph: Graph, *, threads: int | None = None, max_details: int = 10_000, explain_top: int = EXPLAIN_TOP) -> ScoreRun:
+    def score_graph(self, graph: Graph, *, threads: int | None = None, max_details: int = 10_000, chunk: int | None = None,
+                    explain_top: int = EXPLAIN_TOP) -> ScoreRun:
         """Score every user of ``graph``; explain the flagged users (at least ``explain_top``, at
-        most ``max_details``), highest first: what the nightly job writes."""
+        most ``max_details``), highest first: what the nightly job writes. The detectors bound
+        their memory with fixed internal chunks (65,536 rows per autoencoder pass, 10^6 adjacency
+        entries per structure pass), so ``chunk`` does not change anything here."""
         det = self.detector
         if threads:
             det.threads = threads
@@ -154,15 +154,3 @@ class AnomalyModel(ScoringModel):
         :meth:`AnomalyDetector.explain <graphrec.tasks.anomaly.detector.AnomalyDetector.explain>`)."""
         return self.detector.explain(nodes, top_features=top_features, graph=graph)
 
-
-def top_anomalies(store: "GraphStore", *, top: int = 20, version: str | None = None, threads: int | None = None) -> list[dict[str, Any]]:
-    """The ``top`` most anomalous users of the store's current graph under the served (or given)
-    model, each ``{"user", "score", "flagged", **explanation}``, highest first; nothing is
-    written (``StoreStateError`` when the store's feature columns are not the model's)."""
-    model = AnomalyModel.load(store.settings.home, version)
-    graph = Graph.from_snapshot(store.snapshot(), data_version=False)
-    model.check_compatible(graph.feature_names, retrain_hint=RETRAIN_HINT)
-    res = model.score_graph(graph, threads=threads, max_details=top, explain_top=top)
-    order = np.argsort(-res.scores, kind="stable")[:top]
-    return [{"user": graph.external_id(i), "score": round(float(res.scores[i]), 6), "flagged": bool(res.flagged[i]),
-             **res.details[int(i)]} for i in order.tolist()]

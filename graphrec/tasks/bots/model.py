@@ -175,15 +175,15 @@ class BotModel(ScoringModel):
         ``humans`` (node indices) as label inputs."""
         return self.calibrate(self.raw_scores(graph, bots, humans, **kwargs))
 
-    def score_graph(self, graph: "Graph", *, threads: int | None = None, max_details: int = 10_000, chunk: int = 200_000) -> ScoreRun:
+    def score_graph(self, graph: "Graph", *, threads: int | None = None, max_details: int = 10_000, chunk: int | None = None) -> ScoreRun:
         """Calibrated bot probability of every user of ``graph``, with ``graph.labels`` (this
         model's ``positive_label`` marks a bot) as label inputs; flagged at the model's
         threshold. The flagged users (at least the top 100, at most ``max_details``) are
-        explained (:meth:`explain`). ``chunk``: rows per inference chunk."""
+        explained (:meth:`explain`). ``chunk``: rows per layer-wise inference chunk (default 200,000)."""
         self.check_compatible(graph.feature_names, retrain_hint="graphrec train bots")
         labels = graph_labels(graph, self.positive_label)
         inputs = self.inputs(graph)
-        prob = self.calibrate(self.raw_scores(graph, labels.bots, labels.humans, chunk=chunk, inputs=inputs, threads=threads))
+        prob = self.calibrate(self.raw_scores(graph, labels.bots, labels.humans, chunk=chunk or 200_000, inputs=inputs, threads=threads))
         flagged = prob >= self.threshold
         order = np.argsort(-prob, kind="stable")
         detail_nodes = order[: min(max_details, max(int(flagged.sum()), 100))]

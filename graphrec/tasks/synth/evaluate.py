@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from graphrec.core.graph import Graph
+from graphrec.core.ops import local_clustering
 from graphrec.tasks.synth.wiring import with_synthetic
 
 
@@ -43,18 +44,6 @@ class Realism:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
 
 
-def local_clustering(graph: Graph) -> np.ndarray:
-    """``float64[n]``: exact local clustering coefficient of every node (0 below degree 2)."""
-    import scipy.sparse as sp
-
-    n = graph.num_nodes
-    a = sp.csr_matrix((np.ones(graph.indices.size, dtype=np.float64), graph.indices, graph.indptr), shape=(n, n))
-    deg = graph.degrees
-    tri = np.asarray((a @ a).multiply(a).sum(axis=1)).ravel() / 2.0
-    pairs = deg * (deg - 1) / 2.0
-    return np.divide(tri, pairs, out=np.zeros(n), where=pairs > 0)
-
-
 def realism(graph: Graph) -> Realism:
     """Compare the synthetic users of ``graph`` (``graph.is_synthetic``) with its real users:
     degree KS statistic and mean local clustering (NaN where a group is empty)."""
@@ -65,7 +54,7 @@ def realism(graph: Graph) -> Realism:
     syn = np.asarray(graph.is_synthetic, dtype=bool)
     real = ~syn
     deg = graph.degrees
-    clus = local_clustering(graph)
+    clus = local_clustering(graph.indptr, graph.indices)
     ks = ks_2samp(deg[real & (deg > 0)], deg[syn]) if syn.any() else None
     ok = deg >= 2
     return Realism(
