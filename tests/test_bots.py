@@ -144,6 +144,29 @@ def test_job_writes_one_complete_run_and_is_idempotent(bot_store: GraphStore) ->
     assert len(_runs(bot_store)) == 2 and _score_rows(bot_store) == 1320
 
 
+def _job_events(**kwargs) -> tuple[NightlyResult, dict[str, dict]]:  # noqa: ANN003
+    """Run the job with a JSON-lines log; the result and the events by name."""
+    import io
+
+    from graphrec.jobs.log import JobLog
+
+    stream = io.StringIO()
+    result = run_nightly(log=JobLog("score-bots", "json", stream), **kwargs)
+    return result, {e["event"]: e for e in map(json.loads, stream.getvalue().splitlines())}
+
+
+def test_complete_event_keeps_the_fields_log_queries_read(bot_store: GraphStore) -> None:
+    """The ``complete`` event carries the bot run's run_id, users, flagged and newly_flagged at
+    the top level, as the score-bots job always logged them, beside ``runs`` and ``seconds``."""
+    result, events = _job_events(store=bot_store, run_date=dt.date(2026, 11, 1))
+    done, bot = events["complete"], bots_run(result)
+    assert list(done)[4:] == ["run_id", "users", "flagged", "newly_flagged", "runs", "seconds"]
+    assert (done["run_id"], done["users"], done["flagged"], done["newly_flagged"]) == (bot.run_id, 660, bot.flagged, 0)
+    assert done["runs"] == {"bots": {"run_id": bot.run_id, "users": 660, "flagged": bot.flagged, "newly_flagged": 0}}
+    assert {"store_read", "bot_score", "store_write", "total"} <= set(done["seconds"])
+    assert events["scored"]["task"] == "bots" and events["scored"]["users"] == 660 and "anomalies scored" not in events
+
+
 def test_scores_separate_injected_bots(bot_store: GraphStore) -> None:
     run_nightly(bot_store, run_date=dt.date(2026, 11, 1))
     with bot_store.read() as conn:
@@ -314,7 +337,10 @@ def test_job_runs_the_anomaly_model_without_a_bot_model(store: GraphStore, datab
     g = small_graph()
     load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
     train_and_register(store, get_task("anomaly"), AnomalyConfig(seed=0, epochs=30, threads=1))
-    result = run_nightly(store, run_date=dt.date(2026, 11, 1))
+    result, events = _job_events(store=store, run_date=dt.date(2026, 11, 1))
+    # the anomaly task's steps keep their old event names; "scored" stays the bot run's
+    assert "anomalies scored" in events and "scored" not in events and events["anomalies scored"]["task"] == "anomaly"
+    assert events["complete"]["run_id"] == result.runs["anomaly"].run_id and events["complete"]["users"] == 660
     assert result.status == "complete" and list(result.runs) == ["anomaly"]
     assert result.runs["anomaly"].users_scored == 660 and result.runs["anomaly"].run_id is not None
     legacy = result.as_score_bots_dict()

@@ -204,3 +204,69 @@ def test_user_profile_in_one_call(store: GraphStore) -> None:
     with pytest.raises(NotFoundError):
         store.user_profile("zz")
     assert not hasattr(store, "neighbors")  # one spelling: neighbours
+
+
+def _run(kind: str, day, snap, scores, *, replace: bool = False, details=None):  # noqa: ANN001, ANN202
+    from graphrec.store import NewScoringRun
+
+    scores = np.asarray(scores, dtype=np.float64)
+    return NewScoringRun(kind, day, snap.user_ids, scores, scores > 0.5, 0.5, details=details or {},
+                         summary={"model_version": "v1"}, replace=replace)
+
+
+def test_scoring_runs_through_the_store(store: GraphStore, tmp_path) -> None:  # noqa: ANN001
+    """The store's scoring-run methods: one transaction for every run, lock check, replace
+    semantics, keep pruning, and the reads the serving layer makes."""
+    import datetime as dt
+
+    from graphrec.errors import JobLockedError
+    from graphrec.store import JobLease
+
+    _triangle_plus(store)
+    store.add_user("s", is_synthetic=True)
+    snap = store.snapshot()
+    day = dt.date(2026, 11, 1)
+    assert store.latest_run("k1") is None and store.run_for_date("k1", day) is None
+    assert store.latest_top_scores("k1", 3) is None and store.export_scores("k1", tmp_path / "none.csv") is None
+    assert not (tmp_path / "none.csv").exists()
+
+    lease = JobLease(store, "job").acquire()
+    first = store.write_scoring_runs(
+        [_run("k1", day, snap, [0.9, 0.1, 0.7, 0.2, 0.3, 0.8], details={0: {"why": np.float32(0.25)}}),
+         _run("k2", day, snap, [0.1] * 6)],
+        lock=("job", lease.owner), keep=2,
+    )
+    assert [(r.kind, r.status, r.n_scored, r.n_flagged) for r in first] == [("k1", "complete", 6, 3), ("k2", "complete", 6, 0)]
+    assert store.latest_run("k1") == first[0] and store.run_for_date("k2", day) == first[1]
+    assert first[0].summary == {"model_version": "v1"} and first[0].finished_at is not None
+    flagged = store.flagged_user_ids(first[0].id)
+    assert sorted(snap.external_ids[np.searchsorted(snap.user_ids, flagged)].tolist()) == ["a", "c", "s"]
+    top = store.top_scores(first[0].id, 2)
+    assert [(t.user, t.score, t.flagged) for t in top] == [("a", 0.9, True), ("s", 0.8, True)]
+    assert top[0].details == {"why": 0.25} and top[1].details is None
+    run, rows = store.latest_top_scores("k1", 1) or (None, [])
+    assert run == first[0] and [r.user for r in rows] == ["a"]
+    batches = list(store.iter_scores(first[0].id, batch=4))
+    assert [len(b) for b in batches] == [4, 2] and batches[1][1] == ("s", 0.8, True)
+    out = tmp_path / "k1.csv"
+    exported = store.export_scores("k1", out)
+    assert exported is not None and exported[0].id == first[0].id and exported[1] == 6
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,score,is_synthetic" and lines[1] == "a,0.9,false" and lines[-1] == "s,0.8,true"
+
+    # a complete run is replaced only when asked; a lost lock writes nothing at all
+    with pytest.raises(ValueError, match="exists"):
+        store.write_scoring_runs([_run("k1", day, snap, [0.0] * 6)])
+    with pytest.raises(JobLockedError):
+        store.write_scoring_runs([_run("k1", day + dt.timedelta(days=1), snap, [0.0] * 6)], lock=("job", "someone else"))
+    assert store.run_for_date("k1", day + dt.timedelta(days=1)) is None
+    replaced = store.write_scoring_runs([_run("k1", day, snap, [0.6] * 6, replace=True)], lock=("job", lease.owner))[0]
+    assert replaced.id != first[0].id and replaced.n_flagged == 6 and store.top_scores(first[0].id, 5) == []
+    # keep=2: the third day's run prunes the oldest complete run of that kind only
+    for k in (1, 2):
+        store.write_scoring_runs([_run("k1", day + dt.timedelta(days=k), snap, [0.2] * 6)], keep=2)
+    assert store.run_for_date("k1", day) is None and store.run_for_date("k2", day) is not None
+    latest = store.latest_run("k1")
+    assert latest is not None and latest.run_date == day + dt.timedelta(days=2)
+    lease.release()
+

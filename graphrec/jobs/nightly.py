@@ -9,7 +9,16 @@ consistent snapshot; with ``retrain`` train and register each task's model on th
 (:func:`graphrec.tasks.base.train_and_register`); load each served model and check it fits the
 store's feature columns; score every user with each model (:meth:`ScoringModel.score_graph
 <graphrec.tasks.base.ScoringModel.score_graph>`); write every run and every score in one
-transaction that first checks the lock is still held; release the lock.
+transaction that first checks the lock is still held (:meth:`GraphStore.write_scoring_runs
+<graphrec.store.store.GraphStore.write_scoring_runs>`); release the lock.
+
+Log events (:class:`~graphrec.jobs.log.JobLog`, one JSON line each with ``--log-format json``):
+``started``, ``skipped``, ``snapshot``, per task ``retrained`` / ``scored`` (the anomaly task's
+under their old names, ``retrained anomaly model`` / ``anomalies scored``: :data:`EVENT_NAMES`),
+``dry-run: nothing written``, ``complete`` and ``failed``. ``complete`` carries ``run_id``,
+``users``, ``flagged`` and ``newly_flagged`` of the first run in the job's order (the bot run
+whenever bots ran), as the ``score-bots`` job always logged them, ``runs`` (those four figures
+per task) and ``seconds``.
 
 Crash safety: nothing is written before the final transaction, and that transaction holds every
 run, so a job killed at any moment leaves the previous complete runs in place; readers see them
@@ -35,7 +44,7 @@ import numpy as np
 from graphrec.jobs.log import JobLog
 
 if TYPE_CHECKING:  # pragma: no cover
-    from graphrec.store.scores import RunInfo
+    from graphrec.store import RunInfo
     from graphrec.store.store import GraphStore
     from graphrec.tasks.base import ScoreRun, ScoringModel, TaskConfig
 
@@ -46,6 +55,17 @@ LEGACY_JOB = "score-bots"
 #: The ``job_locks`` row both commands take: the one existing deployments already know, so an
 #: old crontab line and a new one never run at once.
 LOCK = "score-bots"
+#: Event names a scoring task's steps are logged under when they differ from the generic
+#: ``retrained`` / ``scored`` (keyed by kind): the anomaly model's steps keep the names the
+#: ``score-bots`` job always gave them, so existing log queries that read ``scored`` as the bot
+#: run's and ``anomalies scored`` as the anomaly run's keep working. Every such event also
+#: carries ``task``.
+EVENT_NAMES: dict[str, dict[str, str]] = {"anomaly": {"retrained": "retrained anomaly model", "scored": "anomalies scored"}}
+
+
+def event_name(kind: str, step: str) -> str:
+    """The log event of ``step`` (``retrained`` or ``scored``) for a task of ``kind``."""
+    return EVENT_NAMES.get(kind, {}).get(step, step)
 
 
 @dataclass
@@ -198,8 +218,8 @@ def run_nightly(
     from graphrec import artifacts
     from graphrec.core.graph import Graph
     from graphrec.errors import StoreStateError
-    from graphrec.store import scores as score_store
-    from graphrec.store.locks import JobLease, assert_owner
+    from graphrec.store import NewScoringRun
+    from graphrec.store.locks import JobLease
     from graphrec.store.schema import utcnow
     from graphrec.tasks.base import train_and_register
     from graphrec.tasks.registry import get_task
@@ -219,9 +239,8 @@ def run_nightly(
         if not available:
             hints = " or ".join(f"`graphrec train {name}`" for name in names)
             raise StoreStateError(f"no trained scoring model ({', '.join(names)}): train one with {hints} first")
-        with store.read() as conn:
-            existing = {name: score_store.run_for_date(conn, task_of[name].kind, run_date) for name in available}
-            previous = {name: score_store.latest_complete(conn, task_of[name].kind) for name in available}
+        existing = {name: store.run_for_date(task_of[name].kind, run_date) for name in available}
+        previous = {name: store.latest_run(task_of[name].kind) for name in available}
         done = {name: info for name, info in existing.items() if info is not None and info.status == "complete"}
         todo = [name for name in available if replace or dry_run or name not in done]
         if not todo:
@@ -254,7 +273,7 @@ def run_nightly(
                 config = (configs or {}).get(name) or retrain_config(task.config_type, seed=seed, threads=threads)
                 registered = train_and_register(store, task, config, snapshot=snap)
                 timings[f"{task.kind}_train"] = time.perf_counter() - t
-                log.event("retrained", task=name, model_version=registered.version, seconds=round(timings[f"{task.kind}_train"], 2))
+                log.event(event_name(task.kind, "retrained"), task=name, model_version=registered.version, seconds=round(timings[f"{task.kind}_train"], 2))
                 models[name] = registered.model
             if lease is not None:
                 lease.heartbeat()
@@ -266,13 +285,12 @@ def run_nightly(
             timings[f"{task.kind}_score"] = time.perf_counter() - t
             results[name] = scored
             run.users_scored, run.flagged, run.threshold = int(scored.scores.size), int(scored.flagged.sum()), float(scored.threshold)
-            log.event("scored", task=name, users=run.users_scored, flagged=run.flagged, threshold=run.threshold,
+            log.event(event_name(task.kind, "scored"), task=name, users=run.users_scored, flagged=run.flagged, threshold=run.threshold,
                       seconds=round(timings[f"{task.kind}_score"], 2))
             runs[name] = run
 
         if previous:
-            with store.read() as conn:
-                before = {name: score_store.flagged_user_ids(conn, info.id) for name, info in previous.items() if info is not None and name in runs}
+            before = {name: store.flagged_user_ids(info.id) for name, info in previous.items() if info is not None and name in runs}
             for name, flagged_before in before.items():
                 now_flagged = snap.user_ids[results[name].flagged]
                 runs[name].newly_flagged = int(np.setdiff1d(now_flagged, flagged_before).size)
@@ -290,21 +308,25 @@ def run_nightly(
         model_run_ids = {name: store.model_run_id(runs[name].kind, str(runs[name].model_version)) for name in todo}
         assert lease is not None
         lease.heartbeat()
-        with store.write() as conn:
-            assert_owner(conn, LOCK, lease.owner)
-            for name in todo:
-                scored, run = results[name], runs[name]
-                summary = {"model_version": run.model_version, "newly_flagged": run.newly_flagged, "no_longer_flagged": run.no_longer_flagged,
-                           "data_revision": snap.revision, **scored.summary}
-                info = score_store.write_run(
-                    conn, kind=run.kind, run_date=run_date, user_ids=snap.user_ids, scores=scored.scores, flagged=scored.flagged,
-                    details=scored.details, threshold=scored.threshold, model_run_id=model_run_ids[name], summary=summary,
-                    started_at=started_at, replace=True, keep=keep_runs,
-                )
-                run.run_id = info.id
+        writes = []
+        for name in todo:
+            scored, run = results[name], runs[name]
+            summary = {"model_version": run.model_version, "newly_flagged": run.newly_flagged, "no_longer_flagged": run.no_longer_flagged,
+                       "data_revision": snap.revision, **scored.summary}
+            writes.append(NewScoringRun(
+                run.kind, run_date, snap.user_ids, scored.scores, scored.flagged, scored.threshold, details=scored.details,
+                model_run_id=model_run_ids[name], summary=summary, started_at=started_at, replace=True,
+            ))
+        # every run in one transaction that first checks this job still holds the lock
+        written = store.write_scoring_runs(writes, lock=(LOCK, lease.owner), keep=keep_runs)
+        for name, info in zip(todo, written):
+            runs[name].run_id = info.id
         timings["store_write"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        log.event("complete", run_id=next(iter(runs[n].run_id for n in todo)),
+        # top level as the score-bots job always logged it: the first run in the job's order (the bot
+        # run whenever bots ran); every run under ``runs``
+        head = runs[todo[0]]
+        log.event("complete", run_id=head.run_id, users=head.users_scored, flagged=head.flagged, newly_flagged=head.newly_flagged,
                   runs={name: {"run_id": runs[name].run_id, "users": runs[name].users_scored, "flagged": runs[name].flagged,
                                "newly_flagged": runs[name].newly_flagged} for name in todo},
                   seconds={k: round(v, 2) for k, v in timings.items()})

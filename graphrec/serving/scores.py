@@ -8,13 +8,13 @@
   (``graphrec scores export``).
 
 Readers only ever see complete runs (:mod:`graphrec.store.scores`), so while a job writes they
-keep the previous run.
+keep the previous run. Every read goes through a :class:`~graphrec.store.store.GraphStore`
+scoring-run method (no transaction is opened here).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +22,8 @@ from typing import TYPE_CHECKING, Any
 from graphrec.errors import InputError, StoreStateError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy import Connection
-
-    from graphrec.store.scores import RunInfo
+    from graphrec.store import RunInfo
     from graphrec.store.store import GraphStore
-
-log = logging.getLogger(__name__)
 
 #: The scoring-run kinds these readers show.
 BOT_KIND = "bot"
@@ -44,14 +40,17 @@ def scoring_kinds() -> list[str]:
     return [task_class(name).kind for name in scoring_task_names()]
 
 
-def latest_run(conn: "Connection", kind: str) -> "RunInfo":
+def no_run(kind: str) -> StoreStateError:
+    """The error for a store without a complete run of ``kind`` (names the command that writes one)."""
+    return StoreStateError(f"no complete {kind} scoring run in the store: {NIGHTLY_HINT}")
+
+
+def latest_run(store: "GraphStore", kind: str) -> "RunInfo":
     """The latest complete run of ``kind``; :class:`StoreStateError` (with the command that
     produces one) when there is none."""
-    from graphrec.store import scores as score_store
-
-    run = score_store.latest_complete(conn, kind)
+    run = store.latest_run(kind)
     if run is None:
-        raise StoreStateError(f"no complete {kind} scoring run in the store: {NIGHTLY_HINT}")
+        raise no_run(kind)
     return run
 
 
@@ -71,11 +70,10 @@ class TopBots:
 def top_bots(store: "GraphStore", *, top: int = 20) -> TopBots:
     """The ``top`` most likely bots of the latest complete bot run, highest score first, each
     with the signals the job recorded (friends, clustering, labelled friends, label)."""
-    from graphrec.store import scores as score_store
-
-    with store.read() as conn:
-        run = latest_run(conn, BOT_KIND)
-        rows = score_store.top_scores(conn, run.id, top)
+    found = store.latest_top_scores(BOT_KIND, top)
+    if found is None:
+        raise no_run(BOT_KIND)
+    run, rows = found
     items = [{"user": ext, "score": round(score, 6), "flagged": flagged, "signals": details or {}} for ext, score, flagged, details in rows]
     return TopBots(run.id, run.run_date, run.threshold, items)
 
@@ -98,15 +96,9 @@ def top_anomalies(store: "GraphStore", *, top: int = 20, live: bool = False, thr
     that fit worst): from the latest complete anomaly run, or, with ``live`` or when there is no
     run yet, by scoring the store's current graph with the served anomaly model (``threads``:
     torch threads; nothing is written)."""
-    from graphrec.store import scores as score_store
-
-    run = None
-    rows: list[tuple[str, float, bool, dict[str, Any] | None]] = []
-    if not live:
-        with store.read() as conn:
-            run = score_store.latest_complete(conn, ANOMALY_KIND)
-            rows = score_store.top_scores(conn, run.id, top) if run is not None else []
-    if run is not None:
+    found = None if live else store.latest_top_scores(ANOMALY_KIND, top)
+    if found is not None:
+        run, rows = found
         items = [{"user": ext, "score": round(score, 6), "flagged": flagged, **(details or {})} for ext, score, flagged, details in rows]
         return TopAnomalies(f"run {run.id} of {run.run_date.isoformat()}", run.threshold, items)
     return live_anomalies(store, top=top, threads=threads)
@@ -153,23 +145,12 @@ def export_scores(store: "GraphStore", kind: str, output: str | Path) -> ScoreEx
     """Write ``id,score,is_synthetic`` for every user of the latest complete run of ``kind`` to
     the CSV file ``output`` (atomically: the file appears complete or not at all), reading the
     run in one transaction. ``kind`` must be a scoring kind (:func:`scoring_kinds`)."""
-    import csv
-
-    from graphrec.fileio import atomic_output
-    from graphrec.store import scores as score_store
-
     kinds = scoring_kinds()
     if kind not in kinds:
         raise InputError(f"unknown scoring kind {kind!r}: choose one of {', '.join(kinds)}")
     output = Path(output)
-    count = 0
-    with store.read() as conn:
-        run = latest_run(conn, kind)
-        with atomic_output(output) as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["id", "score", "is_synthetic"])
-            for batch in score_store.iter_scores(conn, run.id):
-                writer.writerows((ext, repr(score), "true" if synth else "false") for ext, score, synth in batch)
-                count += len(batch)
-    log.info("exported %d %s scores of run %d to %s", count, kind, run.id, output)
+    written = store.export_scores(kind, output)
+    if written is None:
+        raise no_run(kind)
+    run, count = written
     return ScoreExport(kind, run.id, run.run_date, count, output)

@@ -1,7 +1,8 @@
-"""Fast, transactional bulk writes: the only module that talks to the database drivers directly.
+"""Fast, transactional bulk writes through the database drivers.
 
-SQLAlchemy is used everywhere else; bulk loads of millions of rows go through the driver because
-ORM/Core row construction costs more than the database work:
+Bulk loads of millions of rows go through the driver because SQLAlchemy row construction costs
+more than the database work (the snapshot reader and the scoring-run writer use the same helpers,
+:func:`driver_connection`, :func:`pg_copy`, :func:`pg_binary_payload`, for their bulk rows):
 
 * **SQLite**: chunked ``executemany`` on the sqlite3 connection inside the caller's transaction.
 * **PostgreSQL**: ``COPY ... FROM STDIN``. Integer pairs (friendships, blocks) use the binary COPY
@@ -15,6 +16,12 @@ PostgreSQL 118 s -> ~17 s). Into an empty table PostgreSQL loads with ``COPY`` d
 are de-duplicated, so nothing can conflict). Readers of that table wait for the commit on
 PostgreSQL while this happens; nothing is ever visible half-loaded, and a failure rolls back the
 DDL too. A re-import of rows already present takes the ordinary path and rewrites nothing.
+
+Ordinary statements here (the revision counter, small id lookups, row counts) are SQLAlchemy Core
+like the rest of the store. Raw SQL is kept where Core has no portable form: the driver-level
+``executemany`` / ``COPY`` statements and their staging tables, ``LOCK TABLE``, the catalog reads
+(``sqlite_master``, ``pg_index``, ``pg_constraint``, ``pg_class``) and the index/constraint DDL
+replayed from them, and the sequence reset (``setval``).
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, func, literal, select, text, update
+
+from graphrec.store.schema import StoreRevision, User, metadata
 
 #: Batches at least this large (and larger than the table) take the drop-and-rebuild path.
 LARGE_BATCH = 100_000
@@ -56,8 +65,8 @@ def naive_utc(moment: dt.datetime) -> dt.datetime:
 def bump_revision(conn: Connection) -> int:
     """Increment the store's data version; returns the new value. Serialises writers on PostgreSQL."""
     now = naive_utc(dt.datetime.now(dt.timezone.utc))
-    conn.execute(text("UPDATE store_revision SET revision = revision + 1, updated_at = :now WHERE id = 1"), {"now": now})
-    return int(conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar_one())
+    conn.execute(update(StoreRevision).where(StoreRevision.id == 1).values(revision=StoreRevision.revision + 1, updated_at=now))
+    return int(conn.execute(select(StoreRevision.revision).where(StoreRevision.id == 1)).scalar_one())
 
 
 def lock_users_table(conn: Connection) -> None:
@@ -75,9 +84,7 @@ def lookup_user_ids(conn: Connection, external_ids: Sequence[str]) -> np.ndarray
         return out
     if n <= 500:
         rows = conn.execute(
-            text("SELECT external_id, id FROM users WHERE external_id IN :ids").bindparams(
-                _expanding("ids")
-            ),
+            select(User.external_id, User.id).where(User.external_id.in_(bindparam("ids", expanding=True))),
             {"ids": list(external_ids)},
         ).all()
         found: dict[str, int] = {str(e): int(i) for e, i in rows}
@@ -121,12 +128,6 @@ def copy_text_rows(positions: Any, values: Sequence[str]) -> bytes:
     return "".join(f"{p}\t{v}\n" for p, v in zip(positions, vals)).encode("utf-8")
 
 
-def _expanding(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name, expanding=True)
-
-
 def insert_users(
     conn: Connection,
     external_ids: Sequence[str],
@@ -146,7 +147,7 @@ def insert_users(
     if n == 0:
         return np.empty(0, dtype=np.int64)
     lock_users_table(conn)
-    start = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM users")).scalar_one()) + 1
+    start = int(conn.execute(select(func.coalesce(func.max(User.id), 0))).scalar_one()) + 1
     ids = np.arange(start, start + n, dtype=np.int64)
     stamp = naive_utc(now or dt.datetime.now(dt.timezone.utc))
     attrs = [None] * n if attributes is None else [json.dumps(a, sort_keys=True) if a else None for a in attributes]
@@ -238,7 +239,7 @@ def sort_order(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 def table_is_empty(conn: Connection, table: str) -> bool:
     """True when ``table`` has no rows (one index probe)."""
-    return conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
+    return conn.execute(select(literal(1)).select_from(metadata.tables[table]).limit(1)).first() is None
 
 
 def _sqlite_insert_pairs(
@@ -336,7 +337,7 @@ def _approx_rows(conn: Connection, table: str) -> int:
         ).scalar()
         if est is not None and est >= 0:
             return int(est)
-    return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+    return int(conn.execute(select(func.count()).select_from(metadata.tables[table])).scalar_one())
 
 
 @contextlib.contextmanager

@@ -8,14 +8,14 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from graphrec.errors import InputError
 from graphrec.store import bulk
-from graphrec.store.features import decode_rows, encode_rows
 from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
 from graphrec.store.report import ImportReport
-from graphrec.store.schema import FeatureColumn, Label, User, utcnow
+from graphrec.store.schema import Circle, CircleMember, FeatureColumn, Label, User, utcnow
+from graphrec.store.vectors import decode_rows, encode_rows
 
 #: Rows per encode/insert chunk for users (bounds memory for wide feature matrices).
 USER_CHUNK = 50_000
@@ -251,30 +251,28 @@ def write_circles(
     ids = resolve_users(conn, everyone, create=False, missing_error=unknown, report=report)
     index = dict(zip(everyone, ids.tolist()))
     existing = {
-        (owner, name): cid for cid, owner, name in conn.execute(text("SELECT id, owner_id, name FROM circles"))
+        (owner, name): cid for cid, owner, name in conn.execute(select(Circle.id, Circle.owner_id, Circle.name))
     }
     members_now: dict[int, set[int]] = {}
-    for cid, uid in conn.execute(text("SELECT circle_id, user_id FROM circle_members")):
-        members_now.setdefault(cid, set()).add(uid)
+    for member_of, uid in conn.execute(select(CircleMember.circle_id, CircleMember.user_id)):
+        members_now.setdefault(member_of, set()).add(uid)
     for owner_ext, name, members in circles:
         owner = index[owner_ext] if owner_ext is not None else None
         cid = existing.get((owner, name))
         wanted = {index[m] for m in members}
         created = cid is None
         if cid is None:
-            cid = conn.execute(
-                text("INSERT INTO circles (name, owner_id, source) VALUES (:n, :o, :s) RETURNING id"),
-                {"n": name, "o": owner, "s": source},
-            ).scalar_one()
+            cid = conn.execute(insert(Circle).values(name=name, owner_id=owner, source=source).returning(Circle.id)).scalar_one()
             existing[(owner, name)] = cid
         have = members_now.get(cid, set())
         add = sorted(wanted - have)
         drop = sorted(have - wanted)
         if add:
-            conn.execute(text("INSERT INTO circle_members (circle_id, user_id) VALUES (:c, :u)"), [{"c": cid, "u": u} for u in add])
+            conn.execute(insert(CircleMember), [{"circle_id": cid, "user_id": u} for u in add])
         if drop:
             conn.execute(
-                text("DELETE FROM circle_members WHERE circle_id = :c AND user_id = :u"), [{"c": cid, "u": u} for u in drop]
+                delete(CircleMember).where(CircleMember.circle_id == bindparam("c"), CircleMember.user_id == bindparam("u")),
+                [{"c": cid, "u": u} for u in drop],
             )
         if created or add or drop:
             report.circles_written += 1

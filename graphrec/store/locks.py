@@ -17,11 +17,12 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from graphrec.errors import JobLockedError
 from graphrec.store.bulk import naive_utc
+from graphrec.store.schema import JobLock
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store.store import GraphStore
@@ -66,13 +67,12 @@ class JobLease:
         expires = now + dt.timedelta(seconds=self.ttl)
         try:
             with self.store.write() as conn:
-                row = conn.execute(text("SELECT owner, expires_at FROM job_locks WHERE name = :n"), {"n": self.name}).first()
+                row = conn.execute(select(JobLock.owner, JobLock.expires_at).where(JobLock.name == self.name)).first()
                 if row is None:
-                    conn.execute(text("INSERT INTO job_locks (name, owner, acquired_at, expires_at) VALUES (:n, :o, :a, :e)"),
-                                 {"n": self.name, "o": self.owner, "a": now, "e": expires})
+                    conn.execute(insert(JobLock).values(name=self.name, owner=self.owner, acquired_at=now, expires_at=expires))
                 elif _is_stale(row[0], row[1], now):
-                    conn.execute(text("UPDATE job_locks SET owner = :o, acquired_at = :a, expires_at = :e WHERE name = :n AND owner = :old"),
-                                 {"n": self.name, "o": self.owner, "a": now, "e": expires, "old": row[0]})
+                    conn.execute(update(JobLock).where(JobLock.name == self.name, JobLock.owner == row[0])
+                                 .values(owner=self.owner, acquired_at=now, expires_at=expires))
                 else:
                     raise JobLockedError(f"job {self.name!r} is already running (lock held by {row[0]} until {row[1]} UTC)")
         except IntegrityError:
@@ -84,14 +84,14 @@ class JobLease:
         """Extend the lock's expiry; raises :class:`JobLockedError` if it was taken over."""
         with self.store.write() as conn:
             assert_owner(conn, self.name, self.owner)
-            conn.execute(text("UPDATE job_locks SET expires_at = :e WHERE name = :n AND owner = :o"),
-                         {"e": _now() + dt.timedelta(seconds=self.ttl), "n": self.name, "o": self.owner})
+            conn.execute(update(JobLock).where(JobLock.name == self.name, JobLock.owner == self.owner)
+                         .values(expires_at=_now() + dt.timedelta(seconds=self.ttl)))
 
     def release(self) -> None:
         """Give the lock up (only if this lease still owns it)."""
         if self.held:
             with self.store.write() as conn:
-                conn.execute(text("DELETE FROM job_locks WHERE name = :n AND owner = :o"), {"n": self.name, "o": self.owner})
+                conn.execute(delete(JobLock).where(JobLock.name == self.name, JobLock.owner == self.owner))
             self.held = False
 
     def __enter__(self) -> "JobLease":
@@ -103,6 +103,6 @@ class JobLease:
 
 def assert_owner(conn: Connection, name: str, owner: str) -> None:
     """Inside a write transaction: raise unless ``owner`` still holds lock ``name``."""
-    row = conn.execute(text("SELECT owner FROM job_locks WHERE name = :n"), {"n": name}).first()
+    row = conn.execute(select(JobLock.owner).where(JobLock.name == name)).first()
     if row is None or row[0] != owner:
         raise JobLockedError(f"lost the lock on job {name!r} (now held by {row[0] if row else 'nobody'}); nothing written")

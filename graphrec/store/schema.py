@@ -8,7 +8,7 @@ Conventions
   ids); a CHECK constraint forbids self-loops and the reversed duplicate, the primary key forbids
   exact duplicates. ``(user_hi, user_lo)`` is indexed so neighbour lookups are two index scans.
 * The numeric **feature vector** of a user is stored in ``users.features`` as a compact binary
-  blob (see :mod:`graphrec.store.features`); ``feature_columns`` names each position. Vectors shorter
+  blob (see :mod:`graphrec.store.vectors`); ``feature_columns`` names each position. Vectors shorter
   than the current number of columns read as zero-padded (a column added later is 0 for old users).
 * Non-numeric profile attributes live in ``users.attributes`` (JSON object of strings).
 * Users are soft-deleted (``deleted_at``); snapshots, neighbours and recommendations skip them.

@@ -9,16 +9,18 @@ networkx graph. ``torch_geometric`` is imported only by :meth:`Snapshot.to_pyg`.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 
 from graphrec.store.bulk import driver_connection
-from graphrec.store.features import decode_rows
+from graphrec.store.schema import Circle, CircleMember, FeatureColumn, Label, StoreRevision, utcnow
+from graphrec.store.vectors import decode_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -49,6 +51,9 @@ class Snapshot:
         is_synthetic: ``bool[n]``.
         labels: ``object[n]``: the user's current label or ``None``.
         circles: social circles with members as node indices.
+        read_at: UTC time the read started (taken before its first query, so every change
+            committed after it is newer than the snapshot: an incremental update from this
+            time misses nothing).
     """
 
     revision: int
@@ -61,6 +66,7 @@ class Snapshot:
     is_synthetic: np.ndarray
     labels: np.ndarray
     circles: list[CircleInfo] = field(default_factory=list)
+    read_at: dt.datetime | None = None
     _index: dict[str, int] | None = field(default=None, repr=False)
 
     # -- sizes -------------------------------------------------------------------------------
@@ -89,9 +95,7 @@ class Snapshot:
 
     def edge_array(self) -> np.ndarray:
         """Undirected edges once each, ``int64[m, 2]`` with ``u < v`` (node indices)."""
-        rows = np.repeat(np.arange(self.num_nodes, dtype=np.int64), np.diff(self.indptr))
-        keep = rows < self.indices
-        return np.stack([rows[keep], self.indices[keep]], axis=1)
+        return edge_array(self.indptr, self.indices)
 
     def label_codes(self) -> tuple[np.ndarray, list[str]]:
         """Labels as ``int64[n]`` codes (-1 = unlabelled) and the sorted class names."""
@@ -115,8 +119,14 @@ class Snapshot:
         return h.hexdigest()
 
     def data_version(self) -> dict[str, Any]:
-        """What a model trained on this snapshot records as its data version."""
-        return {"revision": self.revision, "fingerprint": self.fingerprint(), "users": self.num_nodes, "friendships": self.num_edges}
+        """What a model trained on this snapshot records as its data version: ``{revision,
+        fingerprint, users, friendships, read_at}`` (``read_at`` as ISO 8601 UTC)."""
+        return {"revision": self.revision, "fingerprint": self.fingerprint(), "users": self.num_nodes, "friendships": self.num_edges,
+                "read_at": self.read_at_iso()}
+
+    def read_at_iso(self) -> str | None:
+        """:attr:`read_at` as ISO 8601 text (None when the snapshot was not read from a store)."""
+        return None if self.read_at is None else self.read_at.isoformat()
 
     # -- conversions -------------------------------------------------------------------------
     def to_scipy(self) -> "sp.csr_matrix":
@@ -187,8 +197,13 @@ def read_snapshot(
     include_synthetic: bool = True,
     label_source: str | None = None,
 ) -> Snapshot:
-    """Read a snapshot inside the caller's (repeatable-read) transaction."""
-    revision = int(conn.execute(text("SELECT revision FROM store_revision WHERE id = 1")).scalar_one())
+    """Read a snapshot inside the caller's (repeatable-read) transaction.
+
+    The user and friendship rows, a million and more, are fetched through the driver
+    (:func:`_fetch_all`, :func:`_read_pairs`: binary ``COPY`` on PostgreSQL); the small reads
+    are Core statements."""
+    read_at = utcnow()  # before the first query: PostgreSQL's repeatable-read snapshot is taken at it
+    revision = int(conn.execute(select(StoreRevision.revision).where(StoreRevision.id == 1)).scalar_one())
     where = "deleted_at IS NULL" + ("" if include_synthetic else " AND is_synthetic = :f")
     params = {} if include_synthetic else {"f": False}
     rows = _fetch_all(conn, f"SELECT id, external_id, features, is_synthetic FROM users WHERE {where} ORDER BY id", params)
@@ -196,7 +211,7 @@ def read_snapshot(
     user_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
     external_ids = np.array([r[1] for r in rows], dtype=object)
     is_synthetic = np.fromiter((bool(r[3]) for r in rows), dtype=bool, count=n)
-    feature_names = [r[0] for r in conn.execute(text("SELECT name FROM feature_columns ORDER BY position"))]
+    feature_names = list(conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position)).scalars())
     features = decode_rows([r[2] for r in rows], len(feature_names))
     del rows
 
@@ -209,22 +224,20 @@ def read_snapshot(
     indptr, indices = symmetric_csr(src, dst, n)
 
     labels = np.full(n, None, dtype=object)
-    label_sql = "SELECT user_id, label FROM labels"
-    label_params: dict[str, Any] = {}
+    label_query = select(Label.user_id, Label.label)
     if label_source is not None:
-        label_sql += " WHERE source = :s"
-        label_params["s"] = label_source
-    label_sql += " ORDER BY updated_at, source"  # latest label wins
-    for uid, lab in conn.execute(text(label_sql), label_params):
+        label_query = label_query.where(Label.source == label_source)
+    label_query = label_query.order_by(Label.updated_at, Label.source)  # latest label wins
+    for uid, lab in conn.execute(label_query):
         i = int(np.searchsorted(user_ids, uid))
         if i < n and user_ids[i] == uid:
             labels[i] = lab
 
     circles: list[CircleInfo] = []
     members: dict[int, list[int]] = {}
-    for cid, uid in conn.execute(text("SELECT circle_id, user_id FROM circle_members")):
+    for cid, uid in conn.execute(select(CircleMember.circle_id, CircleMember.user_id)):
         members.setdefault(int(cid), []).append(int(uid))
-    for cid, name, owner in conn.execute(text("SELECT id, name, owner_id FROM circles ORDER BY id")):
+    for cid, name, owner in conn.execute(select(Circle.id, Circle.name, Circle.owner_id).order_by(Circle.id)):
         idx = _indices_of(user_ids, np.asarray(members.get(int(cid), []), dtype=np.int64))
         owner_idx = None
         if owner is not None:
@@ -243,6 +256,7 @@ def read_snapshot(
         is_synthetic=is_synthetic,
         labels=labels,
         circles=circles,
+        read_at=read_at,
     )
 
 
@@ -279,6 +293,15 @@ def symmetric_csr(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[np.ndarray,
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return indptr, indices
+
+
+def edge_array(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """The undirected edges of a symmetric CSR adjacency once each, ``int64[m, 2]`` with
+    ``u < v`` in row order: the inverse of :func:`symmetric_csr` (the snapshot and
+    :class:`graphrec.core.graph.Graph` use it)."""
+    rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+    keep = rows < indices
+    return np.stack([rows[keep], indices[keep]], axis=1)
 
 
 def _read_pairs(conn: Connection) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,28 @@ turned into their decimal text). Every write runs in one transaction and bumps t
 revision when it changes something; every read that spans several queries (snapshots, stats,
 exports, a user's profile) runs in one repeatable-read transaction.
 
-SQL is written with SQLAlchemy Core expressions over the tables of :mod:`graphrec.store.schema`.
-Two exceptions, each for speed and documented where it is: the id-list reads of the serving path
-(:meth:`GraphStore.mutual_friends_with`, :meth:`GraphStore.excluded_candidates`) bind a whole id
-list as one parameter through ``json_each`` / ``unnest`` text SQL, and the bulk paths
-(:mod:`graphrec.store.bulk`, :mod:`graphrec.store.snapshot`) talk to the drivers directly.
+SQL style: every statement the store builds is a SQLAlchemy Core expression over the tables of
+:mod:`graphrec.store.schema` (this module, :mod:`~graphrec.store.scores`,
+:mod:`~graphrec.store.locks`, :mod:`~graphrec.store.loader`, :mod:`~graphrec.store.exporters`,
+the small reads of :mod:`~graphrec.store.snapshot` and the ordinary statements of
+:mod:`~graphrec.store.bulk`). Raw SQL is kept deliberately, each where Core has no equivalent or
+costs too much, and documented where it is:
+
+* the id-list reads of the serving path (:meth:`GraphStore.mutual_friends_with`,
+  :meth:`GraphStore.excluded_candidates`): text SQL that binds the whole id list as one
+  ``json_each`` / ``unnest`` parameter, so the statement compiles once and SQLite's join order
+  stays pinned (no portable Core form);
+* the driver-level bulk paths, where SQLAlchemy row handling would cost more than the database
+  work: ``executemany`` on the sqlite3 connection and ``COPY`` on PostgreSQL for users, pairs and
+  scores (:mod:`~graphrec.store.bulk`, :func:`graphrec.store.scores._insert_scores`), and the
+  snapshot's user and friendship reads (:mod:`~graphrec.store.snapshot`);
+* backend-specific statements with no Core form: ``LOCK TABLE``, catalog reads and the
+  index/constraint DDL replayed from them, the sequence reset (:mod:`~graphrec.store.bulk`),
+  SQLite ``PRAGMA`` / ``BEGIN`` (:mod:`~graphrec.store.engine`), and Alembic's
+  ``alembic_version`` read (:mod:`~graphrec.store.migrate`).
+
+Scoring runs (one batch of per-user scores per kind and run date) are read and written through
+the methods under "scoring runs" below; no caller outside the store opens a transaction for them.
 
 Example::
 
@@ -36,7 +53,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, literal_column, or_, select, text, union_all, update
@@ -45,8 +62,8 @@ from sqlalchemy.sql.expression import ColumnElement, Subquery
 from graphrec.config import Settings
 from graphrec.errors import InputError, NotFoundError
 from graphrec.store import bulk, migrate
+from graphrec.store import scores as scoring
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
-from graphrec.store.features import decode_vector, encode_vector, stored_length
 from graphrec.store.report import ImportReport
 from graphrec.store.schema import (
     Block,
@@ -61,7 +78,9 @@ from graphrec.store.schema import (
     User,
     utcnow,
 )
+from graphrec.store.scores import NewScoringRun, RunInfo, TopScore, UserScore
 from graphrec.store.snapshot import Snapshot, read_snapshot
+from graphrec.store.vectors import decode_vector, encode_vector, stored_length
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
@@ -165,6 +184,24 @@ class StoreStats:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ModelRunRecord:
+    """A completed training run as ``model_runs`` records it (reproducibility: what was trained,
+    with which hyper-parameters and seed, on which data version, what it measured, where the
+    artifact lies). :meth:`GraphStore.record_model_run` writes one on its own;
+    :meth:`GraphStore.load_synthetic` writes one in the transaction of the users it describes."""
+
+    kind: str
+    version: str
+    seed: int | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    data_revision: int
+    data_fingerprint: str
+    artifact_path: str
+    started_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -660,9 +697,11 @@ class GraphStore:
 
         return self._run_import("ego-facebook", users.source, body)
 
-    def load_synthetic(self, users: UserBatch, edges: EdgeBatch, labels: LabelBatch | None = None) -> ImportReport:
-        """Write synthetic users (``users.is_synthetic`` must all be true), their friendships and
-        optional labels in ONE transaction: either all of it lands or none of it."""
+    def load_synthetic(self, users: UserBatch, edges: EdgeBatch, labels: LabelBatch | None = None, *,
+                       model_run: ModelRunRecord | None = None) -> ImportReport:
+        """Write synthetic users (``users.is_synthetic`` must all be true), their friendships,
+        optional labels and, with ``model_run``, the ``model_runs`` row of the generator run that
+        produced them, in ONE transaction: either all of it lands or none of it."""
         from graphrec.store import loader
 
         if users.is_synthetic is None or not bool(np.all(users.is_synthetic)):
@@ -678,6 +717,8 @@ class GraphStore:
             loader.write_edges(conn, edges, report, create_users=False)
             if labels is not None and labels.external_ids:
                 loader.write_labels(conn, labels, report)
+            if model_run is not None:
+                self._insert_model_run(conn, model_run)
 
         return self._run_import("synthetic", users.source, body)
 
@@ -703,6 +744,10 @@ class GraphStore:
         return counts
 
     # -- model runs and serving reads --------------------------------------------------------
+    @overload
+    def record_model_run(self, kind: ModelRunRecord, /) -> None: ...
+
+    @overload
     def record_model_run(
         self,
         kind: str,
@@ -715,25 +760,51 @@ class GraphStore:
         data_fingerprint: str,
         artifact_path: str,
         started_at: dt.datetime | None = None,
+    ) -> None: ...
+
+    def record_model_run(
+        self,
+        kind: str | ModelRunRecord,
+        version: str | None = None,
+        *,
+        seed: int | None = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        data_revision: int | None = None,
+        data_fingerprint: str | None = None,
+        artifact_path: str | None = None,
+        started_at: dt.datetime | None = None,
     ) -> None:
-        """Record a completed training run (reproducibility: params, seed, metrics, data version)."""
-        now = utcnow()
+        """Record a completed training run (reproducibility: params, seed, metrics, data version),
+        given as a :class:`ModelRunRecord` or as its fields, in its own transaction."""
+        if isinstance(kind, ModelRunRecord):
+            record = kind
+        else:
+            if version is None or data_revision is None or data_fingerprint is None or artifact_path is None:
+                raise TypeError("record_model_run needs version, data_revision, data_fingerprint and artifact_path")
+            record = ModelRunRecord(kind, version, seed, dict(params or {}), dict(metrics or {}), data_revision, data_fingerprint,
+                                    artifact_path, started_at)
         with self.write() as conn:
-            conn.execute(
-                insert(ModelRun).values(
-                    kind=kind,
-                    version=version,
-                    status="completed",
-                    seed=seed,
-                    params=params,
-                    metrics=metrics,
-                    data_revision=data_revision,
-                    data_fingerprint=data_fingerprint,
-                    artifact_path=artifact_path,
-                    started_at=started_at or now,
-                    finished_at=now,
-                )
+            self._insert_model_run(conn, record)
+
+    @staticmethod
+    def _insert_model_run(conn: Connection, record: ModelRunRecord) -> None:
+        now = utcnow()
+        conn.execute(
+            insert(ModelRun).values(
+                kind=record.kind,
+                version=record.version,
+                status="completed",
+                seed=record.seed,
+                params=record.params,
+                metrics=record.metrics,
+                data_revision=record.data_revision,
+                data_fingerprint=record.data_fingerprint,
+                artifact_path=record.artifact_path,
+                started_at=record.started_at or now,
+                finished_at=now,
             )
+        )
 
     def model_run_id(self, kind: str, version: str) -> int | None:
         """Id of the ``model_runs`` row of a model version (None if it was not recorded here)."""
@@ -839,6 +910,76 @@ class GraphStore:
             vec = decode_vector(r[1], max(feature_dim, stored_length(r[1])))[:feature_dim]
             feats[i, : vec.size] = vec
         return [r[0] for r in live], feats, gone
+
+    # -- scoring runs ------------------------------------------------------------------------
+    # A scoring run is one batch of per-user scores of one kind (the scoring task's artifact
+    # kind) for one run date. Readers see complete runs only (see graphrec.store.scores).
+    def latest_run(self, kind: str) -> RunInfo | None:
+        """The latest complete scoring run of ``kind`` (by run date, then id), or None."""
+        with self.read() as conn:
+            return scoring.latest_complete(conn, kind)
+
+    def run_for_date(self, kind: str, run_date: dt.date) -> RunInfo | None:
+        """The scoring run of ``kind`` for ``run_date``, complete or not, or None."""
+        with self.read() as conn:
+            return scoring.run_for_date(conn, kind, run_date)
+
+    def flagged_user_ids(self, run_id: int) -> np.ndarray:
+        """Internal ids (``int64``, as in :attr:`Snapshot.user_ids`) of the users scoring run
+        ``run_id`` flagged (empty for an unknown run)."""
+        with self.read() as conn:
+            return scoring.flagged_user_ids(conn, run_id)
+
+    def top_scores(self, run_id: int, limit: int) -> list[TopScore]:
+        """The ``limit`` highest scores of scoring run ``run_id``, highest first (ties by external
+        id), each with the explanation the run recorded (None for users it did not explain)."""
+        with self.read() as conn:
+            return scoring.top_scores(conn, run_id, limit)
+
+    def latest_top_scores(self, kind: str, limit: int) -> tuple[RunInfo, list[TopScore]] | None:
+        """The latest complete run of ``kind`` and its ``limit`` highest scores (as
+        :meth:`top_scores`), read in one transaction; None when there is no complete run."""
+        with self.read() as conn:
+            run = scoring.latest_complete(conn, kind)
+            return None if run is None else (run, scoring.top_scores(conn, run.id, limit))
+
+    def iter_scores(self, run_id: int, *, batch: int = 100_000) -> Iterator[list[UserScore]]:
+        """Every user's score in scoring run ``run_id`` (external id, score, is synthetic), in
+        lists of ``batch``, by internal id; streamed from one read transaction that stays open
+        while the iterator is consumed."""
+        with self.read() as conn:
+            yield from scoring.iter_scores(conn, run_id, batch)
+
+    def export_scores(self, kind: str, path: str | Path) -> tuple[RunInfo, int] | None:
+        """Write ``id,score,is_synthetic`` (scores as Python's shortest round-trip text, flags as
+        ``true``/``false``) for every user of the latest complete run of ``kind`` to the CSV file
+        ``path``, atomically, reading the run and its scores in one transaction. Returns the run
+        and the number of rows, or None (nothing written) when there is no complete run."""
+        with self.read() as conn:
+            run = scoring.latest_complete(conn, kind)
+            if run is None:
+                return None
+            rows = scoring.write_scores_csv(conn, run.id, path)
+        log.info("exported %d %s scores of run %d to %s", rows, kind, run.id, path)
+        return run, rows
+
+    def write_scoring_runs(self, runs: Sequence[NewScoringRun], *, lock: tuple[str, str] | None = None,
+                           keep: int | None = None) -> list[RunInfo]:
+        """Write ``runs`` (each complete, with all its scores) in ONE write transaction, so readers
+        see all of them or none, and a writer killed half-way leaves the previous runs in place.
+
+        ``lock`` = (job lock name, owner, as in :class:`~graphrec.store.locks.JobLease`): checked
+        first in that transaction; :class:`~graphrec.errors.JobLockedError` (nothing written)
+        when the lock was taken over. A run replaces an existing run of its kind and date only
+        with ``replace`` (a complete one is a ``ValueError`` otherwise); ``keep`` bounds how many
+        complete runs of each kind are kept (the oldest are deleted in the same transaction).
+        Returns the written runs' rows, in order."""
+        with self.write() as conn:
+            infos = scoring.write_runs(conn, runs, lock=lock, keep=keep)
+        for info in infos:
+            log.info("scoring run %d written: %s of %s, %d users, %d flagged", info.id, info.kind, info.run_date, info.n_scored,
+                     info.n_flagged)
+        return infos
 
     # -- snapshot, stats ---------------------------------------------------------------------
     def snapshot(self, *, include_synthetic: bool = True, label_source: str | None = None) -> Snapshot:
