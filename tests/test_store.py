@@ -270,3 +270,21 @@ def test_scoring_runs_through_the_store(store: GraphStore, tmp_path) -> None:  #
     assert latest is not None and latest.run_date == day + dt.timedelta(days=2)
     lease.release()
 
+
+def test_snapshot_records_when_its_read_started(store: GraphStore) -> None:
+    """``read_at``: taken before the snapshot's first query, part of its data version."""
+    import datetime as dt
+
+    from graphrec.core.graph import Graph
+
+    _triangle_plus(store)
+    before = dt.datetime.now(dt.timezone.utc)
+    snap = store.snapshot()
+    after = dt.datetime.now(dt.timezone.utc)
+    assert snap.read_at is not None and before <= snap.read_at <= after
+    version = snap.data_version()
+    assert version["read_at"] == snap.read_at.isoformat() and dt.datetime.fromisoformat(version["read_at"]) == snap.read_at
+    assert set(version) == {"revision", "fingerprint", "users", "friendships", "read_at"}
+    assert Graph.from_snapshot(snap, data_version=False).data == {"revision": snap.revision, "read_at": snap.read_at.isoformat()}
+    assert Graph.from_snapshot(snap).data == version
+    np.testing.assert_array_equal(Graph.from_snapshot(snap).edge_array(), snap.edge_array())

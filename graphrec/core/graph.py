@@ -152,7 +152,7 @@ class Graph:
             labels=snap.labels,
             is_synthetic=snap.is_synthetic,
             circles=[c.members for c in snap.circles],
-            data=snap.data_version() if data_version else {"revision": snap.revision},
+            data=snap.data_version() if data_version else {"revision": snap.revision, "read_at": snap.read_at_iso()},
         )
 
     @classmethod
@@ -200,9 +200,9 @@ class Graph:
 
     def edge_array(self) -> np.ndarray:
         """Undirected edges once each, ``int64[m, 2]`` with ``u < v``."""
-        rows = np.repeat(np.arange(self.num_nodes, dtype=np.int64), np.diff(self.indptr))
-        keep = rows < self.indices
-        return np.stack([rows[keep], self.indices[keep]], axis=1)
+        from graphrec.store.snapshot import edge_array
+
+        return edge_array(self.indptr, self.indices)
 
     def external_id(self, node: int) -> str:
         """External id of a node (its index as text when the graph has no ids)."""

@@ -11,7 +11,6 @@ similar-but-not-friend profile looks like.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,8 +26,6 @@ from graphrec.tasks.siamese.model import SiameseModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.core.graph import Graph
-    from graphrec.store.snapshot import Snapshot
-    from graphrec.store.store import GraphStore
 
 log = logging.getLogger(__name__)
 
@@ -189,22 +186,16 @@ class SiameseTask(Task[SiameseConfig, SiameseModel]):
     config_type = SiameseConfig
     model_type = SiameseModel
 
-    def __init__(self) -> None:
-        self._read_at: dt.datetime | None = None
-
-    def snapshot(self, store: "GraphStore", config: SiameseConfig) -> "Snapshot":
-        """The store's real users; the time *before* the read becomes the index's sync point, so
-        an incremental ``index sync`` also picks up users changed while the snapshot was read."""
-        from graphrec.store.schema import utcnow
-
-        self._read_at = utcnow()
-        return store.snapshot(include_synthetic=False)
-
     def fit(self, graph: "Graph", config: SiameseConfig) -> SiameseModel:
-        """Train the encoder (:func:`train_encoder`) and index every user's embedding."""
+        """Train the encoder (:func:`train_encoder`) and index every user's embedding.
+
+        The index's sync point is the time the graph's snapshot read started
+        (``graph.data["read_at"]``, :attr:`Snapshot.read_at <graphrec.store.snapshot.Snapshot.read_at>`),
+        so an incremental ``index sync`` also picks up users changed while the snapshot was read;
+        a graph not read from a store is synced as of now."""
         from graphrec.store.schema import utcnow
 
-        synced_at, self._read_at = self._read_at or utcnow(), None
+        synced_at = graph.data.get("read_at") or utcnow().isoformat()
         if graph.num_nodes == 0 or graph.features.shape[1] == 0:
             raise ValueError("the store has no users with profile features")
         weights = train_encoder(graph.features, graph.edge_array(), config, circles=list(graph.circles))
@@ -213,4 +204,4 @@ class SiameseTask(Task[SiameseConfig, SiameseModel]):
         index = EmbeddingIndex.build(z, ids)
         log.info("siamese: %d users embedded and indexed (%s) in %.1f s", len(ids), "exact" if index.exact else "HNSW", weights.seconds)
         return SiameseModel(weights.state, weights.scaler, list(graph.feature_names), training=weights.summary(), index=index,
-                            index_synced_at=synced_at.isoformat())
+                            index_synced_at=synced_at)
