@@ -122,6 +122,37 @@ def test_synth_is_all_or_nothing(store: GraphStore, monkeypatch: pytest.MonkeyPa
     with pytest.raises(RuntimeError):
         synthesize(store, SynthConfig(model="gan", n=10, seed=0, epochs=2, threads=1))
     assert _counts(store) == (0, len(edges))
+    _assert_no_synth_run(store)
+
+
+def _assert_no_synth_run(store: GraphStore) -> None:
+    """No model_runs row for a batch that was not written, and no served generator."""
+    from graphrec import artifacts
+
+    with store.read() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM model_runs WHERE kind = 'synth'")).scalar_one() == 0
+    assert artifacts.latest_version(store.settings.home, "synth") is None
+
+
+def test_synth_run_is_recorded_with_its_users_or_not_at_all(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose users cannot be written (an id already taken) records no run; a batch that
+    lands is recorded in the same transaction and its generator served."""
+    from graphrec import artifacts
+    from graphrec.tasks.synth import synthesize as synth_module
+
+    edges, _ = _load_real(store)
+    store.add_user("synthetic-fixed-3", is_synthetic=True)
+    monkeypatch.setattr(synth_module, "new_batch_id", lambda: "fixed")
+    with pytest.raises(InputError, match="already exists"):
+        synthesize(store, SynthConfig(model="vae", n=5, seed=0, epochs=2, threads=1))
+    assert _counts(store) == (1, len(edges))
+    _assert_no_synth_run(store)
+    monkeypatch.setattr(synth_module, "new_batch_id", lambda: "other")
+    report = synthesize(store, SynthConfig(model="vae", n=5, seed=0, epochs=2, threads=1))
+    with store.read() as conn:
+        rows = conn.execute(text("SELECT version, data_revision FROM model_runs WHERE kind = 'synth'")).all()
+    assert len(rows) == 1 and rows[0][0] == artifacts.latest_version(store.settings.home, "synth")
+    assert report.batch == "other" and report.users_created == 5 and rows[0][1] < report.revision
 
 
 def test_synth_label_needs_labelled_users(store: GraphStore) -> None:

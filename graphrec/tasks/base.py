@@ -14,7 +14,10 @@ One function puts any task into service, :func:`train_and_register`::
 
     snapshot -> Graph -> task.fit -> artifacts.save -> store.record_model_run -> LATEST
 
-so a model is served (``LATEST`` moves) only once its run is recorded. Loading goes through
+so a model is served (``LATEST`` moves) only once its run is recorded. A task whose run must be
+recorded together with other rows (the synthetic users a generator run produced) trains with
+``record=False, serve=False``, records :attr:`Registered.run` in its own transaction and then
+calls :meth:`Registered.serve`. Loading goes through
 :meth:`Model.load`. Adding a task is filling in these two classes (see ``ARCHITECTURE.md``).
 """
 
@@ -35,7 +38,7 @@ from graphrec.errors import StoreStateError
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.core.graph import Graph
     from graphrec.store.snapshot import Snapshot
-    from graphrec.store.store import GraphStore
+    from graphrec.store.store import GraphStore, ModelRunRecord
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +182,12 @@ class Task(ABC, Generic[ConfigT, ModelT]):
 
 @dataclass
 class Registered(Generic[ModelT]):
-    """A trained, saved, recorded and served model version."""
+    """A trained and saved model version, with its ``model_runs`` row (``run``; recorded unless
+    :func:`train_and_register` was told ``record=False``) and served unless told ``serve=False``."""
 
     model: ModelT
     artifact: artifacts.Artifact
+    run: "ModelRunRecord"
 
     @property
     def version(self) -> str:
@@ -191,6 +196,10 @@ class Registered(Generic[ModelT]):
     @property
     def manifest(self) -> dict[str, Any]:
         return self.artifact.manifest
+
+    def serve(self, home: Path) -> None:
+        """Move the kind's ``LATEST`` to this version: call it only once :attr:`run` is recorded."""
+        artifacts.set_latest(home, self.artifact.kind, self.version)
 
 
 def train_and_register(
@@ -201,6 +210,7 @@ def train_and_register(
     snapshot: "Snapshot | None" = None,
     metrics: dict[str, Any] | None = None,
     serve: bool = True,
+    record: bool = True,
 ) -> Registered[ModelT]:
     """Train ``task`` on the store and put the model into service, the same way for every task:
     snapshot -> :class:`~graphrec.core.graph.Graph` -> ``task.fit`` -> artifact (manifest with
@@ -208,9 +218,17 @@ def train_and_register(
 
     ``snapshot`` reuses a snapshot the caller already read (the nightly job's); ``metrics`` are
     extra figures to record (e.g. an evaluation); ``serve=False`` saves and records without
-    moving ``LATEST``. A graph the task cannot train on is a :class:`StoreStateError`."""
+    moving ``LATEST``; ``record=False`` (with ``serve=False``: nothing unrecorded is served) only
+    saves the artifact and leaves :attr:`Registered.run` for the caller to record, e.g. in the
+    transaction of the rows the run produced (:meth:`GraphStore.load_synthetic
+    <graphrec.store.store.GraphStore.load_synthetic>`), then :meth:`Registered.serve`. A graph the
+    task cannot train on is a :class:`StoreStateError`."""
     from graphrec.core.graph import Graph
     from graphrec.store.schema import utcnow
+    from graphrec.store.store import ModelRunRecord
+
+    if serve and not record:
+        raise ValueError("a model is served only once its run is recorded: record=False needs serve=False")
 
     started = utcnow()
     snap = snapshot if snapshot is not None else task.snapshot(store, config)
@@ -240,10 +258,12 @@ def train_and_register(
 
     art = artifacts.save(store.settings.home, task.kind, content.arrays, manifest, version=version, extra=extra, make_latest=False)
     model.version = art.version
-    store.record_model_run(task.kind, art.version, seed=config.seed, params=config.params(), metrics=all_metrics,
-                           data_revision=snap.revision, data_fingerprint=graph.data["fingerprint"], artifact_path=str(art.path),
-                           started_at=started)
+    run = ModelRunRecord(task.kind, art.version, config.seed, config.params(), all_metrics, snap.revision, graph.data["fingerprint"],
+                         str(art.path), started)
+    registered = Registered(model, art, run)
+    if record:
+        store.record_model_run(run)
     if serve:
-        artifacts.set_latest(store.settings.home, task.kind, art.version)  # served only once recorded
+        registered.serve(store.settings.home)  # served only once recorded
     log.info("%s model %s saved under %s", task.name, art.version, art.path)
-    return Registered(model, art)
+    return registered

@@ -2,11 +2,13 @@
 
 Profiles come from a VAE or GAN trained on the store's real users (:mod:`graphrec.tasks.synth.profiles`;
 class-conditional when a label is asked for), friendships from profile-anchored triadic closure
-(:mod:`graphrec.tasks.synth.wiring`). The generator is trained and registered like every model
-(:func:`graphrec.tasks.base.train_and_register`: artifact under ``models/synth/``, a
-``model_runs`` row of kind ``synth`` with seed, params, final losses, the realism figures of the
-batch and its ``batch`` id, data version); then users, friendships and labels are written in one
-transaction, every user flagged ``is_synthetic``. Synthetic users are excluded from training and
+(:mod:`graphrec.tasks.synth.wiring`). The generator is trained and saved like every model
+(:func:`graphrec.tasks.base.train_and_register`: artifact under ``models/synth/``); its
+``model_runs`` row (kind ``synth``, with seed, params, final losses, the realism figures of the
+batch and its ``batch`` id, data version) is written in ONE transaction with the users,
+friendships and labels it produced (:meth:`GraphStore.load_synthetic
+<graphrec.store.store.GraphStore.load_synthetic>`), every user flagged ``is_synthetic``, so a
+recorded synth run always describes a batch that exists; ``LATEST`` then moves to the generator. Synthetic users are excluded from training and
 evaluation snapshots unless asked for, never recommended, and flagged in every export;
 :meth:`graphrec.store.store.GraphStore.purge_synthetic` removes them.
 """
@@ -64,8 +66,8 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
 
     :class:`~graphrec.errors.StoreStateError` when the store's real users cannot train the
     generator (fewer than 10 users with friendships, no feature columns, or with ``label`` fewer
-    than 2 real users carrying it). If the write fails nothing of the batch is in the store (the
-    trained generator stays registered)."""
+    than 2 real users carrying it). If the write fails nothing of the batch is in the store and no
+    run is recorded (the generator's artifact stays on disk, not served)."""
     from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
 
     t0 = time.perf_counter()
@@ -75,7 +77,7 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
     if problem is not None:
         raise StoreStateError(problem)
     batch_id = new_batch_id()
-    registered = train_and_register(store, task, config, snapshot=snap, metrics={"batch": batch_id})
+    registered = train_and_register(store, task, config, snapshot=snap, metrics={"batch": batch_id}, record=False, serve=False)
     drawn = registered.model.batch
     assert drawn is not None  # SynthTask.fit always draws the run's batch
     n = config.n
@@ -85,7 +87,8 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
     pairs = drawn.pairs
     edges = EdgeBatch(source, ids + [str(e) for e in snap.external_ids.tolist()], pairs[:, 0].copy(), pairs[:, 1] + n, int(pairs.shape[0]))
     labels = LabelBatch(source, ids, [config.label] * n, ["synthetic"] * n) if config.label is not None else None
-    report = store.load_synthetic(users, edges, labels)
+    report = store.load_synthetic(users, edges, labels, model_run=registered.run)
+    registered.serve(store.settings.home)  # served once its run is recorded, as train_and_register does
     log.info("synthetic batch %s: %d users, %d friendships (generator %s)", batch_id, report.users_created, report.friendships_added,
              registered.version)
     return SynthReport(batch_id, config.model, config.seed, report.users_created, report.friendships_added, config.label,
