@@ -24,6 +24,18 @@ def csr_from_edges(edges: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.nd
     return symmetric_csr(e[:, 0], e[:, 1], num_nodes)
 
 
+def profile_at_width(features: np.ndarray, width: int) -> np.ndarray:
+    """A profile row at a model's width: its first ``width`` columns, zero-padded when shorter
+    (``float32[width]``).
+
+    Feature columns are only ever appended to the store, so a model trained on ``width`` columns
+    reads exactly the columns it was trained on, whatever the store's width is now."""
+    out = np.zeros(width, dtype=np.float32)
+    m = min(width, features.size)
+    out[:m] = features[:m]
+    return out
+
+
 def ragged_positions(indptr: np.ndarray, nodes: np.ndarray, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Flat positions of the CSR rows ``nodes`` (concatenated) and, aligned, the position in
     ``nodes`` each came from. Vectorised ragged gather, no Python loop. ``max_len`` keeps only
@@ -207,9 +219,3 @@ class Graph:
     def external_id(self, node: int) -> str:
         """External id of a node (its index as text when the graph has no ids)."""
         return str(node) if self.external_ids is None else str(self.external_ids[node])
-
-    def with_edges(self, edges: np.ndarray) -> "Graph":
-        """The same nodes and features with only ``edges`` (e.g. a training split)."""
-        indptr, indices = csr_from_edges(np.asarray(edges, dtype=np.int64).reshape(-1, 2), self.num_nodes)
-        return Graph(indptr, indices, self.features, self.feature_names, self.external_ids, self.labels, self.is_synthetic,
-                     self.circles, self.data)

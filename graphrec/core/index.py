@@ -77,16 +77,22 @@ class EmbeddingIndex:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def build(cls, vectors: np.ndarray, keys: list[str] | None = None, *, exact: bool | None = None,
-              model_version: str = "") -> "EmbeddingIndex":
-        """An index over the rows of ``vectors`` (normalised here): keyed by ``keys`` or, without
-        keys, positional (row ``i`` has id ``i``); exact or HNSW by size unless ``exact`` says."""
+              model_version: str = "", normalise: bool = True) -> "EmbeddingIndex":
+        """An index over the rows of ``vectors``: keyed by ``keys`` or, without keys, positional
+        (row ``i`` has id ``i``); exact or HNSW by size unless ``exact`` says.
+
+        Rows are normalised here; ``normalise=False`` (positional indexes only) adds them as
+        given, for callers whose rows are already unit vectors or normalised their own way
+        (e.g. zero rows kept at zero), so the index holds exactly those vectors."""
         x = np.asarray(vectors, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"vectors must be a 2-d array, got shape {x.shape}")
+        if keys is not None and not normalise:
+            raise ValueError("a keyed index normalises its vectors (normalise=False is for positional indexes)")
         n = x.shape[0] if keys is None else len(keys)
         idx = cls(x.shape[1], exact=n <= HNSW_THRESHOLD if exact is None else exact, keyed=keys is not None, model_version=model_version)
         if keys is None:
-            idx.index.add(_unit_rows(x))
+            idx.index.add(_unit_rows(x) if normalise else np.ascontiguousarray(x))
             idx.next_label = int(idx.index.ntotal)
         else:
             idx.upsert(keys, x)
@@ -97,11 +103,6 @@ class EmbeddingIndex:
     def size(self) -> int:
         """Live vectors in the index (tombstoned ones not counted)."""
         return len(self.label_of) if self.keyed else int(self.index.ntotal)
-
-    @property
-    def needs_rebuild(self) -> bool:
-        """Whether tombstones exceed 20% of the stored vectors (searches get slower)."""
-        return len(self.tombstones) > 0.2 * max(int(self.index.ntotal), 1)
 
     def __contains__(self, key: object) -> bool:
         if self.keyed:

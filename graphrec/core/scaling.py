@@ -14,18 +14,20 @@ where ``(mean_j, std_j)`` is
   ``(m_j, 1)`` with ``centre_constant`` (the column becomes 0), else ``(0, 1)`` (left as it is);
 * otherwise ``(m_j, s_j + eps)``.
 
-The rules the tasks have always used, reproduced bit for bit by these options:
+A task states its rule once, as a :class:`ScalingRule` constant, and fits with
+``RULE.fit(x)``. The rules in use (each reproduces bit for bit what the task computed before
+this module existed):
 
-=====================================  ==============================================================
-user                                   options
-=====================================  ==============================================================
-anomaly detectors                      ``binary="keep", min_std=1e-8, min_std_inclusive=True,
-                                       centre_constant=False``
-Siamese profile encoder                ``binary="keep", min_std=1e-6``
-bot model inputs, bot feature baseline ``min_std=1e-6``
-link ranker candidate features         ``min_std=0.0, eps=1e-6``
-synthetic profile models               ``binary="keep_if_all", min_std=1e-8, min_std_inclusive=True``
-=====================================  ==============================================================
+======================================  ============================================  ==============================================================
+user                                    rule                                          options
+======================================  ============================================  ==============================================================
+anomaly detectors                       ``tasks.anomaly.detector.SCALING``            ``binary="keep", min_std=1e-8, min_std_inclusive=True,
+                                                                                      centre_constant=False``
+Siamese profile encoder                 ``tasks.siamese.train.SCALING``               ``binary="keep", min_std=1e-6``
+bot model inputs, bot feature baseline  ``tasks.bots.model.SCALING``                  ``min_std=1e-6``
+link ranker pair features               ``tasks.linkpred.train.SCALING``              ``min_std=0.0, eps=1e-6``
+synthetic profile models                ``tasks.synth.profiles.SCALING``              ``binary="keep_if_all", min_std=1e-8, min_std_inclusive=True``
+======================================  ============================================  ==============================================================
 
 A fitted standardiser is two float32 arrays, saved with a model as ``<prefix>.mean`` and
 ``<prefix>.std`` (:meth:`Standardiser.to_arrays` / :meth:`Standardiser.from_arrays`).
@@ -34,7 +36,7 @@ A fitted standardiser is two float32 arrays, saved with a model as ``<prefix>.me
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -53,15 +55,6 @@ class Standardiser:
         self.std = np.asarray(self.std, dtype=np.float32).reshape(-1)
         if self.mean.shape != self.std.shape:
             raise ValueError(f"scaler mean has {self.mean.size} columns, std {self.std.size}")
-
-    # sklearn-style aliases
-    @property
-    def mean_(self) -> np.ndarray:
-        return self.mean
-
-    @property
-    def std_(self) -> np.ndarray:
-        return self.std
 
     @property
     def width(self) -> int:
@@ -102,11 +95,6 @@ class Standardiser:
         std = np.where(keep | constant, 1.0, std).astype(np.float32)
         return cls(mean, std)
 
-    @classmethod
-    def identity(cls, width: int) -> "Standardiser":
-        """A standardiser that leaves ``width`` columns as they are."""
-        return cls(np.zeros(width, np.float32), np.ones(width, np.float32))
-
     def transform(self, x: np.ndarray) -> np.ndarray:
         """``float32[n, d]``: ``(x - mean) / std``; ``ValueError`` for a different width."""
         x = np.asarray(x, dtype=np.float32)
@@ -126,11 +114,34 @@ class Standardiser:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "scaler", *, width: int | None = None) -> "Standardiser":
-        """Read back :meth:`to_arrays`; ``ValueError`` when the arrays are missing (``KeyError``),
-        of different lengths, not ``width`` long, non-finite or with a non-positive std."""
+        """Read back :meth:`to_arrays`; ``ValueError`` when an array is missing, the two are of
+        different lengths, not ``width`` long, non-finite or with a non-positive std."""
+        missing = [key for key in (f"{prefix}.mean", f"{prefix}.std") if key not in arrays]
+        if missing:
+            raise ValueError(f"{prefix} is missing {' and '.join(missing)}")
         scaler = cls(np.asarray(arrays[f"{prefix}.mean"]), np.asarray(arrays[f"{prefix}.std"]))
         if width is not None and scaler.width != width:
             raise ValueError(f"{prefix} has {scaler.width} columns, expected {width}")
         if not (np.isfinite(scaler.mean).all() and np.isfinite(scaler.std).all()) or (scaler.std <= 0).any():
             raise ValueError(f"{prefix} has non-finite values or a non-positive std")
         return scaler
+
+
+@dataclass(frozen=True)
+class ScalingRule:
+    """A task's standardiser rule: the options of :meth:`Standardiser.fit` (see the module
+    docstring), stated once as a module constant and fitted with :meth:`fit`."""
+
+    binary: str = "scale"
+    min_std: float = 0.0
+    min_std_inclusive: bool = False
+    centre_constant: bool = True
+    eps: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.binary not in BINARY_RULES:
+            raise ValueError(f"binary must be one of {', '.join(BINARY_RULES)}, got {self.binary!r}")
+
+    def fit(self, x: np.ndarray) -> Standardiser:
+        """A :class:`Standardiser` fitted on ``x`` (``[n, d]``) under this rule."""
+        return Standardiser.fit(x, **asdict(self))

@@ -21,7 +21,7 @@ exists, its nearest profiles also join the candidates of every user.
 The two models may have been trained on different numbers of feature columns (``import users``
 adds columns between trainings). Feature columns are only ever appended, so each model reads the
 user's current profile at its *own* width: the first ``d`` columns, zero-padded when the model is
-wider than the stored profile (:func:`profile_at_width`).
+wider than the stored profile (:func:`graphrec.core.graph.profile_at_width`).
 
 :func:`recommend_batch` is the batch mode of ``graphrec recommend --users-file``: one JSON line per
 user, written atomically.
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphrec.core.graph import profile_at_width
 from graphrec.errors import GraphrecError, InputError, NotFoundError
 from graphrec.serving.similar import SimilarUsers, optional_similar_users
 from graphrec.tasks.linkpred.model import LinkModel
@@ -66,17 +67,6 @@ class Suggestion:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def profile_at_width(features: np.ndarray, width: int) -> np.ndarray:
-    """A profile row at a model's width: its first ``width`` columns, zero-padded when shorter.
-
-    Feature columns are only ever appended to the store, so a model trained on ``width`` columns
-    reads exactly the columns it was trained on, whatever the store's width is now."""
-    out = np.zeros(width, dtype=np.float32)
-    m = min(width, features.size)
-    out[:m] = features[:m]
-    return out
 
 
 class Recommender:
@@ -149,7 +139,7 @@ class Recommender:
         friends = np.array(sorted(pos[f] for f in ctx["friends"] if f in pos), dtype=np.int64)
         if not ctx["friends"] and self.profile_model is not None:
             return self._cold_start(ext, ctx, k)
-        profile = model.profile_vector(ctx["features"]) if u < 0 else None
+        profile = profile_at_width(ctx["features"], model.profile_dim) if u < 0 and model.profile_dim else None
         extra = model.embedding_neighbours(u, friends, profile, self.embedding_candidates)
         if self.profile_model is not None:
             z = self._profile_embedding(ctx["features"])

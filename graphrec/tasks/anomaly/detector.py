@@ -37,14 +37,19 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from graphrec.core.graph import Graph
 from graphrec.core.ops import neighbour_mean, structural_features
-from graphrec.core.scaling import Standardiser
+from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.anomaly.structure import DEFAULT_RANKS, structure_view, tail_rank
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from graphrec.nn.autoencoders import DominantAutoencoder, FeatureAutoencoder
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +62,7 @@ STRUCTURAL_COLUMNS = ("log_degree", "clustering", "log_mean_friend_degree")
 #: (0/1) columns and constant columns (std <= 1e-8) are left as they are (mean 0, std 1), since
 #: standardising a rare binary feature would blow its rare 1s up to huge values that dominate
 #: any squared error; the other columns are standardised.
-SCALING: dict[str, Any] = {"binary": "keep", "min_std": 1e-8, "min_std_inclusive": True, "centre_constant": False}
-
-
-def fit_scaler(x: np.ndarray) -> Standardiser:
-    """The detectors' :class:`~graphrec.core.scaling.Standardiser` fitted on ``x`` (rule :data:`SCALING`)."""
-    return Standardiser.fit(x, **SCALING)
+SCALING = ScalingRule(binary="keep", min_std=1e-8, min_std_inclusive=True, centre_constant=False)
 
 
 def node_table(graph: Graph, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -215,7 +215,7 @@ class AnomalyDetector(ABC):
 # --------------------------------------------------------------------------------------------
 # Autoencoder training shared by the detectors
 # --------------------------------------------------------------------------------------------
-def train_autoencoder(model: Any, inputs: np.ndarray, targets: np.ndarray, config: AEConfig, *, binary: bool, seed: int) -> list[float]:
+def train_autoencoder(model: "FeatureAutoencoder", inputs: np.ndarray, targets: np.ndarray, config: AEConfig, *, binary: bool, seed: int) -> list[float]:
     """Minibatch Adam on the reconstruction loss of ``targets`` from ``inputs`` (plus the sparse
     penalty; inputs masked for the denoising variant). Returns the mean loss of each epoch."""
     import torch
@@ -254,7 +254,7 @@ def train_autoencoder(model: Any, inputs: np.ndarray, targets: np.ndarray, confi
     return history
 
 
-def reconstruction_errors(model: Any, inputs: np.ndarray, targets: np.ndarray, *, binary: bool, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+def reconstruction_errors(model: "FeatureAutoencoder", inputs: np.ndarray, targets: np.ndarray, *, binary: bool, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """Per-entry error and expected value: for binary targets the Bernoulli negative
     log-likelihood and the predicted probability; otherwise the squared error and the prediction."""
     import torch
@@ -291,7 +291,7 @@ class FeatureAEDetector(AnomalyDetector):
         super().__init__(**kwargs)
         self.config = config or AEConfig()
         self.kind = self.config.variant  # type: ignore[misc]
-        self.model_: Any = None
+        self.model_: FeatureAutoencoder | None = None
         self.scaler_: Standardiser | None = None
         self.history_: list[float] = []
 
@@ -307,7 +307,7 @@ class FeatureAEDetector(AnomalyDetector):
         from graphrec.nn.autoencoders import FeatureAutoencoder
 
         table, _ = node_table(graph, self.seed)
-        self.scaler_ = fit_scaler(table)
+        self.scaler_ = SCALING.fit(table)
         x = self.scaler_(table)
         import torch
 
@@ -318,6 +318,7 @@ class FeatureAEDetector(AnomalyDetector):
 
     def _score(self, graph: Graph) -> dict[str, np.ndarray]:
         x, _ = self._table(graph)
+        assert self.model_ is not None
         err, _ = reconstruction_errors(self.model_, x, x, binary=False)
         return {"score": err.sum(axis=1).astype(np.float64)}
 
@@ -325,6 +326,7 @@ class FeatureAEDetector(AnomalyDetector):
         table, names = node_table(graph, self.seed)
         assert self.scaler_ is not None
         x = self.scaler_(table[nodes])
+        assert self.model_ is not None
         err, pred = reconstruction_errors(self.model_, x, x, binary=False)
         return err, self.scaler_.inverse(pred), table[nodes], names
 
@@ -359,28 +361,30 @@ class DominantDetector(AnomalyDetector):
     def __init__(self, config: DominantConfig | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config = config or DominantConfig()
-        self.model_: Any = None
+        self.model_: DominantAutoencoder | None = None
         self.scaler_: Standardiser | None = None
         self.history_: list[float] = []
 
     def _is_fitted(self) -> bool:
         return self.model_ is not None
 
-    def _tensors(self, graph: Graph) -> tuple[Any, Any, list[str]]:
+    def _tensors(self, graph: Graph) -> tuple["torch.Tensor", "torch.Tensor", list[str]]:
         import torch
 
         table, names = node_table(graph, self.seed)
         if self.scaler_ is None:
-            self.scaler_ = fit_scaler(table)
+            self.scaler_ = SCALING.fit(table)
         x = torch.from_numpy(self.scaler_(table))
         rows = np.repeat(np.arange(graph.num_nodes), graph.degrees)
         edge_index = torch.from_numpy(np.stack([rows, graph.indices]).astype(np.int64))
         return x, edge_index, names
 
-    def _errors(self, graph: Graph, x: Any, edge_index: Any, gen: Any) -> tuple[Any, Any, Any]:
+    def _errors(self, graph: Graph, x: "torch.Tensor", edge_index: "torch.Tensor",
+                gen: "torch.Generator") -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
         import torch
         import torch.nn.functional as F
 
+        assert self.model_ is not None
         x_hat, z = self.model_(x, edge_index)
         attr = ((x_hat - x) ** 2).sum(dim=1)
         n = x.shape[0]
@@ -429,6 +433,7 @@ class DominantDetector(AnomalyDetector):
         import torch
 
         x, edge_index, names = self._tensors(graph)
+        assert self.model_ is not None
         with torch.no_grad():
             x_hat, _ = self.model_(x, edge_index)
         err = ((x_hat - x) ** 2).numpy()[nodes]
@@ -472,7 +477,7 @@ class ContextDetector(AnomalyDetector):
     def __init__(self, config: ContextConfig | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config = config or ContextConfig()
-        self.model_: Any = None
+        self.model_: FeatureAutoencoder | None = None
         self.binary_: bool = True
         self.scaler_: Standardiser | None = None
         self.history_: list[float] = []
@@ -497,7 +502,7 @@ class ContextDetector(AnomalyDetector):
         if graph.features.shape[1] == 0:
             raise ValueError("the context detector needs at least one feature column")
         self.binary_ = graph.binary
-        self.scaler_ = None if self.binary_ else fit_scaler(graph.features)
+        self.scaler_ = None if self.binary_ else SCALING.fit(graph.features)
         context, target = self._io(graph)
         has_friends = graph.degrees > 0
         torch.manual_seed(self.seed)
@@ -507,6 +512,7 @@ class ContextDetector(AnomalyDetector):
         self.history_ = train_autoencoder(self.model_, context[has_friends], target[has_friends], c, binary=self.binary_, seed=self.seed)
 
     def _score(self, graph: Graph) -> dict[str, np.ndarray]:
+        assert self.model_ is not None
         if graph.features.shape[1] != self.model_.in_dim:
             raise ValueError(f"the model was trained on {self.model_.in_dim} feature columns, the graph has {graph.features.shape[1]}")
         context, target = self._io(graph)
@@ -522,6 +528,7 @@ class ContextDetector(AnomalyDetector):
 
     def _feature_errors(self, graph: Graph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         context, target = self._io(graph)
+        assert self.model_ is not None
         err, pred = reconstruction_errors(self.model_, context[nodes], target[nodes], binary=self.binary_)
         if not self.binary_:
             assert self.scaler_ is not None

@@ -32,8 +32,6 @@ from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel
 log = logging.getLogger(__name__)
 
 KIND = "anomaly"
-#: How to retrain when the store's feature columns no longer fit the model.
-RETRAIN_HINT = "graphrec train anomaly` or `graphrec score --retrain"
 #: Users explained per scoring run at least (more when more are flagged, up to ``max_details``).
 EXPLAIN_TOP = 100
 

@@ -88,10 +88,7 @@ def augment_training_graph(graph: Graph, labelled: np.ndarray, is_bot: np.ndarra
             friends = np.array([model])
         chosen = rng.choice(friends, size=max(1, int(deg[model])), replace=False) if friends.size >= max(1, int(deg[model])) else friends
         new_edges.append(np.stack([np.full(chosen.size, n + s), chosen], axis=1))
-    rows = np.repeat(np.arange(n), deg)
-    real = np.stack([rows, indices], axis=1)
-    real = real[real[:, 0] < real[:, 1]]
-    all_edges = np.concatenate([real, np.sort(np.concatenate(new_edges), axis=1)])
+    all_edges = np.concatenate([graph.edge_array(), np.sort(np.concatenate(new_edges), axis=1)])
     ip, ix = csr_from_edges(all_edges, n + add)
     new_nodes = np.arange(n, n + add)
     augmented = Graph(ip, ix, np.concatenate([features, profiles]).astype(np.float32), list(graph.feature_names), data=graph.data)

@@ -23,17 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphrec.core.metrics import classification_metrics
 from graphrec.tasks.bots.config import BotConfig
-from graphrec.tasks.bots.model import fit_scaler, graph_labels
+from graphrec.tasks.bots.model import SCALING, graph_labels
 from graphrec.tasks.bots.signals import (
     label_propagation_scores,
     personalized_pagerank_scores,
 )
-from graphrec.tasks.bots.train import (
-    MIN_LABELS_PER_CLASS,
-    classification_metrics,
-    train_bot_detector,
-)
+from graphrec.tasks.bots.train import MIN_LABELS_PER_CLASS, train_bot_detector
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.core.graph import Graph
@@ -69,7 +66,7 @@ def feature_only_scores(features: np.ndarray, train: np.ndarray, y_train: np.nda
     x = np.asarray(features, dtype=np.float32)
     if x.shape[1] == 0:
         return np.zeros(x.shape[0])
-    x = fit_scaler(x).transform(x)
+    x = SCALING.fit(x).transform(x)
     clf = LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1, random_state=seed)
     clf.fit(x[train], y_train.astype(int))
     return clf.decision_function(x)

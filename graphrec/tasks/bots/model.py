@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from graphrec.core.ops import STRUCTURAL_NAMES, structural_features
-from graphrec.core.scaling import Standardiser
+from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel
 from graphrec.tasks.bots.config import BotConfig
 from graphrec.tasks.bots.signals import LabelPropagator, label_signal_names
@@ -29,17 +29,13 @@ from graphrec.tasks.bots.signals import LabelPropagator, label_signal_names
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec import artifacts
     from graphrec.core.graph import Graph
+    from graphrec.nn.bot_gnn import BotGNN
 
 KIND = "bot"
 
-#: Input columns whose standard deviation is below this are centred and left unscaled.
-MIN_STD = 1e-6
-
-
-def fit_scaler(x: np.ndarray) -> Standardiser:
-    """The bot model's column scaling (also the feature-only baseline's): ``(x - mean) / std``,
-    near-constant columns (std below :data:`MIN_STD`) only centred."""
-    return Standardiser.fit(x, min_std=MIN_STD)
+#: The bot model's input scaling, also the feature-only baseline's (see :mod:`graphrec.core.scaling`):
+#: ``(x - mean) / std``, near-constant columns (std below 1e-6) only centred.
+SCALING = ScalingRule(min_std=1e-6)
 
 
 @dataclass
@@ -104,7 +100,7 @@ def graph_inputs(graph: "Graph", *, hops: int, clustering_pairs: int, seed: int,
         profile = profile @ projection
     raw = np.concatenate([profile, structural_features(graph.indptr, graph.indices, pairs=clustering_pairs, seed=seed)], axis=1)
     if scaler is None:
-        scaler = fit_scaler(raw)
+        scaler = SCALING.fit(raw)
     return GraphInputs(scaler.transform(raw), scaler, projection, LabelPropagator(graph.indptr, graph.indices, hops))
 
 
@@ -292,14 +288,14 @@ def post_process(config: BotConfig, logits: np.ndarray, indptr: np.ndarray, indi
     return np.log(g / (1 - g)).astype(np.float32)
 
 
-def new_network(config: BotConfig, in_dim: int) -> Any:
+def new_network(config: BotConfig, in_dim: int) -> "BotGNN":
     """A freshly initialised :class:`~graphrec.nn.bot_gnn.BotGNN` of the config's shape."""
     from graphrec.nn.bot_gnn import BotGNN
 
     return BotGNN(in_dim, hidden=config.hidden, layers=config.layers, dropout=config.dropout)
 
 
-def model_from_state(config: BotConfig, in_dim: int, state: dict[str, np.ndarray]) -> Any:
+def model_from_state(config: BotConfig, in_dim: int, state: dict[str, np.ndarray]) -> "BotGNN":
     """A fold's network with its saved parameters, in evaluation mode."""
     import torch
 

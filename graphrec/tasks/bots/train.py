@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from graphrec.core.metrics import classification_metrics
 from graphrec.core.splits import stratified_folds
 from graphrec.tasks.base import ProfileSamplerFactory, Task
 from graphrec.tasks.bots.config import BotConfig
@@ -46,7 +47,10 @@ from graphrec.tasks.bots.model import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from graphrec.core.graph import Graph
+    from graphrec.nn.bot_gnn import BotGNN
     from graphrec.store.snapshot import Snapshot
     from graphrec.store.store import GraphStore
 
@@ -55,6 +59,17 @@ log = logging.getLogger(__name__)
 #: Labels of each class that training needs: cross-fitting runs at least two folds, and each
 #: fold holds out at least one label of each class.
 MIN_LABELS_PER_CLASS = 2
+
+
+def check_labels(is_bot: np.ndarray, *, hint: str = "") -> tuple[int, int]:
+    """``(bots, non-bots)`` among the (real) labels ``is_bot``; ``ValueError`` when either is
+    below :data:`MIN_LABELS_PER_CLASS` (``hint`` says what to do about it)."""
+    y = np.asarray(is_bot, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if min(n_pos, n_neg) < MIN_LABELS_PER_CLASS:
+        raise ValueError(f"need at least {MIN_LABELS_PER_CLASS} labelled bots and {MIN_LABELS_PER_CLASS} labelled non-bots, "
+                         f"got {n_pos} and {n_neg}{hint}")
+    return n_pos, n_neg
 
 
 class BotTask(Task[BotConfig, BotModel]):
@@ -82,10 +97,7 @@ class BotTask(Task[BotConfig, BotModel]):
         """Train on the labelled users of ``graph`` (``graph.labels``): ``config.positive_label``
         marks a bot, any other label a non-bot."""
         labels = graph_labels(graph, config.positive_label, include_synthetic=config.include_synthetic)
-        n_pos, n_neg = int(labels.is_bot.sum()), int((~labels.is_bot).sum())
-        if min(n_pos, n_neg) < MIN_LABELS_PER_CLASS:
-            raise ValueError(f"need at least {MIN_LABELS_PER_CLASS} labelled bots and {MIN_LABELS_PER_CLASS} labelled non-bots, "
-                             f"got {n_pos} and {n_neg} (import labels with `graphrec import labels`)")
+        check_labels(labels.is_bot, hint=" (import labels with `graphrec import labels`)")
         train_graph, n_real, added = graph, None, 0
         if config.augment is not None:
             from graphrec.tasks.bots.augment import augment_training_graph
@@ -112,7 +124,7 @@ def _half_split(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np
     return np.concatenate(inp), np.concatenate(tgt)
 
 
-def _train_fold(config: BotConfig, inputs: GraphInputs, adj: Any, nodes: np.ndarray, y: np.ndarray, seed: int) -> Any:
+def _train_fold(config: BotConfig, inputs: GraphInputs, adj: "torch.Tensor", nodes: np.ndarray, y: np.ndarray, seed: int) -> "BotGNN":
     import torch
 
     torch.manual_seed(seed)
@@ -176,10 +188,7 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     labelled = np.asarray(labelled, dtype=np.int64)
     y = np.asarray(is_bot, dtype=bool)
     real = labelled < (graph.num_nodes if n_real is None else n_real)
-    n_pos, n_neg = int(y[real].sum()), int((~y[real]).sum())
-    if min(n_pos, n_neg) < MIN_LABELS_PER_CLASS:
-        raise ValueError(f"need at least {MIN_LABELS_PER_CLASS} labelled bots and {MIN_LABELS_PER_CLASS} labelled non-bots, "
-                         f"got {n_pos} and {n_neg}")
+    n_pos, n_neg = check_labels(y[real])
     folds = max(2, min(config.folds, n_pos, n_neg))
     log.info("training the bot detector: %d users, %d labelled bots, %d labelled non-bots, %d synthetic examples, %d folds",
              graph.num_nodes, n_pos, n_neg, int((~real).sum()), folds)
@@ -193,11 +202,11 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     states = []
     for f in range(folds):
         tr = fold_of != f
-        model = _train_fold(config, inputs, adj, labelled[tr], y[tr], config.seed * 100 + f)
+        net = _train_fold(config, inputs, adj, labelled[tr], y[tr], config.seed * 100 + f)
         x = inputs.with_labels(labelled[tr][y[tr]], labelled[tr][~y[tr]])
         fold_bots, fold_humans = labelled[tr][y[tr]], labelled[tr][~y[tr]]
-        oof[~tr] = post_process(config, layerwise_logits(model, x, indptr, indices), indptr, indices, fold_bots, fold_humans)[labelled[~tr]]
-        states.append({k: v.detach().numpy().copy() for k, v in model.state_dict().items()})
+        oof[~tr] = post_process(config, layerwise_logits(net, x, indptr, indices), indptr, indices, fold_bots, fold_humans)[labelled[~tr]]
+        states.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
         log.info("fold %d/%d trained (%.1f s so far)", f + 1, folds, time.perf_counter() - start)
     oof, y = oof[real], y[real]
     platt = fit_platt(oof, y)
@@ -210,29 +219,3 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     log.info("bot detector trained in %.1f s: threshold %.4f (%s), out-of-fold ROC-AUC %.4f", model.seconds, model.threshold,
              model.threshold_rule, model.metrics["out_of_fold"]["roc_auc"])
     return model
-
-
-def classification_metrics(y: np.ndarray, prob: np.ndarray, threshold: float, k: int | None = None) -> dict[str, float]:
-    """ROC-AUC, average precision, precision/recall/F1 at ``threshold`` and precision@k
-    (``k`` defaults to the number of positives)."""
-    from sklearn.metrics import (
-        average_precision_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
-
-    y = np.asarray(y, dtype=bool)
-    pred = prob >= threshold
-    k = int(y.sum()) if k is None else k
-    top = np.argsort(-prob, kind="stable")[:k]
-    both = y.any() and not y.all()
-    return {
-        "roc_auc": float(roc_auc_score(y, prob)) if both else float("nan"),
-        "average_precision": float(average_precision_score(y, prob)) if both else float("nan"),
-        "f1": float(f1_score(y, pred, zero_division=0)),
-        "precision": float(precision_score(y, pred, zero_division=0)),
-        "recall": float(recall_score(y, pred, zero_division=0)),
-        f"precision@{k}": float(y[top].mean()) if k else float("nan"),
-    }

@@ -188,16 +188,6 @@ class LinkModel(Model):
         """Friends of ``node`` in the training graph."""
         return self.featurizer.neighbors(node)
 
-    def profile_vector(self, features: np.ndarray) -> np.ndarray | None:
-        """A user's current profile at this model's width: the first :attr:`profile_dim` columns,
-        zero-padded when shorter (feature columns are only ever appended). None without profiles."""
-        if self.profiles.dim == 0:
-            return None
-        out = np.zeros(self.profiles.dim, dtype=np.float32)
-        m = min(self.profiles.dim, features.size)
-        out[:m] = features[:m]
-        return out
-
     def user_embedding(self, node: int, friends: np.ndarray) -> np.ndarray | None:
         """The GNN embedding of ``node``; for a user not in the training graph the normalised mean
         of its friends' embeddings; None without a GNN term or for a new user without friends."""

@@ -15,6 +15,11 @@ from graphrec.tasks.linkpred.features import Candidates
 
 @dataclass
 class RankerWeights:
+    """The numpy ranker. ``mean`` / ``std`` are the arrays of the pair-feature
+    :class:`~graphrec.core.scaling.Standardiser` fitted in training (rule
+    :data:`graphrec.tasks.linkpred.train.SCALING`), kept as arrays so serving applies
+    ``(x - mean) / std`` without building one per request."""
+
     mean: np.ndarray  # [f]
     std: np.ndarray  # [f]
     shared: np.ndarray | None  # [d, r]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphrec.core.graph import csr_from_edges
+from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.base import Task
 from graphrec.tasks.linkpred.config import LinkPredConfig
 from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
@@ -32,9 +33,16 @@ from graphrec.tasks.linkpred.profiles import ProfileMatrix
 from graphrec.tasks.linkpred.scorer import RankerWeights
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from graphrec.core.graph import Graph
+    from graphrec.nn.link_ranker import LinkRanker
 
 log = logging.getLogger(__name__)
+
+#: Standardisation of the pair features over all training candidates (see
+#: :mod:`graphrec.core.scaling`): ``(x - mean) / (std + 1e-6)`` for every column.
+SCALING = ScalingRule(min_std=0.0, eps=1e-6)
 
 
 class LinkPredTask(Task[LinkPredConfig, LinkModel]):
@@ -97,7 +105,7 @@ def _positives(held: np.ndarray) -> dict[int, set[int]]:
     return out
 
 
-def _norm_adj(indptr: np.ndarray, indices: np.ndarray, n: int) -> Any:
+def _norm_adj(indptr: np.ndarray, indices: np.ndarray, n: int) -> "torch.Tensor":
     """``D^-1/2 (A + I) D^-1/2`` as a torch sparse CSR tensor."""
     import torch
 
@@ -111,7 +119,7 @@ def _norm_adj(indptr: np.ndarray, indices: np.ndarray, n: int) -> Any:
         return coo.to_sparse_csr()
 
 
-def _node_inputs(profiles: ProfileMatrix, indptr: np.ndarray) -> Any:
+def _node_inputs(profiles: ProfileMatrix, indptr: np.ndarray) -> "torch.Tensor":
     """GNN input: profile features plus scaled log-degree, as a torch sparse matrix."""
     import torch
 
@@ -135,8 +143,8 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
     torch.set_num_threads(config.threads)
     profiles = profiles if profiles is not None else ProfileMatrix.empty(num_nodes)
     use_profiles = profiles.dim > 0
-    groups: list[tuple[int, int, np.ndarray, np.ndarray, Any, np.ndarray]] = []
-    rounds: list[tuple[Any, Any]] = []
+    groups: list[tuple[int, int, np.ndarray, np.ndarray, torch.Tensor | None, np.ndarray]] = []
+    rounds: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
     for r in range(config.rounds):
         mp_edges, held = split_edges(edges, config.supervision_fraction, config.seed * 1000 + r + 1)
         indptr, indices = csr_from_edges(mp_edges, num_nodes)
@@ -159,9 +167,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
         log.info("linkpred round %d/%d: %d supervision friendships hidden, %d training groups so far", r + 1, config.rounds, len(held), len(groups))
     if not groups:
         raise ValueError("no training signal: no held-out friendship closes a friend-of-friend pair (the graph is too small or has no triangles)")
-    allf = np.concatenate([g[3] for g in groups])
-    mean = allf.mean(axis=0)
-    std = allf.std(axis=0) + 1e-6
+    scaler = SCALING.fit(np.concatenate([g[3] for g in groups]))
 
     model = LinkRanker(len(FEATURE_NAMES), profiles.dim, shared_rank=config.shared_rank, hidden=config.hidden, gnn_dim=config.gnn_dim)
     params = [{"params": [p for n, p in model.named_parameters() if not n.startswith("shared")], "weight_decay": config.weight_decay}]
@@ -169,7 +175,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
         params.append({"params": list(model.shared.parameters()), "weight_decay": config.shared_weight_decay})
     opt = torch.optim.Adam(params, lr=config.lr)
     tensors = [
-        (r, u, torch.from_numpy(nodes), torch.from_numpy(((f - mean) / std).astype(np.float32)), shared, torch.from_numpy(y))
+        (r, u, torch.from_numpy(nodes), torch.from_numpy(scaler.transform(f)), shared, torch.from_numpy(y))
         for r, u, nodes, f, shared, y in groups
     ]
     history: list[float] = []
@@ -177,7 +183,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
     steps_per_epoch = (len(tensors) + config.batch_users - 1) // config.batch_users
     total_steps = steps_per_epoch * config.epochs
     avg_start = int(round(config.average_from * total_steps)) if config.average_from > 0 else None
-    averaged: dict[str, Any] | None = None
+    averaged: dict[str, torch.Tensor] | None = None
     avg_count = 0
     step = 0
     for epoch in range(config.epochs):
@@ -185,7 +191,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
         total = 0.0
         for b in range(0, len(order), config.batch_users):
             batch = order[b : b + config.batch_users]
-            embeddings: dict[int, Any] = {}
+            embeddings: dict[int, torch.Tensor | None] = {}
             loss = torch.zeros(())
             for i in batch.tolist():
                 r, u, nodes, f, shared, y = tensors[i]
@@ -218,32 +224,36 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
     model.eval()
     if averaged is not None:
         model.load_state_dict(averaged)
-    weights = _export(model, edges, num_nodes, profiles, config, mean, std)
+    weights = _export(model, edges, num_nodes, profiles, config, scaler)
     seconds = time.perf_counter() - start
     log.info("linkpred ranker trained on %d groups in %.1f s", len(groups), seconds)
     return TrainResult(weights, config, history, seconds, len(groups))
 
 
-def _export(model: Any, edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix, config: LinkPredConfig, mean: np.ndarray, std: np.ndarray) -> RankerWeights:
-    """Numpy serving weights of ``model``, with GNN embeddings recomputed on the whole of G."""
+def _export(model: "LinkRanker", edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix, config: LinkPredConfig,
+            scaler: Standardiser) -> RankerWeights:
+    """Numpy serving weights of ``model`` (the pair-feature standardisation as ``scaler``'s
+    arrays), with GNN embeddings recomputed on the whole of G."""
     import torch
 
     embeddings_full = None
     if config.gnn_dim:
         indptr, indices = csr_from_edges(edges, num_nodes)
         with torch.no_grad():
-            embeddings_full = model.embed(_node_inputs(profiles, indptr), _norm_adj(indptr, indices, num_nodes)).numpy()
+            h = model.embed(_node_inputs(profiles, indptr), _norm_adj(indptr, indices, num_nodes))
+        assert h is not None  # gnn_dim > 0: the ranker has a GNN encoder
+        embeddings_full = h.numpy()
     layers = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in model.mlp if isinstance(m, torch.nn.Linear)]
     return RankerWeights(
-        mean=mean.astype(np.float32),
-        std=std.astype(np.float32),
+        mean=scaler.mean,
+        std=scaler.std,
         shared=None if model.shared is None else model.shared.weight.detach().numpy().T.copy(),
         layers=layers,
         embeddings=embeddings_full,
     )
 
 
-def _shared_rows(profiles: ProfileMatrix, user: int, nodes: np.ndarray) -> Any:
+def _shared_rows(profiles: ProfileMatrix, user: int, nodes: np.ndarray) -> "torch.Tensor":
     """``x_u ⊙ x_v`` for each candidate v, as a torch sparse COO matrix ``[c, d]``."""
     import torch
 

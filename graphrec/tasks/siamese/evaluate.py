@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphrec.core.metrics import RankingMetrics
 from graphrec.tasks.siamese.config import SiameseConfig
 from graphrec.tasks.siamese.train import train_encoder
 
@@ -48,23 +49,12 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 def _rank_metrics(score_rows: np.ndarray, users: np.ndarray, truth: list[np.ndarray], ks: tuple[int, ...]) -> dict[str, float]:
-    """Recall@K and MRR where ``score_rows[i]`` scores every node for ``users[i]``."""
-    rec: dict[int, list[float]] = {k: [] for k in ks}
-    rr: list[float] = []
+    """Recall@K and MRR (:meth:`~graphrec.core.metrics.RankingMetrics.add_scores`, numpy's mean
+    over users) where ``score_rows[i]`` scores every node for ``users[i]``."""
+    metrics = RankingMetrics(ks, average="pairwise")
     for i, u in enumerate(users.tolist()):
-        s = score_rows[i].astype(np.float64).copy()
-        s[u] = -np.inf
-        kmax = max(ks)
-        top = np.argpartition(-s, kmax)[:kmax]
-        top = top[np.argsort(-s[top], kind="stable")]
-        t = truth[i]
-        for k in ks:
-            rec[k].append(np.isin(top[:k], t).sum() / t.size)
-        order_rank = 1 + int((s > s[t].max()).sum())
-        rr.append(1.0 / order_rank)
-    out = {f"recall@{k}": float(np.mean(v)) for k, v in rec.items()}
-    out["mrr"] = float(np.mean(rr))
-    return out
+        metrics.add_scores(score_rows[i], truth[i], exclude=u)
+    return {k: v for k, v in metrics.result().items() if k != "users"}
 
 
 def evaluate_from_store(store: "GraphStore", config: SiameseConfig, *, hidden_fraction: float = 0.1, include_synthetic: bool = False,

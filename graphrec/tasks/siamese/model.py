@@ -22,8 +22,6 @@ from graphrec.tasks.base import ArtifactContent, Model
 
 KIND = "siamese"
 INDEX_DIR = "index"
-#: ``ProfileEncoder.net`` entries holding weights: Linear(in, hidden), LayerNorm(hidden), Linear(hidden, dim)
-_LAYERS = ("net.1", "net.2", "net.5")
 LAYER_NORM_EPS = 1e-5
 
 
@@ -105,10 +103,6 @@ class SiameseModel(Model):
     def in_dim(self) -> int:
         """Profile width the encoder reads."""
         return self.encoder.in_dim
-
-    def embed(self, features: np.ndarray) -> np.ndarray:
-        """Unit-norm embeddings of profile rows (``in_dim`` wide), in numpy."""
-        return self.encoder(features)
 
     def to_artifact(self) -> ArtifactContent:
         arrays = {**{f"encoder.{k}": v for k, v in self.state.items()}, **self.encoder.scaler.to_arrays("scaler")}

@@ -19,19 +19,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphrec.core.index import EmbeddingIndex
-from graphrec.core.scaling import Standardiser
+from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.base import Task
 from graphrec.tasks.siamese.config import LOSSES, SiameseConfig
 from graphrec.tasks.siamese.model import SiameseModel
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from graphrec.core.graph import Graph
+    from graphrec.nn.siamese import ProfileEncoder
 
 log = logging.getLogger(__name__)
 
 #: The profile scaling rule of the encoder's inputs (see :mod:`graphrec.core.scaling`): binary
 #: columns kept as they are, constant columns (std < 1e-6) centred, the others standardised.
-SCALING: dict[str, Any] = {"binary": "keep", "min_std": 1e-6}
+SCALING = ScalingRule(binary="keep", min_std=1e-6)
 
 
 @dataclass
@@ -45,7 +48,8 @@ class EncoderWeights:
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
-    def module(self) -> Any:
+    def module(self) -> "ProfileEncoder":
+        """The trained encoder as a torch module, in evaluation mode."""
         import torch
 
         from graphrec.nn.siamese import ProfileEncoder
@@ -104,7 +108,7 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     n = features.shape[0]
-    scaler = Standardiser.fit(features, **SCALING)
+    scaler = SCALING.fit(features)
     x = torch.from_numpy(scaler.transform(features))
     pool = np.flatnonzero(trainable) if trainable is not None else np.arange(n)
     pairs = positive_pairs(edges, circles or [], config.circle_pairs, rng)
@@ -151,18 +155,21 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
     return EncoderWeights(config, state, scaler, int(x.shape[1]), history, time.perf_counter() - start)
 
 
-def _mine_hard(enc: Any, x: Any, pool: np.ndarray, friend_keys: np.ndarray, rank: int, rng: np.random.Generator) -> np.ndarray:
-    """For every row, one random non-friend among its ``rank`` nearest pool users (or -1)."""
-    import faiss
+def _mine_hard(enc: "ProfileEncoder", x: "torch.Tensor", pool: np.ndarray, friend_keys: np.ndarray, rank: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """For every row, one random non-friend among its ``rank`` nearest pool users (or -1), by an
+    exact inner-product search of the (unit) embeddings over the pool."""
     import torch
 
     enc.eval()
     with torch.no_grad():
         z = enc(x).numpy()
-    index = faiss.IndexFlatIP(z.shape[1])
-    index.add(np.ascontiguousarray(z[pool]))
     n = z.shape[0]
-    _, nn_ids = index.search(np.ascontiguousarray(z), rank + 1)
+    # -1 pads the ids where the pool has fewer than rank + 1 users, as a FAISS search would.
+    nn_ids = np.full((n, rank + 1), -1, dtype=np.int64)
+    if pool.size:
+        _, found = EmbeddingIndex.build(z[pool], exact=True, normalise=False).search(z, rank + 1)
+        nn_ids[:, : found.shape[1]] = found
     cand = pool[np.clip(nn_ids, 0, pool.size - 1)]
     keys = np.arange(n)[:, None] * n + cand
     ok = (cand != np.arange(n)[:, None]) & (nn_ids >= 0)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphrec.core.scaling import Standardiser
+from graphrec.core.scaling import ScalingRule, Standardiser
 
 if TYPE_CHECKING:  # pragma: no cover
     from generative import GAN, MLPVAE
@@ -38,6 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 MODELS = ("vae", "gan")
+#: The profile scaling of the generators (see :mod:`graphrec.core.scaling`): a 0/1 profile
+#: matrix is modelled as it is (Bernoulli outputs), any other is standardised per column,
+#: constant columns (std <= 1e-8) only centred.
+SCALING = ScalingRule(binary="keep_if_all", min_std=1e-8, min_std_inclusive=True)
 #: ``kind`` -> the ``generative`` class that models it
 GENERATOR_CLASSES = {"vae": "MLPVAE", "gan": "GAN"}
 #: default training epochs of both models
@@ -78,7 +82,7 @@ class ProfileGenerator:
     holds the per-epoch training losses."""
 
     kind: str
-    model: Any
+    model: "MLPVAE | GAN"
     binary: bool
     scaler: Standardiser
     args: dict[str, Any] = field(default_factory=dict)
@@ -103,7 +107,7 @@ class ProfileGenerator:
         elif self.class_names:
             raise ValueError(f"this profile model is conditional: pass label= one of {self.class_names}")
         gen = torch.Generator().manual_seed(seed)
-        extra = {"prior": prior} if self.kind == "vae" else {}
+        extra: dict[str, Any] = {"prior": prior} if self.kind == "vae" else {}  # the VAE's prior; the GAN has none
         with torch.no_grad():
             if self.binary:
                 out = self.model.sample_binary(n, y, generator=gen, **extra)
@@ -161,7 +165,7 @@ def fit_profile_generator(
     if not np.isfinite(x).all():
         raise ValueError("features contain NaN or infinity")
     binary = bool(np.all((x == 0) | (x == 1)))
-    scaler = Standardiser.fit(x, binary="keep_if_all", min_std=1e-8, min_std_inclusive=True)
+    scaler = SCALING.fit(x)
     data = x if binary else scaler.transform(x)
     names = list(class_names or [])
     n_classes = len(names) if classes is not None else 0

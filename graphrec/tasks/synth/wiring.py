@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphrec.core.graph import Graph, csr_from_edges
+from graphrec.core.index import EmbeddingIndex
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -42,8 +43,6 @@ def wire_synthetic(
     """``int64[m, 2]`` pairs ``(synthetic row, real node)`` wiring each synthetic profile (rows of
     ``synthetic_features``, the graph's feature columns) into the real ``graph``. ``ValueError``
     when the graph has no friendships to copy degrees and closures from."""
-    import faiss
-
     rng = np.random.default_rng(seed)
     indptr, indices, real_features = graph.indptr, graph.indices, graph.features
     n = indptr.size - 1
@@ -52,8 +51,7 @@ def wire_synthetic(
     if pool.size == 0 or n < 2:
         raise ValueError("the real graph has no friendships to wire synthetic users into")
     k = min(anchors, n)
-    index = faiss.IndexFlatIP(real_features.shape[1])
-    index.add(_unit(real_features))
+    index = EmbeddingIndex.build(_unit(real_features), exact=True, normalise=False)
     _, near = index.search(_unit(synthetic_features), k)
     degrees = np.minimum(rng.choice(pool, size=synthetic_features.shape[0]), n)
     out: list[np.ndarray] = []
