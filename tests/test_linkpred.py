@@ -40,6 +40,23 @@ def test_ranking_metrics_by_hand() -> None:
         m.add(np.array([1]), set())
 
 
+def test_ranking_metrics_from_scores_by_hand() -> None:
+    m = RankingMetrics(ks=(1, 3), average="pairwise")
+    # item 0 (the user) is excluded: ranking 3, 1, 2, 4 against relevant {2, 4}
+    m.add_scores(np.array([1.0, 0.5, 0.4, 0.9, 0.1]), np.array([2, 4]), exclude=0)
+    # a tie with the best relevant item counts in the user's favour: rank 1 + #(scores above 0.7)
+    m.add_scores(np.array([0.9, 0.7, 0.7, 0.2, 0.1]), np.array([2]))
+    r = m.result()
+    assert r["recall@1"] == 0.0
+    assert r["recall@3"] == pytest.approx((0.5 + 1) / 2)
+    assert r["mrr"] == pytest.approx((1 / 3 + 1 / 2) / 2) and r["users"] == 2
+    with pytest.warns(RuntimeWarning):  # numpy's mean of no users
+        assert np.isnan(RankingMetrics(ks=(1,), average="pairwise").result()["mrr"])
+    assert RankingMetrics(ks=(1,)).result()["mrr"] == 0.0
+    with pytest.raises(ValueError, match="average"):
+        RankingMetrics(average="median")
+
+
 def test_two_hop_scores_match_sparse_algebra() -> None:
     edges = _random_graph()
     n = 60

@@ -15,7 +15,7 @@ from conftest import write
 from graphrec import artifacts
 from graphrec.cli import cli
 from graphrec.errors import InputError, NotFoundError
-from graphrec.serving.recommend import Recommender, recommend_batch
+from graphrec.serving.recommend import Recommender, recommend_batch, recommend_user
 from graphrec.store.store import GraphStore
 from graphrec.tasks.base import train_and_register
 from graphrec.tasks.linkpred.config import LinkPredConfig
@@ -217,6 +217,11 @@ def test_recommend_batch_is_a_library_function(trained: GraphStore, tmp_path: Pa
         report.check()
     with pytest.raises(InputError, match="no such file"):
         recommend_batch(trained, tmp_path / "missing.txt", tmp_path / "x.jsonl")
+    # one user: the same line as the batch writes, and the model that ranked it
+    one = recommend_user(trained, "107", k=3, bot_threshold=None)
+    assert one.as_dict() == lines[2] and one.model == report.model
+    with pytest.raises(NotFoundError):
+        recommend_user(trained, "nobody")
 
 
 # -- the link and Siamese models trained on different feature columns ---------------------------

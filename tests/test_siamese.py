@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from graphrec import artifacts
 from graphrec.cli import cli
 from graphrec.core.graph import Graph
 from graphrec.core.index import EmbeddingIndex
@@ -54,6 +55,7 @@ def test_cold_start_beats_profile_cosine_and_popularity(loss: str) -> None:
     edges, feats = profile_graph()
     report = evaluate_cold_start(Graph.from_edges(edges, feats), SiameseConfig(epochs=8, batch_size=256, loss=loss), hidden_fraction=0.1, seed=1)
     m = report.metrics
+    assert list(report.as_dict()) == ["seed", "hidden_users", "evaluated_users", "metrics", "seconds"] and report.seed == 1
     best = max(m["popularity"]["recall@50"], m["profile cosine"]["recall@50"])
     assert m["siamese"]["recall@50"] > 1.5 * best, m
 
@@ -141,6 +143,20 @@ def test_the_one_standardiser_reproduces_the_siamese_rule() -> None:
     assert np.array_equal(again.mean, s.mean) and np.array_equal(again.std, s.std)
     with pytest.raises(ValueError, match="columns"):
         Standardiser.from_arrays(s.to_arrays(), width=5)
+    with pytest.raises(ValueError, match="missing scaler.std"):  # a missing array is a ValueError, as documented
+        Standardiser.from_arrays({"scaler.mean": s.mean})
+
+
+def test_a_scaling_rule_is_the_standardiser_with_its_options() -> None:
+    from graphrec.core.scaling import ScalingRule, Standardiser
+
+    x = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
+    x[:, 1] = (x[:, 1] > 0).astype(np.float32)
+    rule = ScalingRule(binary="keep", min_std=1e-6)
+    a, b = rule.fit(x), Standardiser.fit(x, binary="keep", min_std=1e-6)
+    assert np.array_equal(a.mean, b.mean) and np.array_equal(a.std, b.std)
+    with pytest.raises(ValueError, match="binary"):
+        ScalingRule(binary="sometimes")
 
 
 def _cli(url: str, home: Path, *args: str):
@@ -171,8 +187,12 @@ def test_similar_cold_start_recommend_and_sync(database_url: str, tmp_path: Path
     assert r.exit_code == 0, r.output
     r = _cli(database_url, home, "recommend", "--user", "newbie", "-k", "5", "--format", "json")
     assert r.exit_code == 0, r.output
+    assert list(json.loads(r.output)) == ["user", "recommendations"] and json.loads(r.output)["user"] == "newbie"
     recs = json.loads(r.output)["recommendations"]
     assert len(recs) == 5 and all("similar profile" in x["reasons"][0] for x in recs)
+    r = _cli(database_url, home, "recommend", "--user", "newbie", "-k", "5")
+    assert r.output.splitlines()[0] == f"friend suggestions for newbie (model {artifacts.latest_version(home, 'linkpred')})"
+    assert len(r.output.splitlines()) == 6
     assert np.mean([200 <= int(x["user"]) < 300 for x in recs]) >= 0.6
     # deleted users never come back; the sync indexes the new user
     victim = sims[0]["user"]

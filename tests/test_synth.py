@@ -18,7 +18,7 @@ from graphrec.store.importers import EdgeBatch, UserBatch
 from graphrec.store.store import GraphStore
 from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, sample_labels
 from graphrec.tasks.synth.config import SynthConfig
-from graphrec.tasks.synth.evaluate import realism
+from graphrec.tasks.synth.evaluate import evaluate_from_store, realism
 from graphrec.tasks.synth.model import SynthModel
 from graphrec.tasks.synth.synthesize import synthesize
 from graphrec.tasks.synth.wiring import wire_synthetic, with_synthetic
@@ -195,6 +195,23 @@ def test_cli_synth_and_purge(store: GraphStore, database_url: str) -> None:
     r = _cli(database_url, home, "synth", "purge", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.output)["users"] == 12
     assert _counts(store)[0] == 0
+
+
+def test_realism_of_the_synthetic_users_in_the_store(store: GraphStore, database_url: str) -> None:
+    edges, _ = _load_real(store, n=200)
+    with pytest.raises(StoreStateError, match="no synthetic users"):
+        evaluate_from_store(store)
+    report = synthesize(store, SynthConfig(model="gan", n=10, epochs=2))
+    # one batch and nothing changed since: the store's figures are the ones the run recorded
+    found = evaluate_from_store(store)
+    assert (found.real_users, found.synthetic_users) == (200, 10)
+    assert found.as_dict() == {"real_users": 200, "synthetic_users": 10, "realism": report.realism}
+    r = _cli(database_url, store.settings.home, "synth", "purge", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.output) == {"removed": "synthetic users", "friendships": report.friendships_added,
+                                                          "labels": 0, "scores": 0, "users": 10}
+    with pytest.raises(StoreStateError):
+        evaluate_from_store(store)
+    assert _counts(store) == (0, len(edges))
 
 
 def test_augmentation_balances_classes_for_training_only() -> None:

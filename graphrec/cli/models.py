@@ -148,7 +148,6 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
 
     report = evaluate_from_store(open_store(ctx), seed=seed, test_fraction=test_fraction, folds=folds, epochs=epochs,
                                  positive_label=positive_label, include_synthetic=include_synthetic)
-    data = {"seed": seed, **report.as_dict()}
 
     def table(d: dict[str, Any]) -> str:
         keys = ["roc_auc", "average_precision", "f1"]
@@ -159,7 +158,7 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
         lines.append(f"train={d['n_train']} test={d['n_test']} (bots {d['test_bots']}) seed={d['seed']} threshold={d['threshold']:.3f}")
         return "\n".join(lines)
 
-    emit(data, fmt, table)
+    emit(report.as_dict(), fmt, table)
 
 
 @eval_.command("siamese")
@@ -178,7 +177,6 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
 
     report = evaluate_from_store(open_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss), hidden_fraction=hidden_fraction,
                                  include_synthetic=include_synthetic)
-    data = {"seed": seed, **report.as_dict()}
 
     def table(d: dict[str, Any]) -> str:
         lines = [f"{'method':16s} {'recall@10':>9s} {'recall@50':>9s} {'mrr':>7s}"]
@@ -191,7 +189,7 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
         lines.append(f"hidden users={d['hidden_users']} evaluated={d['evaluated_users']} seed={d['seed']}")
         return "\n".join(lines)
 
-    emit(data, fmt, table)
+    emit(report.as_dict(), fmt, table)
 
 
 @cli.group("synth", invoke_without_command=True)
@@ -225,6 +223,7 @@ def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str |
 @click.pass_context
 def synth_purge(ctx: click.Context, fmt: str) -> None:
     """Delete every synthetic user with their friendships, labels and scores (one transaction)."""
-    counts = open_store(ctx).purge_synthetic()
-    emit({"removed": "synthetic users", **counts}, fmt)
+    from graphrec.tasks.synth.purge import purge_synthetic
+
+    emit(purge_synthetic(open_store(ctx)).as_dict(), fmt)
 

@@ -136,7 +136,7 @@ def recommend(
     if users_file is not None and output is None:
         raise InputError("--users-file needs --output FILE")
 
-    from graphrec.serving.recommend import Recommender, recommend_batch
+    from graphrec.serving.recommend import recommend_batch, recommend_user
 
     threshold = None if no_bot_filter else ("flagged" if bot_threshold is None else bot_threshold)
     if users_file is not None:
@@ -146,14 +146,13 @@ def recommend(
         report.check()
         return
     assert user_id is not None
-    rec = Recommender(open_store(ctx), version=model_version, bot_threshold=threshold)
-    data = {"user": user_id, "recommendations": [s.as_dict() for s in rec.recommend(user_id, k)]}
+    result = recommend_user(open_store(ctx), user_id, k=k, bot_threshold=threshold, version=model_version)
 
     def table(d: dict[str, Any]) -> str:
-        lines = [f"friend suggestions for {d['user']} (model {rec.version})"]
+        lines = [f"friend suggestions for {d['user']} (model {result.model})"]
         for i, s in enumerate(d["recommendations"], 1):
             lines.append(f"{i:3d}. {s['user']:>10s}  score {s['score']:7.3f}  {'; '.join(s['reasons'])}")
         return "\n".join(lines if d["recommendations"] else lines + ["  (no suggestions)"])
 
-    emit(data, fmt, table)
+    emit(result.as_dict(), fmt, table)
 

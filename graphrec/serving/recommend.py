@@ -23,8 +23,8 @@ adds columns between trainings). Feature columns are only ever appended, so each
 user's current profile at its *own* width: the first ``d`` columns, zero-padded when the model is
 wider than the stored profile (:func:`graphrec.core.graph.profile_at_width`).
 
-:func:`recommend_batch` is the batch mode of ``graphrec recommend --users-file``: one JSON line per
-user, written atomically.
+:func:`recommend_user` is ``graphrec recommend --user``, :func:`recommend_batch` its batch mode
+(``--users-file``: one JSON line per user, written atomically).
 """
 
 from __future__ import annotations
@@ -203,6 +203,36 @@ class Recommender:
 
 
 @dataclass
+class Recommendation:
+    """One user's suggestions (best first) and the link model version that ranked them."""
+
+    user: str
+    suggestions: list[Suggestion]
+    model: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"user", "recommendations": [{"user", "score", "mutual_friends", "reasons"}, ...]}``:
+        what ``graphrec recommend --user`` prints as JSON and each line of a batch."""
+        return {"user": self.user, "recommendations": [s.as_dict() for s in self.suggestions]}
+
+
+def recommend_user(
+    store: "GraphStore",
+    user: str,
+    *,
+    k: int = 20,
+    bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD,
+    version: str | None = None,
+) -> Recommendation:
+    """``graphrec recommend --user``: the top ``k`` friend suggestions for ``user`` (an external
+    id) from a :class:`Recommender` over the served (or given) link model, filtered by
+    ``bot_threshold`` (see :class:`Recommender`). :class:`~graphrec.errors.NotFoundError` for an
+    unknown or deleted user."""
+    rec = Recommender(store, version=version, bot_threshold=bot_threshold)
+    return Recommendation(user, rec.recommend(user, k), rec.version)
+
+
+@dataclass
 class BatchReport:
     """What :func:`recommend_batch` did: ``users`` requested, ``failed`` of them (unknown or
     deleted users: their lines in ``output`` carry ``error`` and ``line``), served by model
@@ -246,8 +276,7 @@ def recommend_batch(
     with atomic_output(output) as fh:
         for lineno, uid in users:
             try:
-                recs = [s.as_dict() for s in rec.recommend(uid, k)]
-                fh.write(json.dumps({"user": uid, "recommendations": recs}) + "\n")
+                fh.write(json.dumps(Recommendation(uid, rec.recommend(uid, k), rec.version).as_dict()) + "\n")
             except GraphrecError as exc:
                 failed += 1
                 fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")

@@ -45,7 +45,8 @@ MIN_EVAL_LABELS_PER_CLASS = 2 * MIN_LABELS_PER_CLASS
 
 @dataclass
 class BotEvalReport:
-    """Metrics per method on the evaluated nodes (``model`` first)."""
+    """Metrics per method on the evaluated nodes (``model`` first), the split's sizes, the
+    model's threshold and the seed of the run."""
 
     metrics: dict[str, dict[str, float]]
     n_train: int
@@ -53,10 +54,13 @@ class BotEvalReport:
     test_bots: int
     seconds: dict[str, float] = field(default_factory=dict)
     threshold: float = 0.5
+    seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n_train": self.n_train, "n_test": self.n_test, "test_bots": self.test_bots, "threshold": self.threshold,
-                "metrics": self.metrics, "seconds": self.seconds}
+        """``{seed, n_train, n_test, test_bots, threshold, metrics, seconds}`` (what ``graphrec
+        eval bots --format json`` prints)."""
+        return {"seed": self.seed, "n_train": self.n_train, "n_test": self.n_test, "test_bots": self.test_bots,
+                "threshold": self.threshold, "metrics": self.metrics, "seconds": self.seconds}
 
 
 def feature_only_scores(features: np.ndarray, train: np.ndarray, y_train: np.ndarray, seed: int) -> np.ndarray:
@@ -97,7 +101,7 @@ def evaluate_bots(graph: "Graph", train_nodes: np.ndarray, train_y: np.ndarray, 
             # Threshold-free baselines: F1/precision at the score that flags as many as there are bots.
             thr = np.sort(s)[-k] if 0 < k <= s.size else np.inf
             metrics[name] = classification_metrics(test_y, s, thr, k=k)
-    return BotEvalReport(metrics, int(train_nodes.size), int(test_nodes.size), int(test_y.sum()), seconds, model.threshold)
+    return BotEvalReport(metrics, int(train_nodes.size), int(test_nodes.size), int(test_y.sum()), seconds, model.threshold, config.seed)
 
 
 def evaluate_from_store(store: "GraphStore", *, seed: int = 0, test_fraction: float = 0.3, folds: int = 5, epochs: int = 100,

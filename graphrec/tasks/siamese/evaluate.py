@@ -32,15 +32,20 @@ log = logging.getLogger(__name__)
 @dataclass
 class ColdStartReport:
     """Ranking metrics by method (``siamese``, ``popularity``, ``profile cosine`` and, with
-    circles, ``circles p@10``), how many users were hidden and evaluated, and timings."""
+    circles, ``circles p@10``), how many users were hidden and evaluated, timings, and the seed
+    that drew the hidden users."""
 
     metrics: dict[str, dict[str, float]]
     hidden_users: int
     evaluated_users: int
     seconds: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"hidden_users": self.hidden_users, "evaluated_users": self.evaluated_users, "metrics": self.metrics, "seconds": self.seconds}
+        """``{seed, hidden_users, evaluated_users, metrics, seconds}`` (what ``graphrec eval
+        siamese --format json`` prints)."""
+        return {"seed": self.seed, "hidden_users": self.hidden_users, "evaluated_users": self.evaluated_users, "metrics": self.metrics,
+                "seconds": self.seconds}
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -108,7 +113,7 @@ def evaluate_cold_start(graph: "Graph", config: SiameseConfig, *, hidden_fractio
     metrics["profile cosine"] = _rank_metrics(raw[users] @ raw.T, users, truth, ks)
     if circles:
         metrics["circles p@10"] = {"siamese": circle_precision(z, circles, hidden), "profile cosine": circle_precision(raw, circles, hidden)}
-    return ColdStartReport(metrics, int(hidden.sum()), int(users.size), seconds)
+    return ColdStartReport(metrics, int(hidden.sum()), int(users.size), seconds, seed)
 
 
 def circle_precision(z: np.ndarray, circles: list[np.ndarray], users_mask: np.ndarray, k: int = 10) -> float:

@@ -1,7 +1,9 @@
 """How realistic synthetic users are: graph figures (recorded with every ``graphrec synth`` run)
 and profile figures (``benchmarks/bench_synth_profiles.py``).
 
-**Graph realism** (:func:`realism`), synthetic users against real users of one graph:
+**Graph realism** (:func:`realism`), synthetic users against real users of one graph (of a
+batch as it is drawn, :func:`batch_realism`, or of the store as it is now,
+:func:`evaluate_from_store`):
 
 * degree distribution: the two-sample Kolmogorov-Smirnov statistic (and p-value) between the
   degrees of synthetic users and of real users with at least one friend;
@@ -22,12 +24,16 @@ and profile figures (``benchmarks/bench_synth_profiles.py``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graphrec.core.graph import Graph
 from graphrec.core.ops import local_clustering
 from graphrec.tasks.synth.wiring import with_synthetic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.store.store import GraphStore
 
 
 @dataclass
@@ -69,6 +75,38 @@ def batch_realism(graph: Graph, profiles: np.ndarray, pairs: np.ndarray) -> Real
     """:func:`realism` of a batch (``profiles`` wired by ``pairs``) on the real ``graph`` as it
     is once the batch is written."""
     return realism(with_synthetic(graph, profiles, pairs))
+
+
+@dataclass
+class StoreRealism:
+    """What :func:`evaluate_from_store` measured: the store's real and synthetic user counts and
+    the graph realism of the synthetic users against the real ones."""
+
+    real_users: int
+    synthetic_users: int
+    realism: Realism
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{real_users, synthetic_users, realism: {degree_ks, degree_ks_pvalue, clustering_real,
+        clustering_synthetic}}`` (the figures rounded as a synth run records them)."""
+        return {"real_users": self.real_users, "synthetic_users": self.synthetic_users, "realism": self.realism.as_dict()}
+
+
+def evaluate_from_store(store: "GraphStore") -> StoreRealism:
+    """Graph realism (:func:`realism`: degree KS statistic, mean local clustering) of every
+    synthetic user currently in the store, all batches together, against the store's real users,
+    on one consistent snapshot of the active users. Right after a single ``graphrec synth`` run it
+    repeats the realism that run recorded; after later changes to the graph it says how the
+    synthetic users fit the graph as it is now.
+
+    Raises :class:`~graphrec.errors.StoreStateError` when the store has no synthetic users."""
+    from graphrec.errors import StoreStateError
+
+    graph = Graph.from_snapshot(store.snapshot(include_synthetic=True), data_version=False)
+    synthetic = np.zeros(graph.num_nodes, dtype=bool) if graph.is_synthetic is None else np.asarray(graph.is_synthetic, dtype=bool)
+    if not synthetic.any():
+        raise StoreStateError("the store has no synthetic users to evaluate (create some with `graphrec synth --n N`)")
+    return StoreRealism(int((~synthetic).sum()), int(synthetic.sum()), realism(graph))
 
 
 @dataclass
