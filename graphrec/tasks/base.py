@@ -50,8 +50,8 @@ ConfigT = TypeVar("ConfigT", bound="TaskConfig")
 class TaskConfig:
     """Base of every task's hyper-parameters: flat, typed, JSON-serialisable fields.
 
-    Every training run records :meth:`params` and ``seed`` with its model; ``threads`` caps the
-    torch threads of training (None: the library's default)."""
+    Every training run records :meth:`params` and ``seed`` with its model. Tasks that train with
+    torch add a ``threads`` field (torch threads of training)."""
 
     seed: int = 0
 
@@ -232,9 +232,9 @@ def train_and_register(
 
     started = utcnow()
     snap = snapshot if snapshot is not None else task.snapshot(store, config)
-    graph = Graph.from_snapshot(snap)
-    log.info("training %s on %d users, %d friendships (store revision %d)", task.name, graph.num_nodes, graph.num_edges, snap.revision)
     try:
+        graph = Graph.from_snapshot(snap)  # ValueError for non-finite features
+        log.info("training %s on %d users, %d friendships (store revision %d)", task.name, graph.num_nodes, graph.num_edges, snap.revision)
         model = task.fit(graph, config)
     except ValueError as exc:
         raise StoreStateError(f"cannot train {task.name}: {exc}") from None
