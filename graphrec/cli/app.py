@@ -20,6 +20,7 @@ import click
 from graphrec.config import DATABASE_URL_ENV, HOME_ENV, Settings
 from graphrec.errors import expected_error
 from graphrec.logs import DEFAULT_LEVEL, LEVELS, LOG_LEVEL_ENV, configure_logging
+from graphrec.threads import THREADS_ENV, default_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store.store import GraphStore
@@ -27,6 +28,14 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
 )
+
+
+def threads_option(what: str = "Torch threads") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--threads N``: torch threads for the command; default one per core this process may
+    use (affinity mask and cgroup CPU quota) or ``GRAPHREC_THREADS`` (see :mod:`graphrec.threads`),
+    evaluated when the command runs."""
+    return click.option("--threads", default=default_threads, show_default=f"one per available core, env {THREADS_ENV}",
+                        type=click.IntRange(1), help=f"{what}.")
 
 
 class _Group(click.Group):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from graphrec.cli.app import FORMAT, cli, emit, open_store
+from graphrec.cli.app import FORMAT, cli, emit, open_store, threads_option
 
 
 def _job_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -20,7 +20,7 @@ def _job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--replace", is_flag=True, help="Recompute a run date that already has a complete run."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed for --retrain."),
         click.option("--chunk-size", default=200_000, show_default=True, type=click.IntRange(1000), help="Rows per inference chunk."),
-        click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads for inference."),
+        threads_option("Torch threads for inference and --retrain"),
         click.option("--keep-runs", default=7, show_default=True, type=click.IntRange(1), help="Complete runs kept per kind."),
         click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log lines on stderr."),
         click.option("--no-anomalies", is_flag=True, help="Skip anomaly scoring even when an anomaly model is trained."),

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from graphrec.cli.app import FORMAT, cli, emit, open_store
+from graphrec.cli.app import FORMAT, cli, emit, open_store, threads_option
 
 
 # -- link prediction --------------------------------------------------------------------------
@@ -19,15 +19,16 @@ def train() -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
 @click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0), help="GCN embedding width (0: no GNN term).")
+@threads_option()
 @FORMAT
 @click.pass_context
-def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt: str) -> None:
+def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, threads: int, fmt: str) -> None:
     """Train the friend-recommendation link ranker on the store's current graph."""
     from graphrec.tasks.base import train_and_register
     from graphrec.tasks.linkpred.config import LinkPredConfig
     from graphrec.tasks.linkpred.train import LinkPredTask
 
-    reg = train_and_register(open_store(ctx), LinkPredTask(), LinkPredConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim))
+    reg = train_and_register(open_store(ctx), LinkPredTask(), LinkPredConfig(seed=seed, epochs=epochs, gnn_dim=gnn_dim, threads=threads))
     training = reg.manifest["training"]
     emit({"model": "linkpred", "version": reg.version, "path": str(reg.artifact.path), "seconds": training["seconds"], "train_loss": training["train_loss"][-1], "data_revision": reg.manifest["data"]["revision"]}, fmt)
 
@@ -41,17 +42,18 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, fmt
 @click.option("--positive-label", default="bot", show_default=True, help="Label that marks a bot; any other label is a non-bot.")
 @click.option("--augment", type=click.Choice(["vae", "gan", "copy"]), help="Add synthetic examples of the scarce class while training (vae, gan: class-conditional profiles; copy: the no-generator ablation).")
 @click.option("--include-synthetic", is_flag=True, help="Also learn from labels of synthetic users in the store.")
+@threads_option()
 @FORMAT
 @click.pass_context
 def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, augment: str | None,
-               include_synthetic: bool, fmt: str) -> None:
+               include_synthetic: bool, threads: int, fmt: str) -> None:
     """Train the bot detector (GNN node classification) from the labels in the store."""
     from graphrec.tasks.base import train_and_register
     from graphrec.tasks.bots.config import BotConfig
     from graphrec.tasks.registry import get_task
 
     cfg = BotConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision, positive_label=positive_label,
-                    augment=augment, include_synthetic=include_synthetic)
+                    augment=augment, include_synthetic=include_synthetic, threads=threads)
     reg = train_and_register(open_store(ctx), get_task("bots"), cfg)
     m = reg.manifest
     emit({"model": "bot", "version": reg.version, "path": str(reg.artifact.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
@@ -63,15 +65,16 @@ def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_pr
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@threads_option()
 @FORMAT
 @click.pass_context
-def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: str) -> None:
+def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, threads: int, fmt: str) -> None:
     """Train the Siamese profile encoder and index every user's embedding in FAISS."""
     from graphrec.tasks.base import train_and_register
     from graphrec.tasks.siamese.config import SiameseConfig
     from graphrec.tasks.siamese.train import SiameseTask
 
-    reg = train_and_register(open_store(ctx), SiameseTask(), SiameseConfig(seed=seed, epochs=epochs, loss=loss))
+    reg = train_and_register(open_store(ctx), SiameseTask(), SiameseConfig(seed=seed, epochs=epochs, loss=loss, threads=threads))
     t = reg.manifest["training"]
     emit({"model": "siamese", "version": reg.version, "path": str(reg.artifact.path), "seconds": t["seconds"], "train_loss": t["train_loss"][-1],
            "users_indexed": reg.manifest["data"]["users"]}, fmt)
@@ -85,7 +88,7 @@ def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, fmt: st
 @click.option("--contamination", default=0.05, show_default=True, type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True),
               help="Expected share of anomalous users: the flagging threshold is this upper quantile of the training scores.")
 @click.option("--tied", is_flag=True, help="Tie decoder weights to the encoder's (autoencoder kinds).")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads.")
+@threads_option()
 @FORMAT
 @click.pass_context
 def train_anomaly(ctx: click.Context, kind: str, seed: int, contamination: float, tied: bool, threads: int, fmt: str) -> None:
@@ -106,27 +109,62 @@ def eval_() -> None:
     """Evaluate models against baselines measured in the same run."""
 
 
+def _seed_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        seeds = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not seeds:
+        raise click.BadParameter("give at least one seed")
+    return seeds
+
+
+def _cell(d: dict[str, Any], part: str, name: str, metric: str, width: int) -> str:
+    """One figure of ``graphrec eval linkpred``'s table: the value, or mean±std over seeds."""
+    value = d[part][name][metric]
+    if "std" not in d:
+        return f"{value:{width}.3f}"
+    std = d["std"][part][name][metric]
+    return f"{value:.3f}±{std:.3f}".rjust(width)
+
+
 @eval_.command("linkpred")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seeds", callback=_seed_list, help="Comma-separated seeds (e.g. 0,1,2): the protocol once per seed, every figure as mean ± std; overrides --seed.")
 @click.option("--test-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
 @click.option("--max-users", default=1000, show_default=True, type=click.IntRange(1))
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
 @click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0))
+@click.option("--hard-negatives", default=100, show_default=True, type=click.IntRange(0),
+              help="Hard negatives per user (top CN, RA and PPR candidates, HeaRT protocol); 0: skip that ranking.")
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@threads_option()
 @FORMAT
 @click.pass_context
-def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users: int, epochs: int, gnn_dim: int, include_synthetic: bool, fmt: str) -> None:
-    """Hold out friendships, rank every non-friend; the model beside CN, AA, RA and PPR."""
+def eval_linkpred(ctx: click.Context, seed: int, seeds: list[int] | None, test_fraction: float, max_users: int, epochs: int, gnn_dim: int,
+                  hard_negatives: int, include_synthetic: bool, threads: int, fmt: str) -> None:
+    """Hold out friendships, rank every non-friend (Recall@K, MRR) and rank each held-out friend
+    among the user's hard negatives (MRR, Hits@K); the model beside CN, AA, RA and PPR."""
     from graphrec.tasks.linkpred.evaluate import evaluate_from_store
 
-    data = evaluate_from_store(open_store(ctx), seed=seed, test_fraction=test_fraction, max_users=max_users, epochs=epochs,
-                               gnn_dim=gnn_dim, include_synthetic=include_synthetic)
+    data = evaluate_from_store(open_store(ctx), seed=seed, seeds=seeds, test_fraction=test_fraction, max_users=max_users, epochs=epochs,
+                               gnn_dim=gnn_dim, hard_negatives=hard_negatives, threads=threads, include_synthetic=include_synthetic)
 
     def table(d: dict[str, Any]) -> str:
-        lines = [f"{'method':24s} {'recall@20':>9s} {'recall@50':>9s} {'mrr':>7s}"]
-        for name, m in d["metrics"].items():
-            lines.append(f"{name:24s} {m['recall@20']:9.3f} {m['recall@50']:9.3f} {m['mrr']:7.3f}")
-        lines.append(f"users={d['params']['max_users']} test_edges={d['params']['test_edges']} seed={d['params']['seed']}")
+        w = 13 if "std" in d else 9
+        lines = [f"{'method':24s} {'recall@20':>{w}s} {'recall@50':>{w}s} {'mrr':>{w}s}"]
+        for name in d["metrics"]:
+            lines.append(f"{name:24s} " + " ".join(_cell(d, "metrics", name, m, w) for m in ("recall@20", "recall@50", "mrr")))
+        if d.get("hard_negatives"):
+            lines.append(f"hard negatives ({d['params']['hard_negatives']} per user: top CN, RA and PPR candidates)")
+            lines.append(f"{'method':24s} " + " ".join(f"{m:>{w}s}" for m in ("mrr", "hits@1", "hits@10", "hits@20")))
+            for name in d["hard_negatives"]:
+                lines.append(f"{name:24s} " + " ".join(_cell(d, "hard_negatives", name, m, w) for m in ("mrr", "hits@1", "hits@10", "hits@20")))
+        p = d["params"]
+        runs = f"seed={p['seed']}" if "seed" in p else f"seeds={','.join(map(str, p['seeds']))} (mean±std)"
+        lines.append(f"users={p['max_users']} test_edges={p['test_edges']} {runs}")
         return "\n".join(lines)
 
     emit(data, fmt, table)
@@ -139,15 +177,18 @@ def eval_linkpred(ctx: click.Context, seed: int, test_fraction: float, max_users
 @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--positive-label", default="bot", show_default=True)
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@threads_option()
 @FORMAT
 @click.pass_context
-def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, include_synthetic: bool, fmt: str) -> None:
-    """Stratified split of the labelled users; the model beside a feature-only classifier, label
-    propagation and personalized PageRank, trained on the same labels in the same run."""
+def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, include_synthetic: bool,
+              threads: int, fmt: str) -> None:
+    """Stratified split of the labelled users; the model beside a feature-only classifier,
+    gradient-boosted trees on profile, structure and 1-2-hop neighbour means, label propagation
+    and personalized PageRank, trained on the same labels in the same run."""
     from graphrec.tasks.bots.evaluate import evaluate_from_store
 
     report = evaluate_from_store(open_store(ctx), seed=seed, test_fraction=test_fraction, folds=folds, epochs=epochs,
-                                 positive_label=positive_label, include_synthetic=include_synthetic)
+                                 positive_label=positive_label, include_synthetic=include_synthetic, threads=threads)
 
     def table(d: dict[str, Any]) -> str:
         keys = ["roc_auc", "average_precision", "f1"]
@@ -167,15 +208,17 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
 @click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@threads_option()
 @FORMAT
 @click.pass_context
-def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool, fmt: str) -> None:
+def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool, threads: int,
+                 fmt: str) -> None:
     """Cold start: hide every friendship of some users, rank all users from the profile alone;
     the model beside popularity and raw profile cosine (and circle precision@10)."""
     from graphrec.tasks.siamese.config import SiameseConfig
     from graphrec.tasks.siamese.evaluate import evaluate_from_store
 
-    report = evaluate_from_store(open_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss), hidden_fraction=hidden_fraction,
+    report = evaluate_from_store(open_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss, threads=threads), hidden_fraction=hidden_fraction,
                                  include_synthetic=include_synthetic)
 
     def table(d: dict[str, Any]) -> str:
@@ -198,7 +241,7 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--label", help="Give every synthetic user this label (e.g. bot); profiles come from a class-conditional model.")
 @click.option("--epochs", type=click.IntRange(1), help="Generator training epochs [default: the model's].")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads.")
+@threads_option()
 @FORMAT
 @click.pass_context
 def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str | None, epochs: int | None, threads: int, fmt: str) -> None:

@@ -51,7 +51,9 @@ class TaskConfig:
     """Base of every task's hyper-parameters: flat, typed, JSON-serialisable fields.
 
     Every training run records :meth:`params` and ``seed`` with its model. Tasks that train with
-    torch add a ``threads`` field (torch threads of training)."""
+    torch add a ``threads`` field (torch threads of training; None: one per available core,
+    :func:`graphrec.threads.default_threads`, which :func:`train_and_register` resolves before
+    training so the recorded parameters hold the number used)."""
 
     seed: int = 0
 
@@ -226,10 +228,12 @@ def train_and_register(
     from graphrec.core.graph import Graph
     from graphrec.store.schema import utcnow
     from graphrec.store.store import ModelRunRecord
+    from graphrec.threads import resolve_config_threads
 
     if serve and not record:
         raise ValueError("a model is served only once its run is recorded: record=False needs serve=False")
 
+    config = resolve_config_threads(config)  # threads=None: one per available core, recorded as the number used
     started = utcnow()
     snap = snapshot if snapshot is not None else task.snapshot(store, config)
     try:

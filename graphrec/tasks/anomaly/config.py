@@ -20,7 +20,8 @@ class AnomalyConfig(TaskConfig):
     threshold is this upper quantile of the training scores. ``tied``: decoder weights tied to
     the encoder's (autoencoder kinds; ignored by DOMINANT). ``epochs``, ``hidden``, ``code``,
     ``lr``: override the detector's defaults when set (``code`` is ignored by DOMINANT).
-    ``threads``: torch threads (None: torch's default).
+    ``threads``: torch threads (None: :func:`graphrec.threads.default_threads`, one per available
+    core, resolved when training starts).
     """
 
     detector: str = DEFAULT_KIND

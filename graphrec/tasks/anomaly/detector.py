@@ -45,6 +45,7 @@ from graphrec.core.graph import Graph
 from graphrec.core.ops import neighbour_mean, structural_features
 from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.anomaly.structure import DEFAULT_RANKS, structure_view, tail_rank
+from graphrec.threads import configure_torch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -196,12 +197,12 @@ class AnomalyDetector(ABC):
 
     @contextlib.contextmanager
     def _torch_threads(self) -> Iterator[None]:
-        """Run the block with ``threads`` torch threads (when set), restoring the count after."""
+        """Run the block with ``threads`` torch threads (None: one per available core,
+        :func:`graphrec.threads.default_threads`), restoring the count after."""
         import torch
 
         before = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(int(self.threads))
+        configure_torch(self.threads)
         try:
             yield
         finally:
@@ -209,7 +210,7 @@ class AnomalyDetector(ABC):
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters (recorded with every trained model)."""
-        return {"kind": self.kind, "contamination": self.contamination, "seed": self.seed}
+        return {"kind": self.kind, "contamination": self.contamination, "seed": self.seed, "threads": self.threads}
 
 
 # --------------------------------------------------------------------------------------------

@@ -100,6 +100,7 @@ class AnomalyModel(ScoringModel):
         if kind not in KINDS or m.get("detector", kind) != kind:
             raise ValueError(f"unknown or inconsistent detector kind {kind!r} (manifest detector {m.get('detector')!r})")
         common = {"contamination": params.pop("contamination"), "seed": params.pop("seed")}
+        params.pop("threads", None)  # the training run's; scoring picks its own
         if kind == "context":
             det: AnomalyDetector = make_detector(kind, **common, **params.pop("ae"), ranks=tuple(params.pop("ranks")))
         else:

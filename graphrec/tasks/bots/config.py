@@ -20,7 +20,8 @@ class BotConfig(TaskConfig):
     truncated SVD when wider), structural statistics (clustering from ``clustering_pairs``
     neighbour pairs per user) and ``hops`` steps of label propagation. ``smooth``: Correct and
     Smooth post-processing. The flagging threshold is the lowest whose out-of-fold precision
-    reaches ``target_precision``. ``threads``: torch threads.
+    reaches ``target_precision``. ``threads``: torch threads (None: :func:`graphrec.threads.default_threads`,
+    one per available core, resolved when training starts).
 
     Labels: a user whose label is ``positive_label`` is a bot, any other label a non-bot; labels
     of synthetic users are ignored unless ``include_synthetic``. ``augment`` (``vae``, ``gan`` or
@@ -39,7 +40,7 @@ class BotConfig(TaskConfig):
     max_profile_dim: int = 64
     smooth: bool = True
     target_precision: float = 0.9
-    threads: int = 1
+    threads: int | None = None
     positive_label: str = "bot"
     augment: str | None = None
     include_synthetic: bool = False

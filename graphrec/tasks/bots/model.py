@@ -25,6 +25,7 @@ from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel
 from graphrec.tasks.bots.config import BotConfig
 from graphrec.tasks.bots.signals import LabelPropagator, label_signal_names
+from graphrec.threads import configure_torch
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec import artifacts
@@ -147,12 +148,12 @@ class BotModel(ScoringModel):
     def logits(self, graph: "Graph", bots: np.ndarray, humans: np.ndarray, *, chunk: int = 200_000,
                inputs: GraphInputs | None = None, threads: int | None = None) -> np.ndarray:
         """Mean fold-model logit of every node, with the given labelled nodes as label inputs
-        (``threads``: torch threads, default the training config's)."""
+        (``threads``: torch threads, default the training config's, else one per available core)."""
         import torch
 
         from graphrec.nn.bot_gnn import layerwise_logits
 
-        torch.set_num_threads(threads or self.config.threads)
+        configure_torch(threads or self.config.threads)
         if inputs is None:
             inputs = self.inputs(graph)
         x = inputs.with_labels(bots, humans)

@@ -45,6 +45,7 @@ from graphrec.tasks.bots.model import (
     new_network,
     post_process,
 )
+from graphrec.threads import configure_torch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -99,11 +100,12 @@ class BotTask(Task[BotConfig, BotModel]):
         labels = graph_labels(graph, config.positive_label, include_synthetic=config.include_synthetic)
         check_labels(labels.is_bot, hint=" (import labels with `graphrec import labels`)")
         train_graph, n_real, added = graph, None, 0
+        threads = configure_torch(config.threads)
         if config.augment is not None:
             from graphrec.tasks.bots.augment import augment_training_graph
 
             aug = augment_training_graph(graph, labels.nodes, labels.is_bot, kind=config.augment, seed=config.seed,
-                                         threads=config.threads, generators=self.profile_generators)
+                                         threads=threads, generators=self.profile_generators)
             train_graph, labels, n_real, added = aug.graph, LabelSet(aug.labelled, aug.is_bot), aug.n_real, aug.added
             log.info("augmentation (%s): %d synthetic %s examples", config.augment, added, aug.scarce_class)
         model = train_bot_detector(train_graph, labels.nodes, labels.is_bot, config, n_real=n_real)
@@ -192,7 +194,7 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     folds = max(2, min(config.folds, n_pos, n_neg))
     log.info("training the bot detector: %d users, %d labelled bots, %d labelled non-bots, %d synthetic examples, %d folds",
              graph.num_nodes, n_pos, n_neg, int((~real).sum()), folds)
-    torch.set_num_threads(config.threads)
+    configure_torch(config.threads)
     inputs = graph_inputs(graph, hops=config.hops, clustering_pairs=config.clustering_pairs, seed=config.seed,
                           max_profile_dim=config.max_profile_dim)
     adj = sparse_adjacency(indptr, indices)

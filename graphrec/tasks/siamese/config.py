@@ -19,7 +19,8 @@ class SiameseConfig(TaskConfig):
     with ``lr`` and ``weight_decay``; softmax ``temperature``; same-circle positives as a
     ``circle_pairs`` fraction of the friendship positives; a hard-negative mining round every
     ``hard_every`` epochs (0: none) among each anchor's ``hard_rank`` nearest users; ``threads``
-    torch threads.
+    torch threads (None: :func:`graphrec.threads.default_threads`, one per available core,
+    resolved when training starts).
     """
 
     loss: str = "in_batch"
@@ -35,4 +36,4 @@ class SiameseConfig(TaskConfig):
     circle_pairs: float = 0.5
     hard_every: int = 3
     hard_rank: int = 20
-    threads: int = 1
+    threads: int | None = None

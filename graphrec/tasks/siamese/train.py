@@ -23,6 +23,7 @@ from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.base import Task
 from graphrec.tasks.siamese.config import LOSSES, SiameseConfig
 from graphrec.tasks.siamese.model import SiameseModel
+from graphrec.threads import configure_torch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -105,7 +106,7 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
     if config.loss not in LOSSES:
         raise ValueError(f"unknown loss {config.loss!r}")
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+    configure_torch(config.threads)
     rng = np.random.default_rng(config.seed)
     n = features.shape[0]
     scaler = SCALING.fit(features)

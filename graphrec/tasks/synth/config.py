@@ -18,7 +18,8 @@ class SynthConfig(TaskConfig):
     class-conditional and every synthetic user gets that label. ``closure``: the probability that
     each further friend of a synthetic user is a friend of one of its friends rather than the next
     most similar profile (:mod:`graphrec.tasks.synth.wiring`). ``threads``: torch threads (None:
-    torch's default). ``seed`` seeds training, sampling and wiring alike.
+    :func:`graphrec.threads.default_threads`, one per available core, resolved when training
+    starts). ``seed`` seeds training, sampling and wiring alike.
 
     An unknown model or ``n < 1`` is an :class:`~graphrec.errors.InputError`."""
 

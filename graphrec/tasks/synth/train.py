@@ -20,6 +20,7 @@ from graphrec.tasks.base import Task
 from graphrec.tasks.synth.config import SynthConfig
 from graphrec.tasks.synth.model import SynthModel
 from graphrec.tasks.synth.profiles import fit_profile_generator
+from graphrec.threads import configure_torch
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class SynthTask(Task[SynthConfig, SynthModel]):
             classes, names = class_codes(graph.labels)
         try:
             gen = fit_profile_generator(graph.features, kind=config.model, classes=classes, class_names=names, epochs=config.epochs,
-                                        seed=config.seed, threads=config.threads)
+                                        seed=config.seed, threads=configure_torch(config.threads))
         except ValueError as exc:
             raise ValueError(f"cannot train the {config.model} profile model: {exc}") from None
         model = SynthModel(gen, list(graph.feature_names), {"final_losses": gen.final_losses()})
