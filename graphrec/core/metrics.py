@@ -11,8 +11,14 @@ a full ranking (:meth:`RankingMetrics.add`) or as a score for every item
 (:meth:`RankingMetrics.add_scores`: only the top ``max(K)`` are sorted, and the rank of the first
 relevant item counts the items scoring strictly higher, so ties go in the user's favour).
 
+**Ranking against fixed negatives** (:class:`NegativeRankMetrics`, the HeaRT protocol): each
+positive is ranked among its source's hard negatives, ties counting half; MRR and Hits@K over
+positive pairs.
+
 **Classification** (:func:`classification_metrics`): ROC-AUC, average precision, F1, precision
 and recall at a threshold, and precision@k.
+
+**Seed sweeps** (:func:`mean_std`): mean and standard deviation of every figure over seeds.
 """
 
 from __future__ import annotations
@@ -124,3 +130,72 @@ def classification_metrics(y: np.ndarray, prob: np.ndarray, threshold: float, k:
         "recall": float(recall_score(y, pred, zero_division=0)),
         f"precision@{k}": float(y[top].mean()) if k else float("nan"),
     }
+
+
+# -- ranking against a fixed set of negatives (HeaRT) -------------------------------------------
+
+def ranks_against_negatives(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """``float64[p]``: the 1-based rank of each positive score among the ``negative`` scores.
+
+    Ties count half (the OGB / HeaRT convention): rank = 1 + (#neg > pos + #neg >= pos) / 2, the
+    mean of the optimistic and the pessimistic rank, so a method that scores everything equal gets
+    the middle rank, not the top. Scores of ``-inf`` (not scored) tie with each other."""
+    pos = np.asarray(positive, dtype=np.float64).reshape(-1)
+    neg = np.sort(np.asarray(negative, dtype=np.float64).reshape(-1))
+    above = neg.size - np.searchsorted(neg, pos, side="right")  # strictly greater
+    at_or_above = neg.size - np.searchsorted(neg, pos, side="left")
+    return 1.0 + (above + at_or_above) / 2.0
+
+
+@dataclass
+class NegativeRankMetrics:
+    """MRR and Hits@K of positives each ranked against its own fixed set of negatives.
+
+    The HeaRT protocol (Li et al., "Evaluating Graph Neural Networks for Link Prediction: Current
+    Pitfalls and New Benchmarking", NeurIPS 2023): every positive pair ``(u, v)`` is ranked among
+    hard negatives ``(u, w)`` chosen for ``u``; with ``r`` its rank (:func:`ranks_against_negatives`),
+    MRR = mean 1/r and Hits@K = mean [r <= K], averaged over positive pairs (not users)."""
+
+    ks: Sequence[int] = (1, 10, 20)
+    _rr: list[float] = field(default_factory=list)
+    _hits: dict[int, list[float]] = field(default_factory=dict)
+
+    def add(self, positive: np.ndarray, negative: np.ndarray) -> None:
+        """Add the positives of one source (their scores) against that source's negatives."""
+        r = ranks_against_negatives(positive, negative)
+        self._rr.extend((1.0 / r).tolist())
+        for k in self.ks:
+            self._hits.setdefault(k, []).extend((r <= k).astype(np.float64).tolist())
+
+    @property
+    def pairs(self) -> int:
+        return len(self._rr)
+
+    def result(self) -> dict[str, float]:
+        """``{"mrr": ..., "hits@1": ..., "hits@10": ..., "hits@20": ..., "pairs": p}`` (0 without pairs)."""
+        n = max(self.pairs, 1)
+        out = {"mrr": float(np.sum(self._rr)) / n}
+        out.update({f"hits@{k}": float(np.sum(self._hits.get(k, []))) / n for k in self.ks})
+        out["pairs"] = float(self.pairs)
+        return out
+
+
+# -- several seeds ------------------------------------------------------------------------------
+
+def mean_std(runs: Sequence[dict[str, dict[str, float]]]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for one run) over runs of
+    ``{method: {metric: value}}`` tables, for every (method, metric) present in the first run.
+
+    A seed sweep reports each figure as mean ± std over the seeds; a method missing from a run
+    raises ``KeyError`` rather than averaging over fewer runs."""
+    if not runs:
+        raise ValueError("mean_std needs at least one run")
+    mean: dict[str, dict[str, float]] = {}
+    std: dict[str, dict[str, float]] = {}
+    for method, metrics in runs[0].items():
+        mean[method], std[method] = {}, {}
+        for metric in metrics:
+            values = np.array([run[method][metric] for run in runs], dtype=np.float64)
+            mean[method][metric] = float(values.mean())
+            std[method][metric] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return mean, std
