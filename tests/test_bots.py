@@ -266,7 +266,7 @@ def test_cli_eval_and_train_bots(sqlite_url: str, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert next(iter(data)) == "seed" and data["seed"] == 0
-    assert set(data["metrics"]) == {"model", "features only", "label propagation", "personalized pagerank"}
+    assert set(data["metrics"]) == {"model", "features only", "gradient-boosted trees", "label propagation", "personalized pagerank"}
     assert data["metrics"]["model"]["roc_auc"] > 0.9
     r = _cli(database_url, home, "train", "bots", "--folds", "2", "--epochs", "15", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.output)["model"] == "bot"
