@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from graphrec.threads import use_passive_waiting
 
 # Before anything can import torch: its OpenMP threads sleep instead of spinning while they wait
-# (OMP_WAIT_POLICY=PASSIVE, unless the user set a policy). Spinning threads make training 10-50x
+# (OMP_WAIT_POLICY=PASSIVE, unless the user set a policy). Spinning threads make torch many times
 # slower on a machine where other processes compete for the cores; see graphrec.threads.
 use_passive_waiting()
 
