@@ -21,25 +21,12 @@ memory is ``O(n * hidden)`` plus one chunk of the adjacency, whatever the graph 
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-
-class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ h`` for a symmetric sparse ``A``; the backward pass reuses ``A`` (``A^T = A``) instead
-    of transposing it, which is what makes torch's generic sparse backward ~8x slower on CPU."""
-
-    @staticmethod
-    def forward(ctx: Any, adj: Tensor, h: Tensor) -> Tensor:  # noqa: D102
-        ctx.adj = adj
-        return torch.sparse.mm(adj, h)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:  # noqa: D102
-        return None, torch.sparse.mm(ctx.adj, grad)
+from graphrec.nn.sparse import sym_spmm
 
 
 class MeanSAGE(nn.Module):
@@ -49,7 +36,8 @@ class MeanSAGE(nn.Module):
     Same maths as PyG's ``SAGEConv(aggr="mean")``; written out because this project trains on
     CPU with a ``torch.sparse`` adjacency (pyg-lib and torch-sparse are not installable), where the
     generic sparse backward dominated training time. ``adj`` is the binary adjacency block of the
-    destination rows ``[n_dst, n_src]``; the symmetric fast path applies when it is square."""
+    destination rows ``[n_dst, n_src]``; when it is square (the whole, symmetric adjacency) the
+    product goes through :func:`graphrec.nn.sparse.sym_spmm`, whose backward reuses ``adj``."""
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -61,8 +49,8 @@ class MeanSAGE(nn.Module):
         self.lin_root.reset_parameters()
 
     def forward(self, h_src: Tensor, h_dst: Tensor, adj: Tensor, inv_deg: Tensor) -> Tensor:
-        if adj.shape[0] == adj.shape[1] and torch.is_grad_enabled():
-            agg = _SymmetricSpMM.apply(adj, h_src)
+        if adj.shape[0] == adj.shape[1]:
+            agg = sym_spmm(adj, h_src)
         else:
             agg = torch.sparse.mm(adj, h_src)
         return self.lin_nbr(agg * inv_deg) + self.lin_root(h_dst)
