@@ -104,6 +104,112 @@ def test_split_is_seeded_and_disjoint() -> None:
     assert not ({tuple(e) for e in a1.tolist()} & {tuple(e) for e in b1.tolist()})
 
 
+def test_grouped_listwise_loss_equals_the_per_user_loss() -> None:
+    """The segment-reduced loss of many lists = the mean of the per-list ListNet losses, value and
+    gradient; an integer importance weight w counts a row w times."""
+    import torch
+
+    from graphrec.nn.link_ranker import grouped_listwise_loss, listwise_loss
+
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 40, size=25)
+    group = torch.from_numpy(np.repeat(np.arange(sizes.size), sizes))
+    positive = rng.random(int(sizes.sum())) < 0.2
+    positive[np.cumsum(sizes) - sizes] = True  # every list has a positive
+    scores = torch.from_numpy(rng.normal(0, 3, int(sizes.sum())) + 50.0).requires_grad_(True)  # large: needs the max shift
+    pos = torch.from_numpy(positive)
+    loss = grouped_listwise_loss(scores, pos, group, sizes.size)
+    loss.backward()
+    grad = scores.grad.clone()
+    scores.grad = None
+    expected = torch.stack([listwise_loss(scores[group == g], pos[group == g]) for g in range(sizes.size)]).mean()
+    expected.backward()
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-10)
+    np.testing.assert_allclose(grad.numpy(), scores.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+    counts = np.where(positive, 1, rng.integers(1, 4, size=positive.size))  # replicate negatives
+    weighted = grouped_listwise_loss(scores, pos, group, sizes.size, torch.from_numpy(np.log(counts)))
+    rep = torch.from_numpy(np.repeat(np.arange(positive.size), counts))
+    replicated = grouped_listwise_loss(scores[rep], pos[rep], group[rep], sizes.size)
+    assert float(weighted.detach()) == pytest.approx(float(replicated.detach()), rel=1e-10)
+
+
+def _lists(seed: int = 0):
+    from graphrec.tasks.linkpred.train import TrainingLists
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 300, size=200)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    total = int(offsets[-1])
+    positive = rng.random(total) < 0.05
+    positive[offsets[:-1]] = True
+    hard = np.zeros(total, dtype=bool)
+    for g in range(sizes.size):  # the first up-to-8 negatives of each list count as hard
+        neg = np.flatnonzero(~positive[offsets[g] : offsets[g + 1]])[:8] + offsets[g]
+        hard[neg] = True
+    return TrainingLists(round=np.zeros(sizes.size, dtype=np.int64), user=np.arange(sizes.size), offsets=offsets,
+                         nodes=np.arange(total), features=np.zeros((total, 1), dtype=np.float32), positive=positive, hard=hard)
+
+
+def test_negative_subsampling_keeps_positives_and_hard_negatives_and_weights_the_rest() -> None:
+    from graphrec.tasks.linkpred.train import sample_rows
+
+    lists = _lists()
+    group = lists.group_of_row
+    rows, logw = sample_rows(lists, 40, np.random.default_rng(1))
+    assert np.all(np.diff(rows) > 0)  # in group order
+    kept = np.zeros(lists.positive.size, dtype=bool)
+    kept[rows] = True
+    assert kept[lists.positive].all() and kept[lists.hard].all()
+    always = (lists.positive | lists.hard)[rows]
+    assert np.all(logw[always] == 0) and np.all(logw[~always] >= 0)  # -log q, q = 1 where a list is short
+    # about 40 negatives per list that has more; all of them where it has fewer
+    negatives = np.bincount(group[rows][~lists.positive[rows]], minlength=lists.num_groups)
+    available = np.bincount(group[~lists.positive], minlength=lists.num_groups)
+    big = available >= 100
+    assert abs(negatives[big].mean() - 40) < 2.0
+    np.testing.assert_array_equal(negatives[available <= 40], available[available <= 40])
+    # the weights make the kept easy negatives count as all of them, in expectation
+    easy = ~(lists.positive | lists.hard)
+    estimate = np.bincount(group[rows], weights=np.exp(logw) * easy[rows], minlength=lists.num_groups)
+    truth = np.bincount(group[easy], minlength=lists.num_groups)
+    assert abs(estimate[big].sum() / truth[big].sum() - 1) < 0.05  # ~1.5% standard error
+    again, _ = sample_rows(lists, 40, np.random.default_rng(1))
+    np.testing.assert_array_equal(rows, again)
+    everything, w0 = sample_rows(lists, 0, np.random.default_rng(1))
+    np.testing.assert_array_equal(everything, np.arange(lists.positive.size))
+    np.testing.assert_array_equal(w0, 0)
+
+
+def test_batch_shared_rows_equal_the_per_user_rows() -> None:
+    """One vectorised gather for a batch of lists gives each list's x_u ⊙ x_v rows."""
+    from graphrec.nn.sparse import RowSparse
+    from graphrec.tasks.linkpred.train import _batch_shared_rows, _shared_rows
+
+    rng = np.random.default_rng(4)
+    x = (rng.random((50, 15)) < 0.3).astype(np.float32) * rng.integers(1, 4, size=(50, 15)).astype(np.float32)
+    prof = ProfileMatrix.from_dense(x)
+    users = np.array([3, 10, 41])
+    lists = [rng.choice(50, size=k, replace=False) for k in (7, 0, 12)]
+    group = np.repeat(np.arange(3), [len(c) for c in lists])
+    batch = _batch_shared_rows(prof, users, group, np.concatenate(lists))
+    expected = RowSparse.concat([_shared_rows(prof, int(u), c) for u, c in zip(users, lists)])
+    np.testing.assert_array_equal(batch.to_dense(), expected.to_dense())
+    np.testing.assert_array_equal(batch.to_dense(), x[np.concatenate(lists)] * x[users][group])
+
+
+def test_gnn_inputs_are_the_profiles_and_the_log_degree() -> None:
+    from graphrec.tasks.linkpred.train import _node_inputs
+
+    edges = _random_graph()
+    indptr, _ = csr_from_edges(edges, 60)
+    x = (np.random.default_rng(2).random((60, 9)) < 0.3).astype(np.float32) * 2.0
+    x[5] = 0.0
+    dense = _node_inputs(ProfileMatrix.from_dense(x), indptr).to_dense()
+    np.testing.assert_array_equal(dense[:, :9], x)
+    np.testing.assert_allclose(dense[:, 9], np.log1p(np.diff(indptr)) / 5.0, rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def ego():
     return load_ego_facebook()

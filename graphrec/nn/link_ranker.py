@@ -14,8 +14,13 @@ For a user ``u`` and candidate ``v``::
 * ``h_u ⊙ h_v``: GNN embedding agreement (community / position), optional.
 
 Training is listwise (ListNet-style softmax cross-entropy, Cao et al. 2007): for each user's
-candidate list with positives P, ``loss = mean_{p∈P} (logsumexp_v s(u,v) - s(u,p))``, which
-optimises the per-user ranking that Recall@K and MRR measure, not a global calibration.
+candidate list ``g`` with positives ``P_g``, ``loss_g = mean_{p∈P_g} (logsumexp_{v∈g} s(u,v) - s(u,p))``,
+which optimises the per-user ranking that Recall@K and MRR measure, not a global calibration.
+:func:`grouped_listwise_loss` computes it for many lists at once (segment reductions over a flat
+score vector), optionally with a sampled softmax's importance weights on subsampled negatives.
+
+Both sparse products (the GCN's propagation and sparse inputs) go through :mod:`graphrec.nn.sparse`,
+whose backward passes avoid torch's generic sparse backward.
 
 The module is used for training only; serving re-implements ``score`` in numpy from the saved
 weights (:mod:`graphrec.tasks.linkpred.scorer`) so the serving path does not import torch.
@@ -26,14 +31,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from graphrec.nn.sparse import RowSparse, sym_spmm
+
 
 class GCNEncoder(nn.Module):
     """Two GCN layers over a normalised sparse adjacency ``Â = D^-1/2 (A + I) D^-1/2``:
     ``h1 = ReLU(Â (X W0 + b0))``, ``h = normalise(Â (h1 W1 + b1))``.
 
     Kipf & Welling's propagation written with ``torch.sparse`` products (full batch; pyg-lib and
-    torch-sparse are not available here). Unlike PyG's ``GCNConv`` the bias is added before
-    propagation, which only rescales it by the row sums of ``Â``.
+    torch-sparse are not available here): ``Â`` is symmetric, so both products go through
+    :func:`~graphrec.nn.sparse.sym_spmm` (backward ``Â G``, no transpose); a sparse input ``X``
+    (a :class:`~graphrec.nn.sparse.RowSparse` one-hot profile matrix) multiplies ``W0`` by
+    :meth:`~graphrec.nn.sparse.RowSparse.mm` (backward ``X^T G`` as a scatter-add). Unlike PyG's
+    ``GCNConv`` the bias is added before propagation, which only rescales it by the row sums of ``Â``.
     """
 
     def __init__(self, in_dim: int, hidden: int = 32, out_dim: int = 16, dropout: float = 0.3) -> None:
@@ -46,14 +56,17 @@ class GCNEncoder(nn.Module):
         self.lin0.reset_parameters()
         self.lin1.reset_parameters()
 
-    def forward(self, x: Tensor, adj: Tensor) -> Tensor:
-        """``x``: node inputs, dense or sparse (sparse one-hot profiles stay sparse)."""
-        if x.is_sparse:
+    def forward(self, x: Tensor | RowSparse, adj: Tensor) -> Tensor:
+        """``x``: node inputs ``[n, in_dim]``, dense, torch sparse or :class:`RowSparse` (sparse
+        one-hot profiles stay sparse); ``adj``: the symmetric normalised adjacency ``[n, n]``."""
+        if isinstance(x, RowSparse):
+            first = x.mm(self.lin0.weight.T) + self.lin0.bias
+        elif x.is_sparse:
             first = torch.sparse.mm(x, self.lin0.weight.T) + self.lin0.bias
         else:
             first = self.lin0(self.dropout(x))
-        h = torch.relu(adj @ first)
-        h = adj @ self.lin1(self.dropout(h))
+        h = torch.relu(sym_spmm(adj, first))
+        h = sym_spmm(adj, self.lin1(self.dropout(h)))
         return nn.functional.normalize(h, dim=1)
 
 
@@ -95,22 +108,25 @@ class LinkRanker(nn.Module):
             f"shared_rank={self.shared_rank}, gnn_dim={self.gnn_dim})"
         )
 
-    def embed(self, x: Tensor, adj: Tensor) -> Tensor | None:
+    def embed(self, x: Tensor | RowSparse, adj: Tensor) -> Tensor | None:
         """GNN node embeddings ``h`` (None without a GNN term)."""
         return None if self.encoder is None else self.encoder(x, adj)
 
-    def forward(self, pair: Tensor, shared: Tensor | None, h_user: Tensor | None, h_cand: Tensor | None) -> Tensor:
-        """Scores for one user's candidates.
+    def forward(self, pair: Tensor, shared: Tensor | RowSparse | None, h_user: Tensor | None, h_cand: Tensor | None) -> Tensor:
+        """Scores ``[c]`` of ``c`` (user, candidate) pairs: one user's candidates or the rows of
+        many users' lists at once.
 
         Args:
             pair: ``[c, num_pair_features]`` standardised pair features.
-            shared: ``[c, profile_dim]`` (sparse or dense) ``x_u ⊙ x_v`` rows, or None.
-            h_user: ``[gnn_dim]`` embedding of the user; h_cand: ``[c, gnn_dim]``.
+            shared: ``[c, profile_dim]`` ``x_u ⊙ x_v`` rows (:class:`RowSparse`, torch sparse or
+                dense), or None.
+            h_user: ``[gnn_dim]`` embedding of the one user, or ``[c, gnn_dim]`` the user of each
+                row; h_cand: ``[c, gnn_dim]``.
         """
         parts = [pair]
         if self.shared is not None:
             assert shared is not None
-            parts.append(shared @ self.shared.weight.T)
+            parts.append(shared.mm(self.shared.weight.T) if isinstance(shared, RowSparse) else shared @ self.shared.weight.T)
         if self.encoder is not None:
             assert h_user is not None and h_cand is not None
             parts.append(h_cand * h_user)
@@ -118,5 +134,32 @@ class LinkRanker(nn.Module):
 
 
 def listwise_loss(scores: Tensor, positive: Tensor) -> Tensor:
-    """Softmax cross-entropy of the positives within one candidate list (ListNet)."""
+    """Softmax cross-entropy of the positives within one candidate list (ListNet):
+    ``mean_{p∈P} (logsumexp_v s_v - s_p)``."""
     return (torch.logsumexp(scores, dim=0) - scores[positive]).mean()
+
+
+def grouped_listwise_loss(scores: Tensor, positive: Tensor, group: Tensor, num_groups: int, log_weight: Tensor | None = None) -> Tensor:
+    """:func:`listwise_loss` of many candidate lists at once, averaged over the lists.
+
+    Rows are the concatenated lists: ``group[i]`` in ``[0, num_groups)`` names the list of row
+    ``i``; every list has at least one positive. With segment reductions (no loop over lists)::
+
+        m_g    = max_{i∈g} (s_i + log w_i)                      (scatter_reduce amax; constant)
+        lse_g  = m_g + log Σ_{i∈g} exp(s_i + log w_i - m_g)     (index_add)
+        loss   = mean_g mean_{p∈P_g} (lse_g - s_p)
+
+    ``log_weight`` (``log w_i``, default 0) turns ``lse_g`` into an importance-weighted estimate
+    of the full list's partition function when negatives were subsampled: a negative kept with
+    probability ``q`` gets ``w = 1/q`` (sampled softmax, Bengio & Senécal 2008), positives and
+    always-kept negatives ``w = 1``. ``m_g`` is detached: the gradient of ``lse_g`` is the same
+    for any constant shift. Equals the mean of :func:`listwise_loss` over the lists (tested)."""
+    shifted = scores if log_weight is None else scores + log_weight
+    peak = torch.full((num_groups,), float("-inf"), dtype=scores.dtype).scatter_reduce(0, group, shifted.detach(), "amax")
+    total = torch.zeros(num_groups, dtype=scores.dtype).index_add(0, group, torch.exp(shifted - peak[group]))
+    lse = peak + torch.log(total)
+    pos_group = group[positive]
+    per_positive = lse[pos_group] - scores[positive]
+    count = torch.bincount(pos_group, minlength=num_groups).to(scores.dtype)
+    per_group = torch.zeros(num_groups, dtype=scores.dtype).index_add(0, pos_group, per_positive) / count
+    return per_group.mean()
