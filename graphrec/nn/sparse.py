@@ -12,7 +12,9 @@ one-hot input into a weight) sorts its indices on every call too. The operators 
   reuses ``A`` itself. About 8x faster than the generic backward on CPU (measured on the bot
   model's adjacency). It is the message-passing operator of the GCN of
   :class:`graphrec.nn.link_ranker.GCNEncoder` and the GraphSAGE layers of
-  :class:`graphrec.nn.bot_gnn.BotGNN`.
+  :class:`graphrec.nn.bot_gnn.BotGNN`. (DOMINANT, :mod:`graphrec.nn.autoencoders`, propagates
+  with PyG's ``GCNConv`` / ``SGConv`` over an edge list: gather and scatter-add, whose backward is
+  the same pair the other way round, with no sparse matrix to transpose.)
 * :class:`RowSparse` -- a constant row-sparse matrix ``S`` ``[m, d]`` (CSR: ``offsets``,
   ``cols``, ``vals``) times a dense, learned ``W`` ``[d, k]``, ``(S W)_i = Σ_{j ∈ row i} s_ij W[c_j]``
   with gradient ``∂L/∂W = S^T ∂L/∂(SW)``. A matrix multiplied on every step (a GNN's sparse

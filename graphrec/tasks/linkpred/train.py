@@ -94,7 +94,8 @@ class LinkPredTask(Task[LinkPredConfig, LinkModel]):
 @dataclass
 class TrainResult:
     """What :func:`train_ranker` returns: the numpy serving weights, the config, the mean listwise
-    loss of every epoch, the wall time and the number of training groups (user, round)."""
+    loss of every epoch (over the epoch's sampled rows, importance-weighted: an estimate of the
+    loss over every candidate), the wall time and the number of training groups (user, round)."""
 
     weights: RankerWeights
     config: LinkPredConfig
