@@ -16,7 +16,7 @@ class LinkPredConfig(TaskConfig):
     ``epochs`` passes over all groups in batches of ``batch_users`` users of one round, Adam with
     ``lr`` and ``weight_decay`` (``shared_weight_decay`` on the shared-profile weighting of rank
     ``shared_rank``); an MLP of width ``hidden`` and a GCN of width ``gnn_dim`` (0: no GNN term);
-    ``threads`` torch threads.
+    ``threads`` torch threads (None: one per available core, :func:`graphrec.threads.default_threads`, resolved when training starts).
 
     Negative subsampling: each epoch keeps every positive, the ``hard_negatives`` best negatives
     of each list by resource allocation, and a seeded random sample of the other negatives, about
@@ -39,7 +39,7 @@ class LinkPredConfig(TaskConfig):
     hidden: int = 64
     shared_rank: int = 8
     gnn_dim: int = 16
-    threads: int = 2
+    threads: int | None = None
     negatives: int = 64
     hard_negatives: int = 16
     #: Serve the uniform average of the weights after every optimiser step from this fraction of
