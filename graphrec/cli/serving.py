@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from graphrec.cli.app import FORMAT, cli, emit, open_store
+from graphrec.cli.app import FORMAT, cli, emit, open_store, threads_option
 
 
 @cli.command("similar")
@@ -63,7 +63,7 @@ def bots_cmd(ctx: click.Context, top: int, fmt: str) -> None:
 @cli.command("anomalies")
 @click.option("--top", "top", default=20, show_default=True, type=click.IntRange(1), help="How many users to list.")
 @click.option("--live", is_flag=True, help="Score the current graph with the served model instead of reading the latest nightly run.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Torch threads (with --live).")
+@threads_option("Torch threads for live scoring (with --live)")
 @FORMAT
 @click.pass_context
 def anomalies_cmd(ctx: click.Context, top: int, live: bool, threads: int, fmt: str) -> None:
