@@ -73,6 +73,8 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
     t0 = time.perf_counter()
     task = SynthTask()
     snap = task.snapshot(store, config)
+    # SynthTask.fit checks the same; checking here first keeps `graphrec synth`'s documented error
+    # text (train_and_register would prefix it with "cannot train synth:").
     problem = requirements(snap.num_nodes, snap.num_edges, snap.feature_names, snap.labels, config.label)
     if problem is not None:
         raise StoreStateError(problem)
