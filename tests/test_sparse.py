@@ -80,3 +80,33 @@ def test_row_sparse_gathers_and_stacks_rows() -> None:
     assert empty.mm(torch.ones(7, 2)).shape == (3, 2) and float(empty.mm(torch.ones(7, 2)).abs().sum()) == 0.0
     with pytest.raises(ValueError, match="sorted"):
         RowSparse.from_entries(np.array([1, 0]), np.array([0, 0]), np.ones(2), (2, 7))
+
+
+def test_profile_encoder_computes_the_same_function_from_sparse_rows() -> None:
+    """The Siamese encoder's sparse first layer (training on sparse profiles) gives the dense
+    path's embeddings and parameter gradients; dropout acts on the non-zeros only."""
+    from graphrec.nn.siamese import ProfileEncoder
+
+    rng = np.random.default_rng(2)
+    dense = (rng.random((50, 30)) < 0.1).astype(np.float32)
+    dense[7] = 0.0  # an all-zero profile
+    sparse = RowSparse.from_dense(dense)
+    assert sparse.density == float((dense != 0).mean())
+    torch.manual_seed(0)
+    enc = ProfileEncoder(30, hidden=16, out_dim=8, dropout=0.5).eval()
+    pick = np.array([3, 7, 7, 49, 0])
+    z_dense = enc(torch.from_numpy(dense[pick]))
+    z_sparse = enc(sparse.take(pick))
+    np.testing.assert_allclose(z_sparse.detach().numpy(), z_dense.detach().numpy(), rtol=1e-5, atol=1e-6)
+    grads = []
+    for z in (z_dense, z_sparse):
+        enc.zero_grad()
+        (z * torch.arange(8.0)).sum().backward(retain_graph=True)
+        grads.append({k: p.grad.clone() for k, p in enc.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for k in grads[0]:
+        np.testing.assert_allclose(grads[1][k].numpy(), grads[0][k].numpy(), rtol=1e-4, atol=1e-6)
+    enc.train()  # training mode: stochastic, still unit-norm rows
+    assert torch.allclose(enc(sparse.take(pick)).norm(dim=1), torch.ones(5), atol=1e-5)
+    with pytest.raises(ValueError):
+        RowSparse.from_dense(dense).__class__(sparse.offsets, sparse.cols, sparse.vals, 30, reuse=True).mm(torch.ones(30, 2), torch.ones(sparse.cols.size))

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from graphrec.nn.sparse import RowSparse
+
 
 class ProfileEncoder(nn.Module):
     """MLP ``in_dim -> hidden -> out_dim`` with LayerNorm and dropout; unit-norm output.
@@ -43,7 +45,20 @@ class ProfileEncoder(nn.Module):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(in_dim={self.in_dim}, hidden={self.hidden}, out_dim={self.out_dim})"
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor | RowSparse) -> Tensor:
+        """Unit-norm embeddings of profile rows ``x``: a dense ``[m, in_dim]`` tensor, or a
+        :class:`~graphrec.nn.sparse.RowSparse` batch of them.
+
+        The sparse form computes the same function (input dropout on the non-zeros, the first
+        layer as ``index_add`` of the weight columns of the non-zero features), in
+        ``O(nnz * hidden)`` instead of ``O(m * in_dim * hidden)``: on ego-Facebook's 1,406 binary
+        profile columns (0.7% non-zero) the first layer is most of the training cost."""
+        if isinstance(x, RowSparse):
+            drop, lin = self.net[0], self.net[1]
+            assert isinstance(drop, nn.Dropout) and isinstance(lin, nn.Linear)
+            vals = nn.functional.dropout(torch.from_numpy(x.vals), drop.p, self.training)
+            h = x.mm(lin.weight.t(), vals) + lin.bias
+            return nn.functional.normalize(self.net[2:](h), dim=-1)
         return nn.functional.normalize(self.net(x), dim=-1)
 
 

@@ -140,6 +140,18 @@ class RowSparse:
         np.cumsum(counts, out=offsets[1:])
         return RowSparse(offsets, self.cols[positions], self.vals[positions], self.num_cols)
 
+    @classmethod
+    def from_dense(cls, x: np.ndarray) -> RowSparse:
+        """The non-zeros of a dense ``[m, d]`` matrix."""
+        x = np.asarray(x, dtype=np.float32)
+        rows, cols = np.nonzero(x)
+        return cls.from_entries(rows, cols, x[rows, cols], x.shape)
+
+    @property
+    def density(self) -> float:
+        """Share of non-zero entries."""
+        return self.cols.size / max(self.num_rows * self.num_cols, 1)
+
     @property
     def row_of_entry(self) -> np.ndarray:
         """``int64[nnz]``: the row of each non-zero."""
@@ -160,16 +172,19 @@ class RowSparse:
             self._csr = (s, s_t)
         return self._csr
 
-    def mm(self, weight: Tensor) -> Tensor:
+    def mm(self, weight: Tensor, vals: Tensor | None = None) -> Tensor:
         """``S @ weight`` for a dense ``weight`` ``[d, k]`` (``[m, k]``), differentiable in
         ``weight`` (``∂L/∂W = S^T G``): CSR products when ``reuse``, else
-        ``index_add(rows, vals * W[cols])`` (backward: ``index_add(cols, vals * G[rows])``)."""
+        ``index_add(rows, vals * W[cols])`` (backward: ``index_add(cols, vals * G[rows])``).
+        ``vals`` (``[nnz]``, not with ``reuse``) replaces the stored values, e.g. after dropout."""
         if weight.shape[0] != self.num_cols:
             raise ValueError(f"RowSparse [{self.num_rows}, {self.num_cols}] @ weight {tuple(weight.shape)}")
         if self.reuse:
+            if vals is not None:
+                raise ValueError("RowSparse.mm: replacement values need reuse=False")
             s, s_t = self.csr()
             return spmm(s, s_t, weight.to(torch.float32)).to(weight.dtype)
-        vals = torch.from_numpy(self.vals).to(weight.dtype).unsqueeze(1)
+        vals = (torch.from_numpy(self.vals) if vals is None else vals).to(weight.dtype).unsqueeze(1)
         out = weight.new_zeros((self.num_rows, weight.shape[1]))
         return out.index_add(0, torch.from_numpy(self.row_of_entry), weight.index_select(0, torch.from_numpy(self.cols)) * vals)
 

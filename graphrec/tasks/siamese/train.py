@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 #: columns kept as they are, constant columns (std < 1e-6) centred, the others standardised.
 SCALING = ScalingRule(binary="keep", min_std=1e-6)
 
+#: Training batches are fed to the encoder as sparse rows when fewer than this share of the scaled
+#: profile entries are non-zero (same function, first layer ``O(nnz)`` instead of dense).
+SPARSE_BELOW = 0.1
+
 
 @dataclass
 class EncoderWeights:
@@ -101,6 +105,7 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
     import torch
 
     from graphrec.nn.siamese import ProfileEncoder, contrastive_loss, in_batch_softmax_loss
+    from graphrec.nn.sparse import RowSparse
 
     start = time.perf_counter()
     if config.loss not in LOSSES:
@@ -110,7 +115,13 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
     rng = np.random.default_rng(config.seed)
     n = features.shape[0]
     scaler = SCALING.fit(features)
-    x = torch.from_numpy(scaler.transform(features))
+    scaled = scaler.transform(features)
+    x = torch.from_numpy(scaled)
+    # Sparse profiles (e.g. one-hot attributes) train through the encoder's sparse first layer.
+    sparse = RowSparse.from_dense(scaled) if (scaled != 0).mean() < SPARSE_BELOW else None
+
+    def rows(idx: np.ndarray) -> "torch.Tensor | RowSparse":  # noqa: F821
+        return sparse.take(idx) if sparse is not None else x[idx]
     pool = np.flatnonzero(trainable) if trainable is not None else np.arange(n)
     pairs = positive_pairs(edges, circles or [], config.circle_pairs, rng)
     if pairs.shape[0] == 0:
@@ -132,16 +143,16 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
             p = pairs[order[s : s + config.batch_size]]
             flip = rng.random(len(p)) < 0.5
             a, b = np.where(flip, p[:, 1], p[:, 0]), np.where(flip, p[:, 0], p[:, 1])
-            za, zb = enc(x[a]), enc(x[b])
+            za, zb = enc(rows(a)), enc(rows(b))
             extra, with_hard = None, None
             if hard is not None:
                 with_hard = hard[a] >= 0
                 if with_hard.any():
-                    extra = enc(x[hard[a][with_hard]])
+                    extra = enc(rows(hard[a][with_hard]))
             if config.loss == "in_batch":
                 loss = (in_batch_softmax_loss(za, zb, config.temperature, extra) + in_batch_softmax_loss(zb, za, config.temperature)) / 2
             else:
-                zn = enc(x[rng.choice(pool, size=len(p))])
+                zn = enc(rows(rng.choice(pool, size=len(p))))
                 loss = contrastive_loss(za, zb, torch.ones(len(p)), config.margin) + contrastive_loss(za, zn, torch.zeros(len(p)), config.margin)
                 if extra is not None:
                     loss = loss + contrastive_loss(za[torch.from_numpy(with_hard)], extra, torch.zeros(extra.shape[0]), config.margin)
