@@ -65,7 +65,7 @@ def main() -> None:
             if args.ablation:
                 from dataclasses import replace
 
-                plain = evaluate_bots(g.graph, labelled, g.is_bot[labelled], test, g.is_bot[test], replace(cfg, smooth=False), baselines=False)
+                plain = evaluate_bots(g.graph, labelled, g.is_bot[labelled], test, g.is_bot[test], replace(cfg, smooth="none"), baselines=False)
                 m = {"model": m["model"], "model without C&S": plain.metrics["model"], **{k: v for k, v in m.items() if k != "model"}}
             rows.append((attack, seed, m))
             print(f"\n== attack edges/bot {attack}, seed {seed}: {len(labelled)} labelled ({int(g.is_bot[labelled].sum())} bots), "

@@ -396,3 +396,22 @@ def test_score_command_table(bot_store: GraphStore, database_url: str) -> None:
     lines = r.output.strip().splitlines()
     row = next(line for line in lines if line.startswith("bots "))
     assert "dry-run run of 2026-11-08" in r.output and row.split()[1] == "dry-run" and row.split()[4] == "660"
+
+
+def test_correct_and_smooth_averages_over_neighbours_whatever_the_degree() -> None:
+    """Correct and Smooth diffuses with the random-walk operator: on a graph where every unlabelled
+    node sees the same labelled evidence, a node's smoothed score does not grow with its degree
+    (with the symmetric D^-1/2 A D^-1/2 it did, ranking users by degree; that turned fraud
+    detection on bitcoin-otc below chance)."""
+    from graphrec.core.graph import csr_from_edges
+    from graphrec.tasks.bots.signals import correct_and_smooth
+
+    # Two stars: hub 0 with 10 leaves, hub 11 with 2 leaves; each hub is also linked to one
+    # labelled bot (20 and 21) and one labelled human (22 and 23).
+    edges = [(0, i) for i in range(1, 11)] + [(11, 12), (11, 13), (0, 20), (0, 22), (11, 21), (11, 23)]
+    indptr, indices = csr_from_edges(np.array(edges), 24)
+    prob = np.full(24, 0.5, dtype=np.float32)
+    out = correct_and_smooth(indptr, indices, prob, np.array([20, 21]), np.array([22, 23]))
+    assert np.all((out >= 0) & (out <= 1))
+    assert abs(float(out[0]) - float(out[11])) < 1e-4  # same evidence, degrees 12 and 4
+    assert abs(float(out[1]) - float(out[12])) < 1e-4

@@ -9,6 +9,10 @@ from graphrec.tasks.base import TaskConfig
 #: Profile generators bot augmentation can draw from, and the no-generator ablation.
 AUGMENT_KINDS = ("vae", "gan", "copy")
 
+#: Post-processing of the fold models' scores: Correct and Smooth with the random-walk or the
+#: symmetric operator, or none (:func:`graphrec.tasks.bots.signals.correct_and_smooth`).
+SMOOTHINGS = ("none", "walk", "symmetric")
+
 
 @dataclass
 class BotConfig(TaskConfig):
@@ -18,8 +22,10 @@ class BotConfig(TaskConfig):
     GraphSAGE layers of width ``hidden`` (``dropout``), trained ``epochs`` full-batch Adam steps
     (``lr``, ``weight_decay``). Inputs: the profile (compressed to ``max_profile_dim`` columns by
     truncated SVD when wider), structural statistics (clustering from ``clustering_pairs``
-    neighbour pairs per user) and ``hops`` steps of label propagation. ``smooth``: Correct and
-    Smooth post-processing. The flagging threshold is the lowest whose out-of-fold precision
+    neighbour pairs per user) and ``hops`` steps of label propagation. ``smooth``: the
+    post-processing, one of :data:`SMOOTHINGS`, or ``"auto"`` (the default) for the one with the
+    best out-of-fold ROC-AUC (ties: the simpler, in the order of :data:`SMOOTHINGS`); the
+    booleans of older configs mean ``"symmetric"`` (True) and ``"none"`` (False). The flagging threshold is the lowest whose out-of-fold precision
     reaches ``target_precision``. ``threads``: torch threads (None: :func:`graphrec.threads.default_threads`,
     one per available core, resolved when training starts).
 
@@ -38,7 +44,7 @@ class BotConfig(TaskConfig):
     hops: int = 3
     clustering_pairs: int = 32
     max_profile_dim: int = 64
-    smooth: bool = True
+    smooth: str = "auto"
     target_precision: float = 0.9
     threads: int | None = None
     positive_label: str = "bot"
@@ -46,5 +52,9 @@ class BotConfig(TaskConfig):
     include_synthetic: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.smooth, bool):  # configs recorded before the choice existed
+            self.smooth = "symmetric" if self.smooth else "none"
+        if self.smooth not in (*SMOOTHINGS, "auto"):
+            raise ValueError(f"smooth must be auto or one of {', '.join(SMOOTHINGS)}, got {self.smooth!r}")
         if self.augment is not None and self.augment not in AUGMENT_KINDS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENT_KINDS)} or None, got {self.augment!r}")

@@ -8,8 +8,8 @@ also feed the model's label-propagation inputs when it scores a graph
 A model is saved under ``GRAPHREC_HOME/models/bot/<version>/``: safetensors arrays ``input.mean``,
 ``input.std`` (the input standardiser), ``input.projection`` (when the profile was compressed) and
 ``fold{i}.<parameter>`` for each cross-fitted :class:`~graphrec.nn.bot_gnn.BotGNN`, plus manifest
-fields ``folds``, ``platt``, ``threshold``, ``threshold_rule``, ``positive_label``, ``input_names``
-and ``training_seconds``; nothing is unpickled on load, and :meth:`BotModel.from_artifact` checks
+fields ``folds``, ``platt``, ``threshold``, ``threshold_rule``, ``smoothing``, ``positive_label``,
+``input_names`` and ``training_seconds``; nothing is unpickled on load, and :meth:`BotModel.from_artifact` checks
 the arrays against the manifest. Torch is imported only when a model scores.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 from graphrec.core.ops import STRUCTURAL_NAMES, structural_features
 from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel
-from graphrec.tasks.bots.config import BotConfig
+from graphrec.tasks.bots.config import SMOOTHINGS, BotConfig
 from graphrec.tasks.bots.signals import LabelPropagator, label_signal_names
 from graphrec.threads import configure_torch
 
@@ -110,7 +110,8 @@ class BotModel(ScoringModel):
     """A trained detector: the fold models' weights plus input scaling, calibration and threshold.
 
     ``threshold`` applies to calibrated probabilities; ``threshold_rule`` says how it was chosen
-    (:func:`graphrec.tasks.bots.train.choose_threshold`)."""
+    (:func:`graphrec.tasks.bots.train.choose_threshold`); ``smoothing`` is the post-processing
+    chosen out of fold (:data:`~graphrec.tasks.bots.config.SMOOTHINGS`)."""
 
     kind: ClassVar[str] = KIND
 
@@ -124,6 +125,7 @@ class BotModel(ScoringModel):
     threshold_rule: str
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    smoothing: str = "none"
 
     @property
     def positive_label(self) -> str:
@@ -163,9 +165,9 @@ class BotModel(ScoringModel):
         return (total / len(self.fold_states)).astype(np.float32)
 
     def raw_scores(self, graph: "Graph", bots: np.ndarray, humans: np.ndarray, **kwargs: Any) -> np.ndarray:
-        """Uncalibrated score of every node: the mean fold logit, after Correct and Smooth when
-        the config asks for it (as a logit again)."""
-        return post_process(self.config, self.logits(graph, bots, humans, **kwargs), graph.indptr, graph.indices, bots, humans)
+        """Uncalibrated score of every node: the mean fold logit, after the model's post-processing
+        (:attr:`smoothing`; Correct and Smooth gives a logit again)."""
+        return post_process(self.smoothing, self.logits(graph, bots, humans, **kwargs), graph.indptr, graph.indices, bots, humans)
 
     def predict_proba(self, graph: "Graph", bots: np.ndarray, humans: np.ndarray, **kwargs: Any) -> np.ndarray:
         """Calibrated bot probability of every node of ``graph`` given the labelled ``bots`` and
@@ -227,6 +229,7 @@ class BotModel(ScoringModel):
             "platt": list(self.platt),
             "threshold": self.threshold,
             "threshold_rule": self.threshold_rule,
+            "smoothing": self.smoothing,
             "training_seconds": round(self.seconds, 2),
         }
         return ArtifactContent(arrays, manifest)
@@ -272,20 +275,26 @@ class BotModel(ScoringModel):
         threshold = float(m["threshold"])
         if not (np.isfinite(platt).all() and np.isfinite(threshold) and 0.0 <= threshold <= 1.0):
             raise ValueError(f"calibration {platt} or threshold {threshold} is not finite or not in [0, 1]")
+        # Models saved before the out-of-fold choice post-processed as their config said.
+        smoothing = str(m.get("smoothing") or (config.smooth if config.smooth != "auto" else "none"))
+        if smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing {smoothing!r} is not one of {', '.join(SMOOTHINGS)}")
         return cls(config, feature_names, scaler, projection, states, platt, threshold, str(m["threshold_rule"]),
-                   dict(m.get("metrics") or {}), float(m.get("training_seconds") or 0.0))
+                   dict(m.get("metrics") or {}), float(m.get("training_seconds") or 0.0), smoothing)
 
 
-def post_process(config: BotConfig, logits: np.ndarray, indptr: np.ndarray, indices: np.ndarray, bots: np.ndarray,
+def post_process(smoothing: str, logits: np.ndarray, indptr: np.ndarray, indices: np.ndarray, bots: np.ndarray,
                  humans: np.ndarray) -> np.ndarray:
-    """Correct and Smooth (when ``config.smooth``) of the logits, from the labelled ``bots`` and
+    """The logits after ``smoothing`` (:data:`~graphrec.tasks.bots.config.SMOOTHINGS`): unchanged
+    for ``none``, else Correct and Smooth with that operator from the labelled ``bots`` and
     ``humans``, returned as logits again."""
-    if not config.smooth:
+    if smoothing == "none":
         return logits
     from graphrec.tasks.bots.signals import correct_and_smooth
 
     prob = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    g = np.clip(correct_and_smooth(indptr, indices, prob.astype(np.float32), bots, humans), 1e-6, 1 - 1e-6).astype(np.float64)
+    g = np.clip(correct_and_smooth(indptr, indices, prob.astype(np.float32), bots, humans, operator=smoothing), 1e-6, 1 - 1e-6)
+    g = g.astype(np.float64)
     return np.log(g / (1 - g)).astype(np.float32)
 
 

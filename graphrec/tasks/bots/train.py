@@ -14,10 +14,14 @@ Pipeline (all seeded):
    as inputs). Platt scaling (Platt 1999) fitted on the out-of-fold logits turns logits into
    calibrated probabilities, and the decision threshold is the lowest one whose out-of-fold
    precision reaches ``target_precision`` (else the F1-optimal one; the manifest says which).
+   The out-of-fold logits are also post-processed each way of :data:`~graphrec.tasks.bots.config.SMOOTHINGS`
+   (none, or Correct and Smooth, Huang et al., ICLR 2021, with the random-walk or the symmetric
+   operator, :func:`graphrec.tasks.bots.signals.correct_and_smooth`, from that fold's training
+   labels); with ``smooth="auto"`` the one with the best out-of-fold ROC-AUC is kept (recorded as
+   ``smoothing``): which one helps depends on how positives sit in the graph, so it is measured on
+   each graph rather than fixed.
 4. Scoring averages the fold models' logits, each given *all* labels as inputs, post-processes
-   them with Correct and Smooth (Huang et al., ICLR 2021; :func:`graphrec.tasks.bots.signals.correct_and_smooth`)
-   from the same labels (``smooth``; the out-of-fold scores of step 3 go through the same step with
-   their fold's labels), then calibrates.
+   them the chosen way from the same labels, then calibrates.
 
 With few labels, cross-fitting uses every label for training, calibration and the threshold
 without scoring any label with a model that trained on it.
@@ -34,7 +38,7 @@ import numpy as np
 from graphrec.core.metrics import classification_metrics
 from graphrec.core.splits import stratified_folds
 from graphrec.tasks.base import ProfileSamplerFactory, Task
-from graphrec.tasks.bots.config import BotConfig
+from graphrec.tasks.bots.config import SMOOTHINGS, BotConfig
 from graphrec.tasks.bots.model import (
     KIND,
     BotModel,
@@ -181,7 +185,7 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     Nodes ``>= n_real`` are synthetic training examples (augmentation, :mod:`graphrec.tasks.bots.augment`):
     they train every fold's model but are never held out, so the out-of-fold scores behind
     calibration, the threshold and the reported metrics are those of real users only."""
-    import torch
+    from sklearn.metrics import roc_auc_score
 
     from graphrec.nn.bot_gnn import layerwise_logits, sparse_adjacency
 
@@ -200,23 +204,30 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     adj = sparse_adjacency(indptr, indices)
     fold_of = np.full(y.size, -1, dtype=np.int64)  # -1: synthetic, in every training fold
     fold_of[real] = stratified_folds(y[real], folds, config.seed)
-    oof = np.zeros(y.size, dtype=np.float32)
+    choices = SMOOTHINGS if config.smooth == "auto" else (config.smooth,)
+    oof = {c: np.zeros(y.size, dtype=np.float32) for c in choices}
     states = []
     for f in range(folds):
         tr = fold_of != f
         net = _train_fold(config, inputs, adj, labelled[tr], y[tr], config.seed * 100 + f)
-        x = inputs.with_labels(labelled[tr][y[tr]], labelled[tr][~y[tr]])
         fold_bots, fold_humans = labelled[tr][y[tr]], labelled[tr][~y[tr]]
-        oof[~tr] = post_process(config, layerwise_logits(net, x, indptr, indices), indptr, indices, fold_bots, fold_humans)[labelled[~tr]]
+        raw = layerwise_logits(net, inputs.with_labels(fold_bots, fold_humans), indptr, indices)
+        for c in choices:
+            oof[c][~tr] = post_process(c, raw, indptr, indices, fold_bots, fold_humans)[labelled[~tr]]
         states.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
         log.info("fold %d/%d trained (%.1f s so far)", f + 1, folds, time.perf_counter() - start)
-    oof, y = oof[real], y[real]
-    platt = fit_platt(oof, y)
-    model = BotModel(config, list(graph.feature_names), inputs.scaler, inputs.projection, states, platt, 0.5, "")
-    prob = model.calibrate(oof)
+    y = y[real]
+    auc = {c: float(roc_auc_score(y, v[real])) for c, v in oof.items()}
+    smoothing = max(choices, key=lambda c: (round(auc[c], 4), -choices.index(c)))
+    log.info("post-processing: %s (out-of-fold ROC-AUC %s)", smoothing, ", ".join(f"{c} {a:.4f}" for c, a in auc.items()))
+    best = oof[smoothing][real]
+    platt = fit_platt(best, y)
+    model = BotModel(config, list(graph.feature_names), inputs.scaler, inputs.projection, states, platt, 0.5, "", smoothing=smoothing)
+    prob = model.calibrate(best)
     model.threshold, model.threshold_rule = choose_threshold(prob, y, config.target_precision)
     model.metrics = {"out_of_fold": classification_metrics(y, prob, model.threshold), "labelled_bots": n_pos, "labelled_non_bots": n_neg,
-                     "folds": folds, "synthetic_examples": int((~real).sum())}
+                     "folds": folds, "synthetic_examples": int((~real).sum()),
+                     "smoothing": {"chosen": smoothing, "out_of_fold_roc_auc": {c: round(a, 4) for c, a in auc.items()}}}
     model.seconds = time.perf_counter() - start
     log.info("bot detector trained in %.1f s: threshold %.4f (%s), out-of-fold ROC-AUC %.4f", model.seconds, model.threshold,
              model.threshold_rule, model.metrics["out_of_fold"]["roc_auc"])
