@@ -415,3 +415,20 @@ def test_correct_and_smooth_averages_over_neighbours_whatever_the_degree() -> No
     assert np.all((out >= 0) & (out <= 1))
     assert abs(float(out[0]) - float(out[11])) < 1e-4  # same evidence, degrees 12 and 4
     assert abs(float(out[1]) - float(out[12])) < 1e-4
+
+
+def test_post_processing_leaves_the_default_only_on_evidence() -> None:
+    """The bot model keeps random-walk Correct and Smooth unless another post-processing beats it
+    reliably out of fold: a noise-level lead is not enough, a clear one is."""
+    from graphrec.tasks.bots.train import DEFAULT_SMOOTHING, choose_smoothing
+
+    rng = np.random.default_rng(0)
+    y = np.arange(300) < 120
+    signal = y + rng.normal(0, 1.0, 300)
+    noisy = {"walk": signal, "none": signal + rng.normal(0, 0.05, 300), "symmetric": signal - 0.3 * y}
+    choice, auc = choose_smoothing(y, noisy)
+    assert choice == DEFAULT_SMOOTHING == "walk" and set(auc) == {"walk", "none", "symmetric"}
+    clear = {"walk": signal, "none": signal, "symmetric": signal + 2.0 * y}
+    choice, auc = choose_smoothing(y, clear)
+    assert choice == "symmetric" and auc["symmetric"] > auc["walk"]
+    assert choose_smoothing(y, {"none": signal})[0] == "none"  # a fixed choice stays

@@ -23,8 +23,8 @@ class BotConfig(TaskConfig):
     (``lr``, ``weight_decay``). Inputs: the profile (compressed to ``max_profile_dim`` columns by
     truncated SVD when wider), structural statistics (clustering from ``clustering_pairs``
     neighbour pairs per user) and ``hops`` steps of label propagation. ``smooth``: the
-    post-processing, one of :data:`SMOOTHINGS`, or ``"auto"`` (the default) for the one with the
-    best out-of-fold ROC-AUC (ties: the simpler, in the order of :data:`SMOOTHINGS`); the
+    post-processing, one of :data:`SMOOTHINGS`, or ``"auto"`` (the default): random-walk Correct and Smooth
+    unless another is reliably better out of fold (:func:`graphrec.tasks.bots.train.choose_smoothing`); the
     booleans of older configs mean ``"symmetric"`` (True) and ``"none"`` (False). The flagging threshold is the lowest whose out-of-fold precision
     reaches ``target_precision``. ``threads``: torch threads (None: :func:`graphrec.threads.default_threads`,
     one per available core, resolved when training starts).
