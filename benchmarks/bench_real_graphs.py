@@ -135,7 +135,7 @@ def node_classification(data: RealGraph, seeds: list[int], args: argparse.Namesp
             cfg = replace(cfg, threads=args.threads)
         rep = evaluate_bots(graph, nodes[tr], positive[tr], nodes[te], positive[te], cfg)
         print(f"  -- seed {seed}: train {rep.n_train}, test {rep.n_test} ({rep.test_bots} positive); "
-              f"model trained+scored in {rep.seconds.get('model', float('nan')):.1f} s")
+              f"model trained+scored in {rep.seconds.get('model', float('nan')):.1f} s; post-processing {rep.smoothing}")
         table("test users", rep.metrics, ("roc_auc", "average_precision", "f1"))
         runs.append(rep)
     mean, std = mean_std([r.metrics for r in runs])

@@ -57,7 +57,7 @@ def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_pr
     reg = train_and_register(open_store(ctx), get_task("bots"), cfg)
     m = reg.manifest
     emit({"model": "bot", "version": reg.version, "path": str(reg.artifact.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
-           "threshold_rule": m["threshold_rule"], "out_of_fold": m["metrics"]["out_of_fold"], "augment": m["metrics"].get("augment"),
+           "threshold_rule": m["threshold_rule"], "smoothing": m.get("smoothing"), "out_of_fold": m["metrics"]["out_of_fold"], "augment": m["metrics"].get("augment"),
            "data_revision": m["data"]["revision"]}, fmt)
 
 
@@ -196,7 +196,7 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
         lines = [f"{'method':24s} {'roc_auc':>8s} {'avg_prec':>8s} {'f1':>6s} {pk:>14s}"]
         for name, m in d["metrics"].items():
             lines.append(f"{name:24s} {m[keys[0]]:8.4f} {m[keys[1]]:8.4f} {m[keys[2]]:6.3f} {m[pk]:14.3f}")
-        lines.append(f"train={d['n_train']} test={d['n_test']} (bots {d['test_bots']}) seed={d['seed']} threshold={d['threshold']:.3f}")
+        lines.append(f"train={d['n_train']} test={d['n_test']} (bots {d['test_bots']}) seed={d['seed']} threshold={d['threshold']:.3f} post-processing={d['smoothing']}")
         return "\n".join(lines)
 
     emit(report.as_dict(), fmt, table)

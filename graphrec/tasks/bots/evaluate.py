@@ -62,12 +62,14 @@ class BotEvalReport:
     seconds: dict[str, float] = field(default_factory=dict)
     threshold: float = 0.5
     seed: int = 0
+    smoothing: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
-        """``{seed, n_train, n_test, test_bots, threshold, metrics, seconds}`` (what ``graphrec
-        eval bots --format json`` prints)."""
+        """``{seed, n_train, n_test, test_bots, threshold, smoothing, metrics, seconds}`` (what
+        ``graphrec eval bots --format json`` prints; ``smoothing``: the post-processing the model
+        chose out of fold)."""
         return {"seed": self.seed, "n_train": self.n_train, "n_test": self.n_test, "test_bots": self.test_bots,
-                "threshold": self.threshold, "metrics": self.metrics, "seconds": self.seconds}
+                "threshold": self.threshold, "smoothing": self.smoothing, "metrics": self.metrics, "seconds": self.seconds}
 
 
 def feature_only_scores(features: np.ndarray, train: np.ndarray, y_train: np.ndarray, seed: int) -> np.ndarray:
@@ -136,7 +138,8 @@ def evaluate_bots(graph: "Graph", train_nodes: np.ndarray, train_y: np.ndarray, 
             # Threshold-free baselines: F1/precision at the score that flags as many as there are bots.
             thr = np.sort(s)[-k] if 0 < k <= s.size else np.inf
             metrics[name] = classification_metrics(test_y, s, thr, k=k)
-    return BotEvalReport(metrics, int(train_nodes.size), int(test_nodes.size), int(test_y.sum()), seconds, model.threshold, config.seed)
+    return BotEvalReport(metrics, int(train_nodes.size), int(test_nodes.size), int(test_y.sum()), seconds, model.threshold, config.seed,
+                         model.smoothing)
 
 
 def evaluate_from_store(store: "GraphStore", *, seed: int = 0, test_fraction: float = 0.3, folds: int = 5, epochs: int = 100,
