@@ -5,7 +5,12 @@ Serving path (numpy, FAISS and small SQL reads; no torch, no torch_geometric):
 1. **Candidates**: friends-of-friends of the user's *live* friends (read from the store, so the
    user's own friendships made after training count at once) over the trained graph, plus the nearest users
    in GNN-embedding space from the FAISS index (so users with few friends still get candidates).
-2. **Rank** with the trained link ranker (:class:`~graphrec.tasks.linkpred.model.LinkModel`).
+2. **Rank** with the trained link ranker (:class:`~graphrec.tasks.linkpred.model.LinkModel`),
+   whose pair features include the user's personalized PageRank (truncated power iteration over
+   the trained graph, per request), then merge into the PPR ranking of everyone the user's walks
+   reach (:meth:`~graphrec.tasks.linkpred.model.LinkModel.ppr_merge`): non-candidates keep
+   their PPR positions, so a user with few friends-of-friends still gets ``k`` suggestions. This
+   is the list the evaluation measures.
 3. **Filter**: the user, current friends, users blocked either way, deleted and synthetic users,
    and accounts whose latest bot score is above ``bot_threshold``.
    Users the requester unfriended since training are never suggested back.
@@ -145,34 +150,40 @@ class Recommender:
             z = self._profile_embedding(ctx["features"])
             near = [pos[e] for e, _ in self.profile_model.index.nearest(z, self.profile_candidates, exclude={ext}) if e in pos]
             extra = np.unique(np.concatenate([extra if extra is not None else np.empty(0, np.int64), np.asarray(near, dtype=np.int64)]))
-        cands = model.candidates(u, friends=friends, extra=extra, profile=profile)
-        if cands.nodes.size == 0:
-            return []
+        ppr = model.ppr(u, friends)
+        cands = model.candidates(u, friends=friends, extra=extra, profile=profile, ppr=ppr)
         emb_u = model.user_embedding(u, friends)
-        scores = model.score(cands, emb_u)
-        if u >= 0:
-            # Friends in the trained graph who are no longer friends were unfriended since
-            # training: never suggest them back.
-            gone = np.setdiff1d(model.neighbors(u), friends)
-            scores[np.isin(cands.nodes, gone)] = -np.inf
+        scores = model.score(cands, emb_u) if cands.nodes.size else np.empty(0)
+        # Friends in the trained graph who are no longer friends were unfriended since
+        # training: never suggest them back.
+        gone = np.setdiff1d(model.neighbors(u), friends) if u >= 0 else np.empty(0, dtype=np.int64)
         order = np.argsort(-scores, kind="stable")
-        order = order[np.isfinite(scores[order])]
+        # The model's candidates in its order, in the positions personalized PageRank gives them
+        # among everyone the user's walks reach: the rest fill up the list in PPR order.
+        sequence = model.ppr_merge(cands.nodes[order], ppr, np.concatenate([[u] if u >= 0 else [], friends, gone]).astype(np.int64))
         blocked = set(ctx["blocked"])
         friend_ids = set(ctx["friends"])
-        picked: list[int] = []
+        chosen: list[int] = []
         start = 0
-        while len(picked) < k and start < order.size:
-            window = order[start : start + max(3 * k, 50)]
+        while len(chosen) < k and start < sequence.size:
+            window = sequence[start : start + max(3 * k, 50)]
             start += window.size
-            names = [model.ids[cands.nodes[i]] for i in window]
+            names = [model.ids[v] for v in window.tolist()]
             open_names = [n for n in names if n not in blocked and n not in friend_ids and n != ext]
             excluded = self.store.excluded_candidates(open_names, **self._bot_filter())
-            for i, name in zip(window.tolist(), names):
+            for v, name in zip(window.tolist(), names):
                 if name == ext or name in blocked or name in friend_ids or name in excluded:
                     continue
-                picked.append(i)
-                if len(picked) == k:
+                chosen.append(v)
+                if len(chosen) == k:
                     break
+        backfill = np.setdiff1d(np.asarray(chosen, dtype=np.int64), cands.nodes)
+        if backfill.size:  # PPR-ranked picks: featurised and scored for their explanation and score
+            more = backfill if extra is None else np.concatenate([extra, backfill])
+            cands = model.candidates(u, friends=friends, extra=more, profile=profile, ppr=ppr)
+            scores = model.score(cands, emb_u)
+        where = {int(v): i for i, v in enumerate(cands.nodes.tolist())}
+        picked = [where[v] for v in chosen]
         names = [model.ids[cands.nodes[i]] for i in picked]
         if ctx["revision"] == model.data.get("revision"):
             # The store has not changed since training: the trained graph is the live graph.

@@ -32,11 +32,13 @@ import numpy as np
 
 from graphrec import artifacts
 from graphrec.tasks.base import ArtifactContent, Model
-from graphrec.tasks.linkpred.features import FEATURE_NAMES, Candidates, PairFeaturizer
+from graphrec.tasks.linkpred.features import FEATURE_NAMES, Candidates, PairFeaturizer, ppr_columns
 from graphrec.tasks.linkpred.profiles import ProfileMatrix
 from graphrec.tasks.linkpred.scorer import RankerWeights
 
 if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
     from graphrec.core.index import EmbeddingIndex
 
 KIND = "linkpred"
@@ -223,10 +225,47 @@ class LinkModel(Model):
         top = np.argsort(-sims, kind="stable")[:count]
         return top[sims[top] > 0].astype(np.int64)
 
-    def candidates(self, node: int, *, friends: np.ndarray, extra: np.ndarray | None = None, profile: np.ndarray | None = None) -> Candidates:
+    @cached_property
+    def walk_t(self) -> "sp.csr_matrix":
+        """The training graph's random-walk operator for personalized PageRank (built on first use)."""
+        from graphrec.core.ops import walk_transpose
+
+        return walk_transpose(self.indptr, self.indices)
+
+    def ppr(self, node: int, friends: np.ndarray) -> np.ndarray:
+        """``float64[num_nodes]``: the truncated personalized PageRank of ``node`` over the training
+        graph (:func:`~graphrec.tasks.linkpred.features.ppr_columns`, what training computed the
+        PPR features with); for a user not in the graph (``node=-1``) restarting on its
+        ``friends`` (all zero without friends)."""
+        source = np.array([node]) if node >= 0 else np.asarray(friends, dtype=np.int64)
+        return ppr_columns(self.walk_t, [source])[:, 0]
+
+    def candidates(self, node: int, *, friends: np.ndarray, extra: np.ndarray | None = None, profile: np.ndarray | None = None,
+                   ppr: np.ndarray | None = None) -> Candidates:
         """Friends-of-friends of ``friends`` over the training graph plus ``extra``, with their pair
-        features (see :meth:`PairFeaturizer.candidates`)."""
-        return self.featurizer.candidates(node, friends=friends, extra=extra, profile=profile, shared_weights=self.weights.shared)
+        features (see :meth:`PairFeaturizer.candidates`); ``ppr`` is the user's :meth:`ppr`
+        (computed when not given)."""
+        if ppr is None:
+            ppr = self.ppr(node, friends)
+        return self.featurizer.candidates(node, friends=friends, extra=extra, profile=profile, shared_weights=self.weights.shared, ppr=ppr)
+
+    @staticmethod
+    def ppr_merge(ranked: np.ndarray, ppr: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+        """The served order: every node reachable by ``ppr`` (score > 0) and every node of
+        ``ranked`` (the model's candidates, best first), none of ``exclude``, sorted by PPR (ties
+        by node index); then the positions held by members of ``ranked`` are refilled with
+        ``ranked`` in the model's order. Nodes the model did not score keep the position PPR
+        gives them, so users whose friends-of-friends run out (sparse graphs) get PPR-ranked
+        suggestions, not none; this is the ranking the evaluation measures
+        (:func:`graphrec.tasks.linkpred.evaluate.ppr_slots`)."""
+        ranked = np.asarray(ranked, dtype=np.int64)
+        ranked = ranked[~np.isin(ranked, exclude)]
+        reach = np.flatnonzero(ppr > 0)
+        pool = np.union1d(reach[~np.isin(reach, exclude)], ranked)
+        order = pool[np.argsort(-ppr[pool], kind="stable")]
+        slots = np.isin(order, ranked)
+        order[slots] = ranked
+        return order
 
     def score(self, cands: Candidates, user_embedding: np.ndarray | None) -> np.ndarray:
         """The ranker's score of every candidate (higher is better)."""

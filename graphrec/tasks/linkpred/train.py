@@ -41,10 +41,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphrec.core.graph import csr_from_edges, ragged_positions
+from graphrec.core.ops import walk_transpose
 from graphrec.core.scaling import ScalingRule, Standardiser
 from graphrec.tasks.base import Task
 from graphrec.tasks.linkpred.config import LinkPredConfig
-from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer
+from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer, ppr_columns
 from graphrec.tasks.linkpred.model import LinkModel
 from graphrec.tasks.linkpred.profiles import ProfileMatrix
 from graphrec.tasks.linkpred.scorer import RankerWeights
@@ -61,6 +62,9 @@ log = logging.getLogger(__name__)
 #: Standardisation of the pair features over all training candidates (see
 #: :mod:`graphrec.core.scaling`): ``(x - mean) / (std + 1e-6)`` for every column.
 SCALING = ScalingRule(min_std=0.0, eps=1e-6)
+#: Users whose PPR vectors (pair features) one power iteration computes together while the
+#: training lists are built: ``n x PPR_CHUNK`` float64 at a time.
+PPR_CHUNK = 256
 
 
 class LinkPredTask(Task[LinkPredConfig, LinkModel]):
@@ -206,7 +210,9 @@ def _build_lists(rounds: "list[tuple[PairFeaturizer, np.ndarray, np.ndarray, np.
     friends-of-friends; ``rounds`` holds each round's featurizer, the hidden friendships as a CSR
     (``indptr``, ``indices``) and the users. Feature computation is per user
     (:class:`PairFeaturizer`, the same code serving runs); everything after it works on the
-    concatenation."""
+    concatenation. The users' personalized PageRank vectors (PPR pair features) on the round's
+    message-passing graph are computed ``PPR_CHUNK`` users at a time in one truncated power
+    iteration (:func:`~graphrec.tasks.linkpred.features.ppr_columns`)."""
     rnd: list[int] = []
     usr: list[int] = []
     nodes: list[np.ndarray] = []
@@ -215,8 +221,12 @@ def _build_lists(rounds: "list[tuple[PairFeaturizer, np.ndarray, np.ndarray, np.
     hard: list[np.ndarray] = []
     for r, (feat, held_ptr, held_idx, users) in enumerate(rounds):
         flag = np.zeros(feat.num_nodes, dtype=bool)
-        for u in users.tolist():
-            c = feat.candidates(u)
+        walk_t = walk_transpose(feat.indptr, feat.indices)
+        ppr = np.empty((0, 0))
+        for i, u in enumerate(users.tolist()):
+            if i % PPR_CHUNK == 0:  # the PPR of the next chunk of users, all in one power iteration
+                ppr = ppr_columns(walk_t, list(users[i : i + PPR_CHUNK, None]))
+            c = feat.candidates(u, ppr=ppr[:, i % PPR_CHUNK])
             if c.nodes.size == 0:
                 continue
             hidden = held_idx[held_ptr[u] : held_ptr[u + 1]]
