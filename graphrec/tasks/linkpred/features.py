@@ -104,17 +104,18 @@ def _rank_fraction(values: np.ndarray) -> np.ndarray:
 
 def ppr_columns(walk_t: "sp.csr_matrix", sources: list[np.ndarray], *, restart: float = PPR_RESTART,
                 iterations: int = PPR_ITERATIONS) -> np.ndarray:
-    """``float64[n, len(sources)]``: column ``j`` is the personalized PageRank whose restart
+    """``float32[n, len(sources)]``: column ``j`` is the personalized PageRank whose restart
     distribution is uniform over the nodes ``sources[j]`` (one user, or a new user's friends),
     over the walk ``walk_t`` (:func:`graphrec.core.ops.walk_transpose`), truncated to
-    ``iterations`` power steps. All columns in one sparse-dense product per step."""
+    ``iterations`` power steps. All columns in one sparse-dense product per step, in float32
+    (half the time of float64; the features need the ranking and a log scale, not 1e-16)."""
     n = walk_t.shape[0]
     sizes = np.array([np.asarray(s).size for s in sources], dtype=np.int64)
-    e = np.zeros((n, len(sources)))
+    e = np.zeros((n, len(sources)), dtype=np.float32)
     if sizes.sum():
         column = np.repeat(np.arange(len(sources)), sizes)
         e[np.concatenate([np.asarray(s, dtype=np.int64).ravel() for s in sources]), column] = 1.0 / sizes[column]
-    return personalized_pagerank(walk_t, e, restart=restart, iterations=iterations)
+    return personalized_pagerank(walk_t, e, restart=restart, iterations=iterations, dtype=np.float32)
 
 
 class PairFeaturizer:

@@ -230,10 +230,10 @@ class LinkModel(Model):
         """The training graph's random-walk operator for personalized PageRank (built on first use)."""
         from graphrec.core.ops import walk_transpose
 
-        return walk_transpose(self.indptr, self.indices)
+        return walk_transpose(self.indptr, self.indices).astype(np.float32)  # ppr_columns works in float32
 
     def ppr(self, node: int, friends: np.ndarray) -> np.ndarray:
-        """``float64[num_nodes]``: the truncated personalized PageRank of ``node`` over the training
+        """``float32[num_nodes]``: the truncated personalized PageRank of ``node`` over the training
         graph (:func:`~graphrec.tasks.linkpred.features.ppr_columns`, what training computed the
         PPR features with); for a user not in the graph (``node=-1``) restarting on its
         ``friends`` (all zero without friends)."""

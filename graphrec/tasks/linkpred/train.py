@@ -221,7 +221,7 @@ def _build_lists(rounds: "list[tuple[PairFeaturizer, np.ndarray, np.ndarray, np.
     hard: list[np.ndarray] = []
     for r, (feat, held_ptr, held_idx, users) in enumerate(rounds):
         flag = np.zeros(feat.num_nodes, dtype=bool)
-        walk_t = walk_transpose(feat.indptr, feat.indices)
+        walk_t = walk_transpose(feat.indptr, feat.indices).astype(np.float32)  # ppr_columns works in float32
         ppr = np.empty((0, 0))
         for i, u in enumerate(users.tolist()):
             if i % PPR_CHUNK == 0:  # the PPR of the next chunk of users, all in one power iteration
