@@ -6,11 +6,13 @@ Layout::
     $GRAPHREC_HOME/models/<kind>/<version>/arrays.safetensors   every numeric array
     $GRAPHREC_HOME/models/<kind>/<version>/<extra files>   e.g. a FAISS index
     $GRAPHREC_HOME/models/<kind>/LATEST                    name of the version to serve
+    $GRAPHREC_HOME/models/<kind>/HISTORY                   versions served so far, oldest first
 
 Loading never unpickles: arrays come from safetensors (numpy backend, no torch import), the
 manifest is JSON, FAISS indexes are read by FAISS. A version folder is written under a temporary
 name and renamed into place, and ``LATEST`` is replaced atomically, so a reader never sees a
-half-written model.
+half-written model. ``HISTORY`` (one version a line, appended by :func:`set_latest`, replaced
+atomically) is what :func:`previous_served` and ``graphrec models rollback`` step back through.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.safetensors"
 LATEST = "LATEST"
+HISTORY = "HISTORY"
 FORMAT_VERSION = 1
 
 
@@ -108,15 +111,85 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, Path(folder) / MANIFEST)
 
 
-def set_latest(home: Path, kind: str, version: str) -> None:
-    """Point ``LATEST`` at ``version`` (atomic replace)."""
-    root = _kind_dir(home, kind)
-    if not (root / version / MANIFEST).exists():
-        raise ArtifactError(f"no {kind} model version {version} under {root}")
-    fd, tmp = tempfile.mkstemp(prefix=".LATEST.", dir=root)
+def _replace_text(root: Path, name: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=root)
     with os.fdopen(fd, "w") as fh:
-        fh.write(version + "\n")
-    os.replace(tmp, root / LATEST)
+        fh.write(text)
+    os.replace(tmp, root / name)
+
+
+def set_latest(home: Path, kind: str, version: str, *, history: list[str] | None = None) -> None:
+    """Point ``LATEST`` at ``version`` (atomic replace) and record it in ``HISTORY`` (appended;
+    ``history`` replaces the whole list instead, as a rollback does)."""
+    root = _kind_dir(home, kind)
+    if not _VERSION_RE.match(version) or not (root / version / MANIFEST).exists():
+        raise ArtifactError(f"no {kind} model version {version} under {root}")
+    if history is None:
+        history = served_history(home, kind)
+        current = latest_version(home, kind)
+        if current is not None and (not history or history[-1] != current):
+            history.append(current)  # a LATEST written before HISTORY existed
+        if not history or history[-1] != version:
+            history.append(version)
+    _replace_text(root, HISTORY, "".join(v + "\n" for v in history))
+    _replace_text(root, LATEST, version + "\n")
+
+
+def served_history(home: Path, kind: str) -> list[str]:
+    """The versions of ``kind`` served so far, oldest first (``HISTORY``; empty when none)."""
+    marker = _kind_dir(home, kind) / HISTORY
+    if not marker.exists():
+        return []
+    return [line.strip() for line in marker.read_text().splitlines() if line.strip()]
+
+
+def list_versions(home: Path, kind: str) -> list[str]:
+    """Every saved version of ``kind`` (a folder with a manifest), oldest first (versions sort by
+    their UTC timestamp)."""
+    root = _kind_dir(home, kind)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name) and (p / MANIFEST).exists())
+
+
+def list_kinds(home: Path) -> list[str]:
+    """The kinds that have at least one saved version under ``home``."""
+    root = Path(home) / "models"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and list_versions(home, p.name))
+
+
+def read_manifest(home: Path, kind: str, version: str) -> dict[str, Any]:
+    """A saved version's manifest alone (no arrays); :class:`ArtifactError` when it is missing."""
+    folder = _kind_dir(home, kind) / version
+    if not _VERSION_RE.match(version) or not (folder / MANIFEST).is_file():
+        raise ArtifactError(f"no {kind} model version {version!r} under {_kind_dir(home, kind)}")
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError) as exc:
+        raise ArtifactError(f"{kind} model {version} is unreadable: {exc}") from None
+    return manifest
+
+
+def previous_served(home: Path, kind: str) -> tuple[str, list[str]] | None:
+    """The version a rollback serves and the ``HISTORY`` it leaves: the last version served
+    before the current one that is still on disk (entries of the current version are dropped
+    from the end). Without a history (models served before ``HISTORY`` existed): the newest saved
+    version older than the current one. None when there is nothing to go back to."""
+    current = latest_version(home, kind)
+    saved = set(list_versions(home, kind))
+    history = served_history(home, kind)
+    while history and history[-1] == current:
+        history.pop()
+    while history:
+        if history[-1] in saved and history[-1] != current:
+            return history[-1], history
+        history.pop()
+    older = [v for v in sorted(saved) if current is None or v < current]
+    if older:
+        return older[-1], [older[-1]]
+    return None
 
 
 def latest_version(home: Path, kind: str) -> str | None:
@@ -127,13 +200,16 @@ def latest_version(home: Path, kind: str) -> str | None:
     return marker.read_text().strip() or None
 
 
-def load(home: Path, kind: str, version: str | None = None) -> Artifact:
-    """Load a model version (default: ``LATEST``) without unpickling anything."""
+def load(home: Path, kind: str, version: str | None = None, *, train_command: str | None = None) -> Artifact:
+    """Load a model version (default: ``LATEST``) without unpickling anything. ``train_command``
+    is the command the error names when nothing was trained (the task's ``graphrec train NAME``;
+    the kind is not always the command's word: the ``bot`` kind is trained by ``train bots``)."""
     from safetensors.numpy import load_file
 
     version = version or latest_version(home, kind)
     if version is None:
-        raise ArtifactError(f"no trained {kind} model under {Path(home)}: run `graphrec train {kind}` first")
+        hint = f"run `{train_command}` first" if train_command else "train one first (`graphrec train --help` lists the tasks)"
+        raise ArtifactError(f"no trained {kind} model under {Path(home)}: {hint}")
     if not _VERSION_RE.match(version):
         raise ArtifactError(f"invalid model version {version!r}")
     folder = _kind_dir(home, kind) / version

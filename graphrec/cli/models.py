@@ -56,9 +56,14 @@ def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_pr
                     augment=augment, include_synthetic=include_synthetic, threads=threads)
     reg = train_and_register(open_store(ctx), get_task("bots"), cfg)
     m = reg.manifest
+    fallback = not str(m["threshold_rule"]).startswith("precision")
+    warning = (f"the threshold fell back to the F1-optimal one: target precision {target_precision:g} is not reachable out of fold "
+               "(too few or inseparable labels?)") if fallback else None
+    if warning and fmt != "json":
+        click.echo(f"warning: {warning}", err=True)
     emit({"model": "bot", "version": reg.version, "path": str(reg.artifact.path), "seconds": m["training_seconds"], "threshold": m["threshold"],
-           "threshold_rule": m["threshold_rule"], "smoothing": m.get("smoothing"), "out_of_fold": m["metrics"]["out_of_fold"], "augment": m["metrics"].get("augment"),
-           "data_revision": m["data"]["revision"]}, fmt)
+           "threshold_rule": m["threshold_rule"], "threshold_fallback": fallback, "warning": warning, "smoothing": m.get("smoothing"),
+           "out_of_fold": m["metrics"]["out_of_fold"], "augment": m["metrics"].get("augment"), "data_revision": m["data"]["revision"]}, fmt)
 
 
 @train.command("siamese")
@@ -270,3 +275,76 @@ def synth_purge(ctx: click.Context, fmt: str) -> None:
 
     emit(purge_synthetic(open_store(ctx)).as_dict(), fmt)
 
+
+
+# -- the served-model registry ------------------------------------------------------------------
+@cli.group("models")
+def models_group() -> None:
+    """See which model versions are saved and which one serves; promote a version or roll back
+    a bad retrain (GRAPHREC_HOME/models/KIND/VERSION, LATEST). KIND is bot, linkpred, siamese,
+    anomaly or synth (task names such as bots are accepted)."""
+
+
+@models_group.command("list")
+@click.argument("kind", required=False)
+@FORMAT
+@click.pass_context
+def models_list(ctx: click.Context, kind: str | None, fmt: str) -> None:
+    """Every saved version of KIND (default: every kind), oldest first: data revision, key
+    metric, when it was created; '*' marks the version that serves."""
+    from graphrec.jobs.models import list_models
+
+    def table(d: dict[str, Any]) -> str:
+        if not d["models"]:
+            return "no saved models: train one with `graphrec train ...`"
+        lines = [f"  {'kind':9s} {'version':24s} {'data rev':>8s} {'metric':>14s} {'value':>9s}  created"]
+        for r in d["models"]:
+            value = "-" if r["value"] is None else f"{r['value']:.4g}"
+            mark = "*" if r["serving"] else " "
+            note = "" if r["recorded"] else "  (no model_runs row: cannot serve)"
+            rev = "-" if r["data_revision"] is None else str(r["data_revision"])
+            lines.append(f"{mark} {r['kind']:9s} {r['version']:24s} {rev:>8s} {r['metric'] or '-':>14s} {value:>9s}  "
+                         f"{(r['created_at'] or '-')[:19]}{note}")
+        if d["store_revision"] is not None:
+            lines.append(f"store revision now: {d['store_revision']}  (* serves)")
+        return "\n".join(lines)
+
+    emit(list_models(open_store(ctx), kind).as_dict(), fmt, table)
+
+
+@models_group.command("show")
+@click.argument("kind")
+@click.argument("version", required=False)
+@FORMAT
+@click.pass_context
+def models_show(ctx: click.Context, kind: str, version: str | None, fmt: str) -> None:
+    """Summary of one version's manifest (default: the serving one): data it was trained on,
+    parameters, feature columns, metrics."""
+    from graphrec.jobs.models import show_model
+
+    emit(show_model(open_store(ctx), kind, version), fmt)
+
+
+@models_group.command("promote")
+@click.argument("kind")
+@click.argument("version")
+@FORMAT
+@click.pass_context
+def models_promote(ctx: click.Context, kind: str, version: str, fmt: str) -> None:
+    """Serve VERSION of KIND from now on (atomic switch of LATEST). The version must have a
+    recorded training run."""
+    from graphrec.jobs.models import promote
+
+    emit(promote(open_store(ctx), kind, version).as_dict(), fmt)
+
+
+@models_group.command("rollback")
+@click.argument("kind")
+@FORMAT
+@click.pass_context
+def models_rollback(ctx: click.Context, kind: str, fmt: str) -> None:
+    """Serve the version of KIND that served before the current one (undo a bad retrain);
+    repeat to go further back."""
+    from graphrec.jobs.models import rollback
+
+    emit(rollback(open_store(ctx), kind).as_dict(), fmt)

@@ -20,6 +20,17 @@ under their old names, ``retrained anomaly model`` / ``anomalies scored``: :data
 whenever bots ran), as the ``score-bots`` job always logged them, ``runs`` (those four figures
 per task) and ``seconds``.
 
+Sanity guard (:func:`check_flag_rate`): a scoring model trained from labels (one that has a
+``positive_label``, the bot model) must not flag far more users than the labels say exist. A run
+whose flagged share exceeds ``max(3 x the labelled rate, the labelled rate + 5 points)`` (the
+labelled rate: the share of labelled real users that carry the positive label) is refused before
+anything is written (:class:`FlagRateError`, exit code 4, with the figures); ``force`` writes it
+anyway and the run's summary records ``forced: true`` with the figures. The factor 3 lets a run find
+several times more bots than were labelled (labels are a sample, often of the obvious ones); the 5
+points keep a store with very few labelled bots from refusing every run. A model that flags 79% of
+the users when 15% of the labels are bots (labels drawn at random, a model that learnt nothing) is
+stopped; dry runs report the check without raising.
+
 Crash safety: nothing is written before the final transaction, and that transaction holds every
 run, so a job killed at any moment leaves the previous complete runs in place; readers see them
 until the new runs commit. A killed job's lock row is taken over by the next run (dead pid on the
@@ -41,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphrec.errors import StoreStateError
 from graphrec.jobs.log import JobLog
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +73,69 @@ LOCK = "score-bots"
 #: run's and ``anomalies scored`` as the anomaly run's keep working. Every such event also
 #: carries ``task``.
 EVENT_NAMES: dict[str, dict[str, str]] = {"anomaly": {"retrained": "retrained anomaly model", "scored": "anomalies scored"}}
+
+
+#: The sanity guard's rule: a run may flag at most ``max(FLAG_RATE_FACTOR x rate, rate + FLAG_RATE_MARGIN)``
+#: of the users, ``rate`` being the labelled positive rate (see the module docs).
+FLAG_RATE_FACTOR = 3.0
+FLAG_RATE_MARGIN = 0.05
+
+
+class FlagRateError(StoreStateError):
+    """A scoring run flagged far more users than the labels' positive rate: nothing was written
+    (rerun with ``force`` to write it anyway). Exit code 4: the model is not fit to serve."""
+
+
+@dataclass(frozen=True)
+class FlagRateCheck:
+    """The sanity guard's figures for one run: ``flagged`` of ``scored`` users, ``positives`` of
+    ``labelled`` real users carry ``positive_label``, and the largest flagged share allowed."""
+
+    positive_label: str
+    flagged: int
+    scored: int
+    positives: int
+    labelled: int
+
+    @property
+    def flagged_share(self) -> float:
+        return self.flagged / self.scored if self.scored else 0.0
+
+    @property
+    def labelled_rate(self) -> float:
+        return self.positives / self.labelled if self.labelled else 0.0
+
+    @property
+    def limit(self) -> float:
+        return max(FLAG_RATE_FACTOR * self.labelled_rate, self.labelled_rate + FLAG_RATE_MARGIN)
+
+    @property
+    def passed(self) -> bool:
+        return self.flagged_share <= self.limit
+
+    def describe(self) -> str:
+        """``flagged n / N = x%, labelled <label> rate y% (p / m labelled users), limit z%``."""
+        return (f"flagged {self.flagged} / {self.scored} = {100 * self.flagged_share:.1f}%, labelled {self.positive_label} rate "
+                f"{100 * self.labelled_rate:.1f}% ({self.positives} / {self.labelled} labelled users), limit "
+                f"max({FLAG_RATE_FACTOR:g} x rate, rate + {100 * FLAG_RATE_MARGIN:g} points) = {100 * self.limit:.1f}%")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"flagged": self.flagged, "scored": self.scored, "flagged_share": round(self.flagged_share, 4),
+                "positive_label": self.positive_label, "labelled": self.labelled, "labelled_positives": self.positives,
+                "labelled_rate": round(self.labelled_rate, 4), "limit": round(self.limit, 4), "passed": self.passed}
+
+
+def check_flag_rate(model: "ScoringModel", labels: np.ndarray, is_synthetic: np.ndarray, flagged: np.ndarray) -> FlagRateCheck | None:
+    """The sanity guard's figures for ``model``'s run (``flagged``: bool per user, aligned with a
+    snapshot's ``labels`` and ``is_synthetic``), or None when the model is not trained from labels
+    (no ``positive_label``) or no real user is labelled (there is no rate to compare with)."""
+    positive = getattr(model, "positive_label", None)
+    if not isinstance(positive, str):
+        return None
+    real_labels = [lab for lab, syn in zip(labels.tolist(), np.asarray(is_synthetic, dtype=bool).tolist()) if lab is not None and not syn]
+    if not real_labels:
+        return None
+    return FlagRateCheck(positive, int(np.count_nonzero(flagged)), int(flagged.size), sum(lab == positive for lab in real_labels), len(real_labels))
 
 
 def event_name(kind: str, step: str) -> str:
@@ -87,6 +162,10 @@ class TaskRun:
     no_longer_flagged: int = 0
     threshold: float | None = None
     retrained: bool = False
+    #: the sanity guard's figures (None: the task's model is not trained from labels)
+    flag_check: FlagRateCheck | None = None
+    #: written although the sanity guard refused it (``force``)
+    forced: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +179,8 @@ class TaskRun:
             "no_longer_flagged": self.no_longer_flagged,
             "threshold": self.threshold,
             "retrained": self.retrained,
+            "flag_check": self.flag_check.as_dict() if self.flag_check is not None else None,
+            "forced": self.forced,
         }
 
     @classmethod
@@ -107,7 +188,8 @@ class TaskRun:
         """The report of a complete run the job left as it was."""
         summary = info.summary or {}
         return cls(task, info.kind, "skipped", info.id, summary.get("model_version"), info.n_scored, info.n_flagged,
-                   int(summary.get("newly_flagged") or 0), int(summary.get("no_longer_flagged") or 0), info.threshold)
+                   int(summary.get("newly_flagged") or 0), int(summary.get("no_longer_flagged") or 0), info.threshold,
+                   forced=bool(summary.get("forced")))
 
 
 @dataclass
@@ -205,6 +287,7 @@ def run_nightly(
     exclude: Sequence[str] = (),
     configs: "Mapping[str, TaskConfig] | None" = None,
     log: JobLog | None = None,
+    force: bool = False,
 ) -> NightlyResult:
     """Run the nightly job once (see the module docs).
 
@@ -214,10 +297,11 @@ def run_nightly(
     ``seed`` and ``threads``). ``chunk``: rows per
     inference chunk; ``threads``: torch threads for scoring; ``keep_runs``: complete runs kept
     per kind; ``max_details``: most users explained per run. ``dry_run`` scores and reports but
-    writes nothing (and takes no lock)."""
+    writes nothing (and takes no lock). ``force`` writes runs the sanity guard refuses
+    (:func:`check_flag_rate`; without it such a run is a :class:`FlagRateError` and nothing is
+    written); the run's summary then records ``forced``."""
     from graphrec import artifacts
     from graphrec.core.graph import Graph
-    from graphrec.errors import StoreStateError
     from graphrec.store import NewScoringRun
     from graphrec.store.locks import JobLease
     from graphrec.store.schema import utcnow
@@ -281,10 +365,12 @@ def run_nightly(
             model = models.pop(name)  # dropped once scored: one model's inference state in memory at a time
             run.model_version = model.version
             scored = model.score_graph(graph, threads=threads, max_details=max_details, chunk=chunk)
+            flag_check = check_flag_rate(model, snap.labels, snap.is_synthetic, np.asarray(scored.flagged, dtype=bool))
             del model
             timings[f"{task.kind}_score"] = time.perf_counter() - t
             results[name] = scored
             run.users_scored, run.flagged, run.threshold = int(scored.scores.size), int(scored.flagged.sum()), float(scored.threshold)
+            run.flag_check = flag_check
             log.event(event_name(task.kind, "scored"), task=name, users=run.users_scored, flagged=run.flagged, threshold=run.threshold,
                       seconds=round(timings[f"{task.kind}_score"], 2))
             runs[name] = run
@@ -298,6 +384,18 @@ def run_nightly(
         for name in available:
             if name not in runs:
                 runs[name] = TaskRun.kept(name, done[name])
+        for name in todo:  # the sanity guard: before anything is written
+            check = runs[name].flag_check
+            if check is None or check.passed:
+                continue
+            if dry_run:
+                log.event("sanity check failed", level="warning", task=name, **check.as_dict())
+            elif force:
+                runs[name].forced = True
+                log.event("sanity check overridden (--force)", level="warning", task=name, **check.as_dict())
+            else:
+                raise FlagRateError(f"{name} run refused, nothing written: {check.describe()}. Check the labels and retrain "
+                                    f"(`graphrec train {name}`), or write the run anyway with --force")
         result = NightlyResult("dry-run" if dry_run else "complete", run_date, {n: runs[n] for n in available}, timings)
         if dry_run:
             timings["total"] = time.perf_counter() - t0
@@ -313,6 +411,10 @@ def run_nightly(
             scored, run = results[name], runs[name]
             summary = {"model_version": run.model_version, "newly_flagged": run.newly_flagged, "no_longer_flagged": run.no_longer_flagged,
                        "data_revision": snap.revision, **scored.summary}
+            if run.flag_check is not None:
+                summary["flag_check"] = run.flag_check.as_dict()
+            if run.forced:
+                summary["forced"] = True
             writes.append(NewScoringRun(
                 run.kind, run_date, snap.user_ids, scored.scores, scored.flagged, scored.threshold, details=scored.details,
                 model_run_id=model_run_ids[name], summary=summary, started_at=started_at, replace=True,

@@ -80,6 +80,10 @@ class Model(ABC):
     loaded."""
 
     kind: ClassVar[str]
+    #: the command that trains this model (``graphrec train NAME``), named in errors; set by the
+    #: :class:`Task` whose ``model_type`` this is (the kind is not the command's word for every
+    #: task: the ``bot`` kind is trained by ``graphrec train bots``)
+    train_command: ClassVar[str | None] = None
     feature_names: list[str]
     metrics: dict[str, Any]
     version: str | None = None
@@ -97,7 +101,7 @@ class Model(ABC):
     @classmethod
     def load(cls: type[ModelT], home: Path, version: str | None = None) -> ModelT:
         """Load a saved version (default: the served one, ``LATEST``)."""
-        art = artifacts.load(home, cls.kind, version)
+        art = artifacts.load(home, cls.kind, version, train_command=cls.train_command)
         try:
             model = cls.from_artifact(art)
         except artifacts.ArtifactError:
@@ -110,7 +114,7 @@ class Model(ABC):
     def check_compatible(self, feature_names: Sequence[str], *, retrain_hint: str | None = None) -> None:
         """Refuse a graph whose feature columns are not the ones this model was trained on."""
         if list(feature_names) != list(self.feature_names):
-            hint = retrain_hint or f"graphrec train {self.kind}"
+            hint = retrain_hint or self.train_command or f"graphrec train {self.kind}"
             raise StoreStateError(
                 f"{self.kind} model {self.version} was trained on {len(self.feature_names)} feature columns, the store now has "
                 f"{len(feature_names)} (or in another order): retrain with `{hint}`"
@@ -169,6 +173,13 @@ class Task(ABC, Generic[ConfigT, ModelT]):
     model_type: ClassVar[type[Model]]
     #: whether this task's models score every user in the nightly job
     scores_users: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Tell the task's model class which command trains it (for its error messages)."""
+        super().__init_subclass__(**kwargs)
+        model_type, name = cls.__dict__.get("model_type"), cls.__dict__.get("name")
+        if isinstance(model_type, type) and issubclass(model_type, Model) and isinstance(name, str):
+            model_type.train_command = f"graphrec train {name}"
 
     def snapshot(self, store: "GraphStore", config: ConfigT) -> "Snapshot":
         """The snapshot to train on (default: the store's real users; synthetic users left out)."""

@@ -23,6 +23,10 @@ TASKS: dict[str, str] = {
 }
 
 
+#: task name -> the command that trains it, where it is not ``graphrec train NAME`` (named in errors)
+TRAIN_COMMANDS: dict[str, str] = {"synth": "graphrec synth --n N"}
+
+
 def task_class(name: str) -> type[Task[Any, Any]]:
     """The task class registered under ``name`` (``InputError`` for an unknown name)."""
     try:
@@ -30,7 +34,22 @@ def task_class(name: str) -> type[Task[Any, Any]]:
     except KeyError:
         raise InputError(f"unknown task {name!r}: choose one of {', '.join(sorted(TASKS))}") from None
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    task: type[Task[Any, Any]] = getattr(importlib.import_module(module), cls)
+    if name in TRAIN_COMMANDS:
+        task.model_type.train_command = TRAIN_COMMANDS[name]
+    return task
+
+
+def task_of_kind(kind: str) -> str:
+    """The name of the task whose models are of ``kind`` (``bot`` -> ``bots``; a task's own name
+    is accepted too); ``InputError`` naming the known kinds otherwise."""
+    if kind in TASKS:
+        return kind
+    for name in TASKS:
+        if task_class(name).kind == kind:
+            return name
+    kinds = sorted({task_class(n).kind for n in TASKS})
+    raise InputError(f"unknown model kind {kind!r}: choose one of {', '.join(kinds)} (or a task name: {', '.join(TASKS)})")
 
 
 def get_task(name: str, **kwargs: Any) -> Task[Any, Any]:

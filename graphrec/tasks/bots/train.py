@@ -257,6 +257,10 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     model = BotModel(config, list(graph.feature_names), inputs.scaler, inputs.projection, states, platt, 0.5, "", smoothing=smoothing)
     prob = model.calibrate(best)
     model.threshold, model.threshold_rule = choose_threshold(prob, y, config.target_precision)
+    if not model.threshold_rule.startswith("precision"):
+        log.warning("bot threshold fell back from the target precision %g (not reachable out of fold) to the F1-optimal one, %.4f: "
+                    "the labels may be too few or not separable; check what `graphrec score --dry-run` would flag", config.target_precision,
+                    model.threshold)
     model.metrics = {"out_of_fold": classification_metrics(y, prob, model.threshold), "labelled_bots": n_pos, "labelled_non_bots": n_neg,
                      "folds": folds, "synthetic_examples": int((~real).sum()),
                      "smoothing": {"chosen": smoothing, "out_of_fold_roc_auc": {c: round(a, 4) for c, a in auc.items()}}}
