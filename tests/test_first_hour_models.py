@@ -196,3 +196,52 @@ def test_missing_model_hint_names_the_real_command(store: GraphStore) -> None:
     _load(store)
     with pytest.raises(artifacts.ArtifactError, match=r"run `graphrec train bots` first"):
         get_task("bots").load(store.settings.home)
+
+
+# -- 3. synth purge asks ----------------------------------------------------------------------------
+@pytest.fixture
+def synthetic_store(store: GraphStore) -> GraphStore:
+    """Four real users and three synthetic ones: friendships 0-1, 1-2 (real), s0-0, s0-s1 and
+    s2-3 (touching synthetic users); s0 and s1 labelled bot."""
+    for i in range(4):
+        store.add_user(str(i))
+    for s in ("s0", "s1", "s2"):
+        store.add_user(s, is_synthetic=True)
+    for a, b in (("0", "1"), ("1", "2"), ("s0", "0"), ("s0", "s1"), ("s2", "3")):
+        store.add_friendship(a, b)
+    store.set_label("s0", "bot")
+    store.set_label("s1", "bot")
+    return store
+
+
+def _counts(store: GraphStore) -> tuple[int, int]:
+    stats = store.stats()
+    return stats.users, stats.friendships
+
+
+def test_purge_previews_and_needs_yes_off_a_terminal(synthetic_store: GraphStore) -> None:
+    store = synthetic_store
+    r = _cli(store, "synth", "purge", "--dry-run", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"would_remove": "synthetic users", "users": 3, "friendships": 3, "labelled_users": 2, "total_users": 7}
+    assert _counts(store) == (7, 5)
+    r = _cli(store, "synth", "purge")  # CliRunner's stdin is not a terminal
+    assert r.exit_code == 2 and r.output.startswith("error: ") and len(r.output.strip().splitlines()) == 1
+    assert "3 synthetic users (of 7), 3 friendships" in r.output and "--yes" in r.output
+    assert _counts(store) == (7, 5)
+    r = _cli(store, "synth", "purge", "--yes", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.output)["users"] == 3
+    assert _counts(store) == (4, 2)
+
+
+def test_purge_prompts_on_a_terminal(synthetic_store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graphrec.cli.models as cli_models
+
+    store = synthetic_store
+    monkeypatch.setattr(cli_models, "stdin_is_terminal", lambda: True)
+    r = _cli(store, "synth", "purge", input="n\n")
+    assert r.exit_code == 2 and "remove 3 synthetic users" in r.output and "cancelled" in r.output
+    assert _counts(store) == (7, 5)
+    r = _cli(store, "synth", "purge", "--format", "json", input="y\n")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["users"] == 3 and _counts(store) == (4, 2)

@@ -267,14 +267,30 @@ def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str |
 
 
 @synth.command("purge")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask: remove them (required when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
 @FORMAT
 @click.pass_context
-def synth_purge(ctx: click.Context, fmt: str) -> None:
-    """Delete every synthetic user with their friendships, labels and scores (one transaction)."""
-    from graphrec.tasks.synth.purge import purge_synthetic
+def synth_purge(ctx: click.Context, yes: bool, dry_run: bool, fmt: str) -> None:
+    """Delete every synthetic user with their friendships, labels and scores (one transaction).
+    Says what would be removed first and asks on a terminal; elsewhere needs --yes."""
+    from graphrec.errors import InputError
+    from graphrec.tasks.synth.purge import PurgePreview, purge_synthetic
 
-    emit(purge_synthetic(open_store(ctx)).as_dict(), fmt)
+    def confirm(preview: PurgePreview) -> bool:
+        if not stdin_is_terminal():
+            raise InputError(f"synth purge would remove {preview.describe()}: pass --yes to confirm (stdin is not a terminal), "
+                             "or --dry-run to only look")
+        return click.confirm(f"remove {preview.describe()}?", default=False, err=True)
 
+    emit(purge_synthetic(open_store(ctx), dry_run=dry_run, confirm=None if yes else confirm).as_dict(), fmt)
+
+
+def stdin_is_terminal() -> bool:
+    """Whether a prompt can be answered (stdin is a terminal)."""
+    import sys
+
+    return sys.stdin.isatty()
 
 
 # -- the served-model registry ------------------------------------------------------------------
