@@ -245,3 +245,61 @@ def test_purge_prompts_on_a_terminal(synthetic_store: GraphStore, monkeypatch: p
     r = _cli(store, "synth", "purge", "--format", "json", input="y\n")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output.strip().splitlines()[-1])["users"] == 3 and _counts(store) == (4, 2)
+
+
+# -- 4. progress ------------------------------------------------------------------------------------
+def test_progress_logs_every_tenth_off_a_terminal(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from graphrec.progress import progress
+
+    monkeypatch.setenv("GRAPHREC_PROGRESS", "0")
+    with caplog.at_level(logging.INFO, logger="graphrec.progress"):
+        with progress("train demo", total=20, unit="epoch") as p:
+            for _ in range(20):
+                p.update(info="loss 0.1")
+    records = [r for r in caplog.records if r.name == "graphrec.progress"]
+    messages = [r.getMessage() for r in records]
+    assert messages[0] == "train demo: started, 20 epochs" and messages[-1].startswith("train demo: done in")
+    steps = messages[1:-1]
+    assert len(steps) == 9 and steps[0].startswith("train demo: epoch 2/20 (10%)") and "ETA" in steps[0]
+    fields = records[1].fields  # type: ignore[attr-defined]
+    assert fields["stage"] == "train demo" and fields["done"] == 2 and fields["total"] == 20 and fields["eta_s"] is not None
+
+
+def test_progress_draws_a_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    from graphrec.progress import progress
+
+    monkeypatch.setenv("GRAPHREC_PROGRESS", "1")
+    with caplog.at_level(logging.INFO, logger="graphrec.progress"):
+        with progress("train demo", total=4, unit="fold") as p:
+            for _ in range(4):
+                p.update()
+    err = capsys.readouterr().err
+    assert "train demo:" in err and "/4 [" in err and "fold/s" in err
+    assert not [r for r in caplog.records if r.name == "graphrec.progress"]  # the bar replaces the log lines
+
+
+def test_every_command_takes_log_format_json_and_training_reports_progress(sqlite_url: str, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphrec.logs import set_log_format
+
+    monkeypatch.setenv("GRAPHREC_PROGRESS", "0")
+    store = GraphStore(sqlite_url, home=tmp_path / "home")
+    store.initialize()
+    _load(store)
+    try:
+        r = _cli(store, "--log-format", "json", "--log-level", "INFO", "train", "bots", "--folds", "2", "--epochs", "5", "--threads", "1",
+                 "--format", "json")
+        assert r.exit_code == 0, r.output
+        events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+        assert events and all({"ts", "level", "logger", "message"} <= set(e) for e in events)
+        folds = [e for e in events if e.get("stage") == "train bots"]
+        assert folds[0]["message"].startswith("train bots: started") and folds[-1]["message"].startswith("train bots: done")
+        assert any(e["done"] == 1 and e["total"] == 2 for e in folds)
+        r = _cli(store, "--log-format", "json", "--log-level", "INFO", "train", "anomaly", "--threads", "1")
+        assert r.exit_code == 0, r.output
+        assert any(json.loads(x).get("stage", "").startswith("train anomaly") for x in r.stderr.splitlines() if x.startswith("{"))
+        r = _cli(store, "--log-level", "INFO", "models", "list")  # text again unless asked
+        assert r.exit_code == 0 and not r.stderr.lstrip().startswith("{")
+    finally:
+        set_log_format("text")

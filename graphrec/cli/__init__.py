@@ -19,8 +19,7 @@ from graphrec.logs import LOG_FORMAT_ENV, LOG_FORMATS, set_log_format
 
 
 def _set_log_format(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        set_log_format(value)
+    set_log_format(value or "text")  # every invocation sets it (the option's default is text)
 
 
 if not any(p.name == "log_format" for p in cli.params):

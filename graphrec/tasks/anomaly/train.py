@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from graphrec.progress import stage
 from graphrec.tasks.anomaly.config import AnomalyConfig
 from graphrec.tasks.anomaly.model import AnomalyModel
 from graphrec.tasks.base import Task
@@ -37,5 +38,6 @@ class AnomalyTask(Task[AnomalyConfig, AnomalyModel]):
         if not graph.feature_names or graph.features.shape[1] == 0:
             raise ValueError("users have no feature columns (import profiles with `graphrec import users`)")
         log.info("anomaly: fitting a %s detector on %d users (contamination %g)", config.detector, graph.num_nodes, config.contamination)
-        detector = config.make().fit(graph)
+        with stage(f"train anomaly: fitting the {config.detector} detector"):
+            detector = config.make().fit(graph)
         return AnomalyModel(detector, list(graph.feature_names))

@@ -37,6 +37,7 @@ import numpy as np
 
 from graphrec.core.metrics import classification_metrics
 from graphrec.core.splits import stratified_folds
+from graphrec.progress import progress
 from graphrec.tasks.base import ProfileSamplerFactory, Task
 from graphrec.tasks.bots.config import SMOOTHINGS, BotConfig
 from graphrec.tasks.bots.model import (
@@ -240,6 +241,7 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     choices = SMOOTHINGS if config.smooth == "auto" else (config.smooth,)
     oof = {c: np.zeros(y.size, dtype=np.float32) for c in choices}
     states = []
+    bar = progress("train bots", total=folds, unit="fold")
     for f in range(folds):
         tr = fold_of != f
         net = _train_fold(config, inputs, adj, labelled[tr], y[tr], config.seed * 100 + f)
@@ -248,7 +250,9 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
         for c in choices:
             oof[c][~tr] = post_process(c, raw, indptr, indices, fold_bots, fold_humans)[labelled[~tr]]
         states.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
-        log.info("fold %d/%d trained (%.1f s so far)", f + 1, folds, time.perf_counter() - start)
+        log.debug("fold %d/%d trained (%.1f s so far)", f + 1, folds, time.perf_counter() - start)
+        bar.update()
+    bar.close()
     y = y[real]
     smoothing, auc = choose_smoothing(y, {c: v[real] for c, v in oof.items()}, seed=config.seed)
     log.info("post-processing: %s (out-of-fold ROC-AUC %s)", smoothing, ", ".join(f"{c} {a:.4f}" for c, a in auc.items()))

@@ -43,6 +43,7 @@ import numpy as np
 from graphrec.core.graph import csr_from_edges, ragged_positions
 from graphrec.core.ops import walk_transpose
 from graphrec.core.scaling import ScalingRule, Standardiser
+from graphrec.progress import progress
 from graphrec.tasks.base import Task
 from graphrec.tasks.linkpred.config import LinkPredConfig
 from graphrec.tasks.linkpred.features import FEATURE_NAMES, PairFeaturizer, ppr_columns
@@ -319,6 +320,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
     use_profiles = profiles.dim > 0
     graphs: "list[tuple[torch.Tensor, RowSparse] | None]" = []
     rounds: list[tuple[PairFeaturizer, np.ndarray, np.ndarray, np.ndarray]] = []
+    prep = progress("train linkpred: candidate lists", total=config.rounds, unit="round")
     for r in range(config.rounds):
         mp_edges, held = split_edges(edges, config.supervision_fraction, config.seed * 1000 + r + 1)
         indptr, indices = csr_from_edges(mp_edges, num_nodes)
@@ -330,6 +332,8 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
         rounds.append((PairFeaturizer(indptr, indices, profiles if use_profiles else None), held_ptr, held_idx, users))
         graphs.append((_norm_adj(indptr, indices, num_nodes), _node_inputs(profiles, indptr)) if config.gnn_dim else None)
         log.info("linkpred round %d/%d: %d supervision friendships hidden", r + 1, config.rounds, len(held))
+        prep.update()
+    prep.close()
     lists = _build_lists(rounds, config.hard_negatives)
     if lists.num_groups == 0:
         raise ValueError("no training signal: no held-out friendship closes a friend-of-friend pair (the graph is too small or has no triangles)")
@@ -356,6 +360,7 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
     averaged: list[torch.Tensor] | None = None
     avg_count = 0
     step = 0
+    bar = progress("train linkpred", total=config.epochs, unit="epoch")
     for epoch in range(config.epochs):
         rng = np.random.default_rng(config.seed * 7919 + epoch)
         rows_epoch, log_weight_epoch = sample_rows(lists, config.negatives, rng)
@@ -390,6 +395,8 @@ def train_ranker(edges: np.ndarray, num_nodes: int, profiles: ProfileMatrix | No
             total += float(loss.detach()) * batch.size
         history.append(round(total / lists.num_groups, 5))
         log.info("linkpred epoch %d/%d: listwise loss %.5f", epoch + 1, config.epochs, history[-1])
+        bar.update(info=f"loss {history[-1]:.4f}")
+    bar.close()
 
     model.eval()
     if averaged is not None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from graphrec.core.index import EmbeddingIndex
 from graphrec.core.scaling import ScalingRule, Standardiser
+from graphrec.progress import progress
 from graphrec.tasks.base import Task
 from graphrec.tasks.siamese.config import LOSSES, SiameseConfig
 from graphrec.tasks.siamese.model import SiameseModel
@@ -132,6 +133,7 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
     opt = torch.optim.AdamW(enc.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     hard: np.ndarray | None = None  # hard negative per row (-1: none)
     history = []
+    bar = progress("train siamese", total=config.epochs, unit="epoch")
     for epoch in range(config.epochs):
         if config.hard_every and epoch > 0 and epoch % config.hard_every == 0:
             hard = _mine_hard(enc, x, pool, friend_keys, config.hard_rank, rng)
@@ -162,6 +164,8 @@ def train_encoder(features: np.ndarray, edges: np.ndarray, config: SiameseConfig
             total += float(loss.detach()) * len(p)
         history.append(round(total / len(pairs), 5))
         log.info("siamese: epoch %d/%d, loss %.5f", epoch + 1, config.epochs, history[-1])
+        bar.update(info=f"loss {history[-1]:.4f}")
+    bar.close()
     enc.eval()
     state = {k: v.detach().numpy().copy() for k, v in enc.state_dict().items()}
     return EncoderWeights(config, state, scaler, int(x.shape[1]), history, time.perf_counter() - start)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from graphrec.core.graph import Graph
+from graphrec.progress import stage
 from graphrec.tasks.base import Task
 from graphrec.tasks.synth.config import SynthConfig
 from graphrec.tasks.synth.model import SynthModel
@@ -72,12 +73,14 @@ class SynthTask(Task[SynthConfig, SynthModel]):
             assert graph.labels is not None  # checked by requirements
             classes, names = class_codes(graph.labels)
         try:
-            gen = fit_profile_generator(graph.features, kind=config.model, classes=classes, class_names=names, epochs=config.epochs,
-                                        seed=config.seed, threads=configure_torch(config.threads))
+            with stage(f"synth: training the {config.model} profile model"):
+                gen = fit_profile_generator(graph.features, kind=config.model, classes=classes, class_names=names, epochs=config.epochs,
+                                            seed=config.seed, threads=configure_torch(config.threads))
         except ValueError as exc:
             raise ValueError(f"cannot train the {config.model} profile model: {exc}") from None
         model = SynthModel(gen, list(graph.feature_names), {"final_losses": gen.final_losses()})
-        batch = model.draw(graph, n=config.n, label=config.label, seed=config.seed, closure=config.closure)
+        with stage(f"synth: drawing {config.n} profiles and their friendships"):
+            batch = model.draw(graph, n=config.n, label=config.label, seed=config.seed, closure=config.closure)
         model.metrics["realism"] = batch.realism.as_dict()
         model.batch = batch
         log.info("drew %d synthetic users with %d friendships: %s", batch.size, int(batch.pairs.shape[0]), model.metrics["realism"])
