@@ -13,20 +13,45 @@ environment variable > default.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+
+from graphrec.errors import InputError
 
 DATABASE_URL_ENV = "GRAPHREC_DATABASE_URL"
 HOME_ENV = "GRAPHREC_HOME"
 DEFAULT_SQLITE_FILE = "graphrec.db"
 HOME_DIRNAME = "graphrec-home"
+#: The database backends graphrec supports (SQLAlchemy backend names).
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+_URL_HINT = "expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+
+
+def parse_database_url(url: str) -> URL:
+    """Parse ``url`` and check that it names a supported backend (SQLite or PostgreSQL).
+
+    A malformed URL (``notaurl``) or another backend (``mysql://x``) is an
+    :class:`~graphrec.errors.InputError` (one line, exit code 2) naming the URL without its
+    password, instead of SQLAlchemy's traceback when the engine is first used."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # sqlalchemy.exc.ArgumentError, or ValueError for a bad port
+        shown = re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)  # never print a password
+        raise InputError(f"malformed database URL {shown!r}: {_URL_HINT}") from None
+    backend = "postgresql" if parsed.drivername.split("+")[0] == "postgres" else parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        shown = parsed.render_as_string(hide_password=True)
+        raise InputError(f"unsupported database URL {shown!r}: graphrec supports SQLite and PostgreSQL ({_URL_HINT})")
+    return parsed
 
 
 def normalise_database_url(url: str) -> str:
-    """Map driverless PostgreSQL URLs to psycopg 3, the driver graphrec ships with."""
-    parsed = make_url(url)
+    """Check ``url`` (:func:`parse_database_url`) and map driverless PostgreSQL URLs to
+    psycopg 3, the driver graphrec ships with."""
+    parsed = parse_database_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)

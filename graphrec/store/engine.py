@@ -14,8 +14,9 @@ import threading
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+
+from graphrec.config import parse_database_url
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -25,8 +26,10 @@ SQLITE_BEGIN_OPTION = "graphrec_sqlite_begin"
 
 
 def make_engine(database_url: str) -> Engine:
-    """Create a new engine for ``database_url`` with graphrec's per-backend settings."""
-    url = make_url(database_url)
+    """Create a new engine for ``database_url`` with graphrec's per-backend settings (a malformed
+    or unsupported URL is an :class:`~graphrec.errors.InputError`, see
+    :func:`graphrec.config.parse_database_url`)."""
+    url = parse_database_url(database_url)
     kwargs: dict[str, Any] = {"future": True}
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
