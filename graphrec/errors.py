@@ -7,6 +7,7 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -21,16 +22,40 @@ class InputError(GraphrecError):
 
     exit_code = 2
 
-    def __init__(self, problem: str, *, source: str | Path | None = None, line: int | None = None) -> None:
+    def __init__(self, problem: str, *, source: str | Path | None = None, line: int | None = None,
+                 more: Sequence[tuple[int | None, str]] = (), total: int | None = None) -> None:
         self.problem = problem
         self.source = str(source) if source is not None else None
         self.line = line
+        #: further problems of the same input shown after the first, as (line, problem)
+        self.more = list(more)
+        #: how many problems the input has in all (at least 1 + len(more))
+        self.total = max(total or 0, 1 + len(self.more))
         where = ""
         if self.source is not None:
             where = self.source + (f":{line}" if line is not None else "") + ": "
         elif line is not None:
             where = f"line {line}: "
-        super().__init__(f"{where}{problem}")
+        message = f"{where}{problem}"
+        if self.more:
+            message += "; " + "; ".join(f"line {ln}: {p}" if ln is not None else p for ln, p in self.more)
+        if self.total > 1:
+            shown = 1 + len(self.more)
+            message += f" ({self.total} problems in all" + (f", first {shown} shown)" if shown < self.total else ")")
+        super().__init__(message)
+
+    @classmethod
+    def several(cls, problems: Sequence[tuple[int | None, str]], *, source: str | Path | None = None,
+                total: int | None = None) -> "InputError":
+        """One error for an input with several problems: ``problems`` are (line, problem) pairs,
+        shown in line order (lines of None last); ``total`` counts every problem found, including
+        those not listed. The message stays on one line: ``FILE:LINE: first; line L: second; ...
+        (N problems in all, first K shown)``."""
+        if not problems:
+            raise ValueError("InputError.several needs at least one problem")
+        ordered = sorted(problems, key=lambda p: (p[0] is None, p[0] or 0))
+        (line, first), rest = ordered[0], ordered[1:]
+        return cls(first, source=source, line=line, more=rest, total=total if total is not None else len(problems))
 
 
 class NotFoundError(GraphrecError):

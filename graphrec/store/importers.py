@@ -18,7 +18,9 @@ Formats
 Ids: ``id_type="int"`` (default) requires integer ids and stores their canonical decimal form;
 ``id_type="str"`` accepts any non-empty text up to 255 characters.
 
-Invalid rows are errors. With ``skip_invalid=True`` the edge reader instead drops self-loops,
+Invalid rows are errors: a file is checked as a whole and its first problems (up to
+:data:`SHOWN_PROBLEMS`, with their lines) are reported in one :class:`InputError` with the count
+of every problem found, so a file with many problems is not fixed one line per run. With ``skip_invalid=True`` the edge reader instead drops self-loops,
 duplicates and rows with missing or malformed ids, and counts each kind in ``skipped``.
 """
 
@@ -94,8 +96,53 @@ class LabelBatch:
     line_of: Callable[[int], int | None] = lambda k: None
 
 
+@dataclass
+class BatchExtension:
+    """More rows written in the same transaction as a dataset import (for example a demo region
+    derived from the dataset): users first, then their friendships (``edges.ids`` may name the
+    dataset's users and the new ones), then labels."""
+
+    users: UserBatch
+    edges: EdgeBatch
+    labels: LabelBatch | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+#: How many problems of one file an import error lists (the error also gives the total count).
+SHOWN_PROBLEMS = 5
+
+
+class Problems:
+    """The problems found in one input file, collected so that one error reports the first
+    :data:`SHOWN_PROBLEMS` (by line) and how many there are in all."""
+
+    def __init__(self, path: Path, line_of: Callable[[int], int | None]) -> None:
+        self.path = path
+        self.line_of = line_of
+        self.items: list[tuple[int | None, str]] = []
+        self.total = 0
+
+    def add(self, rows: np.ndarray | Iterable[int], problem: Callable[[int], str]) -> None:
+        """Record a problem for each of ``rows`` (0-based data rows, as ``line_of`` takes them);
+        ``problem(k)`` describes row ``k`` (called for the first few only)."""
+        idx = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64)
+        self.record(int(idx.size), ((self.line_of(k), problem(k)) for k in idx[:SHOWN_PROBLEMS].tolist()))
+
+    def record(self, count: int, items: Iterable[tuple[int | None, str]]) -> None:
+        """Count ``count`` problems, of which ``items`` (line, problem) are the first few."""
+        self.total += count
+        self.items.extend(list(items)[:SHOWN_PROBLEMS])
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def raise_if_any(self) -> None:
+        """Raise one :class:`InputError` listing the first problems by line, with the total."""
+        if self.total:
+            items = sorted(self.items, key=lambda p: (p[0] is None, p[0] or 0))[:SHOWN_PROBLEMS]
+            raise InputError.several(items, source=self.path, total=self.total)
 
 
 def _check_path(path: Path) -> None:
@@ -314,19 +361,24 @@ def read_edges(
         raise InputError(f"unknown edge format {fmt!r} (snap or csv)", source=path)
 
     skipped: dict[str, int] = {}
+    problems = Problems(path, line_of)
     a_ids, a_ok = _canonical_ids(a_raw, id_type, path, line_of, "source id")
     b_ids, b_ok = _canonical_ids(b_raw, id_type, path, line_of, "target id")
     bad = ~(a_ok & b_ok)
     if bad.any():
-        k = int(np.flatnonzero(bad)[0])
         if not skip_invalid:
-            raw, what = (a_raw[k], "source id") if not a_ok[k] else (b_raw[k], "target id")
-            raise InputError(_id_problem(raw, id_type, what), source=path, line=line_of(k))
-        skipped["invalid_id"] = int(bad.sum())
+            def id_problem(k: int) -> str:
+                raw, what = (a_raw[k], "source id") if not a_ok[k] else (b_raw[k], "target id")
+                return _id_problem(raw, id_type, what)
+
+            problems.add(np.flatnonzero(bad), id_problem)
+        else:
+            skipped["invalid_id"] = int(bad.sum())
     keep = np.flatnonzero(~bad)
     codes, uniques = pd.factorize(np.concatenate([a_ids[keep], b_ids[keep]]))
     m = keep.size
-    return validate_pairs(path, list(map(str, uniques)), codes[:m], codes[m:], keep, line_of, skip_invalid, skipped, a_raw.size)
+    return validate_pairs(path, list(map(str, uniques)), codes[:m], codes[m:], keep, line_of, skip_invalid, skipped, a_raw.size,
+                          problems=problems)
 
 
 def _read_snap_int(path: Path, common: dict) -> tuple[np.ndarray, np.ndarray] | None:
@@ -385,37 +437,44 @@ def validate_pairs(
     skip_invalid: bool,
     skipped: dict[str, int],
     rows_read: int,
+    problems: Problems | None = None,
 ) -> EdgeBatch:
     """Reject (or, with ``skip_invalid``, drop and count) self-loops and duplicate friendships.
 
     ``ids[src[k]]``/``ids[dst[k]]`` are the endpoints of row ``rows[k]`` of the file; duplicates
-    are unordered (``u v`` repeats ``v u``)."""
+    are unordered (``u v`` repeats ``v u``). Without ``skip_invalid`` every problem is collected
+    (with those already in ``problems``) and the first few are raised in one :class:`InputError`."""
+    if problems is None:
+        problems = Problems(path, line_of)
     src = src.astype(np.int64)
     dst = dst.astype(np.int64)
     loops = src == dst
     if loops.any():
-        k = int(np.flatnonzero(loops)[0])
         if not skip_invalid:
-            raise InputError(f"self-loop: user {ids[src[k]]!r} befriends itself", source=path, line=line_of(int(rows[k])))
-        skipped["self_loop"] = int(loops.sum())
+            problems.record(int(loops.sum()), [
+                (line_of(int(rows[k])), f"self-loop: user {ids[src[k]]!r} befriends itself")
+                for k in np.flatnonzero(loops)[:SHOWN_PROBLEMS].tolist()
+            ])
+        else:
+            skipped["self_loop"] = int(loops.sum())
         keep = ~loops
         src, dst, rows = src[keep], dst[keep], rows[keep]
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)
     key = lo * max(len(ids), 1) + hi
     dup = pd.Series(key).duplicated().to_numpy()
     if dup.any():
-        k = int(np.flatnonzero(dup)[0])
         if not skip_invalid:
-            first = int(np.flatnonzero(key == key[k])[0])
-            first_line = line_of(int(rows[first]))
-            raise InputError(
-                f"duplicate friendship {ids[src[k]]!r} -- {ids[dst[k]]!r} (first on line {first_line})",
-                source=path,
-                line=line_of(int(rows[k])),
-            )
-        skipped["duplicate"] = int(dup.sum())
+            def duplicate(k: int) -> tuple[int | None, str]:
+                first_line = line_of(int(rows[int(np.flatnonzero(key == key[k])[0])]))
+                return line_of(int(rows[k])), f"duplicate friendship {ids[src[k]]!r} -- {ids[dst[k]]!r} (first on line {first_line})"
+
+            dups = np.flatnonzero(dup)
+            problems.record(int(dups.size), [duplicate(k) for k in dups[:SHOWN_PROBLEMS].tolist()])
+        else:
+            skipped["duplicate"] = int(dup.sum())
         keep = ~dup
         lo, hi, rows = lo[keep], hi[keep], rows[keep]
+    problems.raise_if_any()
     row_lines = rows
 
     def edge_line(k: int) -> int | None:
@@ -468,27 +527,20 @@ def read_users(
     if both:
         raise InputError(f"column {sorted(both)[0]!r} is named both as text and as feature", source=path)
 
+    problems = Problems(path, line_of)
     raw_ids = frame[id_column].to_numpy(dtype=object)
     ids, ok = _canonical_ids(raw_ids, id_type, path, line_of, "user id")
-    if not ok.all():
-        k = int(np.flatnonzero(~ok)[0])
-        raise InputError(_id_problem(raw_ids[k], id_type, "user id"), source=path, line=line_of(k))
-    dup = pd.Series(ids).duplicated().to_numpy()
-    if dup.any():
-        k = int(np.flatnonzero(dup)[0])
-        raise InputError(f"duplicate user id {ids[k]!r}", source=path, line=line_of(k))
+    problems.add(np.flatnonzero(~ok), lambda k: _id_problem(raw_ids[k], id_type, "user id"))
+    dup = pd.Series(ids).duplicated().to_numpy() & ok
+    problems.add(np.flatnonzero(dup), lambda k: f"duplicate user id {ids[k]!r}")
 
     is_synthetic = None
     if "is_synthetic" in frame.columns:
-        flags = [_parse_bool(v) for v in frame["is_synthetic"].tolist()]
-        bad = [i for i, f in enumerate(flags) if f is None]
-        if bad:
-            raise InputError(
-                f"is_synthetic must be true/false/1/0, got {frame['is_synthetic'].iloc[bad[0]]!r}",
-                source=path,
-                line=line_of(bad[0]),
-            )
-        is_synthetic = np.array(flags, dtype=bool)
+        flag_values = frame["is_synthetic"].tolist()
+        flags = [_parse_bool(v) for v in flag_values]
+        problems.add([i for i, f in enumerate(flags) if f is None],
+                     lambda k: f"is_synthetic must be true/false/1/0, got {flag_values[k]!r}")
+        is_synthetic = np.array([bool(f) for f in flags], dtype=bool)
 
     feature_names: list[str] = []
     columns: list[np.ndarray] = []
@@ -507,19 +559,20 @@ def read_users(
         if not is_feature:
             attribute_names.append(name)
             continue
-        as32 = numbers.astype(np.float32)
-        checks = (
-            (~nonempty, lambda k: f"empty value in feature column {name!r}"),
-            (~parses, lambda k: f"non-numeric value {values[k]!r} in feature column {name!r}"),
-            (~np.isfinite(numbers), lambda k: f"{values[k].strip()} in feature column {name!r} (features must be finite)"),
-            (~np.isfinite(as32), lambda k: f"value {values[k]!r} in column {name!r} overflows float32"),
+        with np.errstate(over="ignore"):
+            as32 = numbers.astype(np.float32)
+        finite = np.isfinite(numbers)
+        checks = (  # disjoint, so each bad cell is one problem
+            (~nonempty, lambda k, name=name: f"empty value in feature column {name!r}"),
+            (nonempty & ~parses, lambda k, name=name, values=values: f"non-numeric value {values[k]!r} in feature column {name!r}"),
+            (parses & ~finite, lambda k, name=name, values=values: f"{values[k].strip()} in feature column {name!r} (features must be finite)"),
+            (finite & ~np.isfinite(as32), lambda k, name=name, values=values: f"value {values[k]!r} in column {name!r} overflows float32"),
         )
         for bad, problem in checks:
-            if bad.any():
-                k = int(np.flatnonzero(bad)[0])
-                raise InputError(problem(k), source=path, line=line_of(k))
+            problems.add(np.flatnonzero(bad), problem)
         feature_names.append(name)
         columns.append(as32)
+    problems.raise_if_any()
     features = np.stack(columns, axis=1) if columns else np.zeros((len(ids), 0), dtype=np.float32)
     attr_frame = frame[attribute_names] if attribute_names else None
     attributes: list[dict[str, str]] = []
@@ -562,26 +615,22 @@ def read_labels(
     line_of = _csv_line_map(path, delimiter)
     _require_column(path, frame, id_column, "id")
     _require_column(path, frame, label_column, "label")
+    problems = Problems(path, line_of)
     raw_ids = frame[id_column].to_numpy(dtype=object)
     ids, ok = _canonical_ids(raw_ids, id_type, path, line_of, "user id")
-    if not ok.all():
-        k = int(np.flatnonzero(~ok)[0])
-        raise InputError(_id_problem(raw_ids[k], id_type, "user id"), source=path, line=line_of(k))
+    problems.add(np.flatnonzero(~ok), lambda k: _id_problem(raw_ids[k], id_type, "user id"))
     labels = [str(v).strip() for v in frame[label_column].tolist()]
     has_source = source_column in frame.columns
     sources = [str(v).strip() or default_source for v in frame[source_column].tolist()] if has_source else [default_source] * len(labels)
-    for k, (lab, src) in enumerate(zip(labels, sources)):
-        if not lab:
-            raise InputError(f"empty label for user {ids[k]!r}", source=path, line=line_of(k))
-        if len(lab) > MAX_LABEL_LENGTH:
-            raise InputError(f"label longer than {MAX_LABEL_LENGTH} characters", source=path, line=line_of(k))
-        if len(src) > MAX_LABEL_LENGTH:
-            raise InputError(f"source longer than {MAX_LABEL_LENGTH} characters", source=path, line=line_of(k))
+    problems.add([k for k, lab in enumerate(labels) if not lab], lambda k: f"empty label for user {ids[k]!r}")
+    problems.add([k for k, lab in enumerate(labels) if len(lab) > MAX_LABEL_LENGTH],
+                 lambda k: f"label longer than {MAX_LABEL_LENGTH} characters")
+    problems.add([k for k, src in enumerate(sources) if len(src) > MAX_LABEL_LENGTH],
+                 lambda k: f"source longer than {MAX_LABEL_LENGTH} characters")
     keys = pd.Series([f"{i}\x1f{s}" for i, s in zip(ids.tolist(), sources)])
-    dup = keys.duplicated().to_numpy()
-    if dup.any():
-        k = int(np.flatnonzero(dup)[0])
-        raise InputError(f"duplicate label for user {ids[k]!r} (source {sources[k]!r})", source=path, line=line_of(k))
+    dup = keys.duplicated().to_numpy() & ok
+    problems.add(np.flatnonzero(dup), lambda k: f"duplicate label for user {ids[k]!r} (source {sources[k]!r})")
+    problems.raise_if_any()
     return LabelBatch(
         source=str(path),
         external_ids=[str(x) for x in ids.tolist()],
