@@ -10,6 +10,7 @@ unreachable, no trained model), 75 a batch job is already running.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +39,44 @@ def threads_option(what: str = "Torch threads") -> Callable[[Callable[..., Any]]
                         type=click.IntRange(1), help=f"{what}.")
 
 
+_LITERAL = re.compile(r"``([^`]+)``")
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def plain_help(text: str | None) -> str | None:
+    """Help text without reStructuredText markup: ``x`` (double backticks) becomes 'x' and
+    :role:`target` becomes target, so docstrings read well both in the API docs and in --help."""
+    if not text:
+        return text
+    return _ROLE.sub(r"\1", _LITERAL.sub(r"'\1'", text))
+
+
+class _Command(click.Command):
+    """A command whose help and option help are shown without reStructuredText markup."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_params(self)
+
+
+def _plain_params(cmd: click.Command) -> None:
+    cmd.help = plain_help(cmd.help)
+    cmd.short_help = plain_help(cmd.short_help)
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            param.help = plain_help(param.help)
+
+
 class _Group(click.Group):
     """Turns graphrec's expected errors (and an unreachable database) into one ``error: ...``
-    line and the error's exit code; anything else is a bug and keeps its traceback."""
+    line and the error's exit code; anything else is a bug and keeps its traceback. Its commands
+    and sub-groups show their help without reStructuredText markup."""
+
+    command_class = _Command
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_params(self)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,6 +87,9 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
+
+
+_Group.group_class = _Group
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -78,17 +117,31 @@ def emit(data: Any, fmt: str, table: Callable[[Any], str] | None = None) -> None
         click.echo(table(data) if table else kv_table(data))
 
 
+def cell(value: Any) -> str:
+    """One table cell as a person reads it, never a Python repr: None and empty collections as
+    ``-``, floats rounded (4 significant digits, thousands separated above 1,000), lists as
+    ``a, b``, dicts as ``k=v, ...``, booleans as ``yes``/``no``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(cell(v) for v in value) or "-"
+    return str(value)
+
+
 def kv_table(data: dict[str, Any]) -> str:
-    """``key  value`` lines, keys padded to one width (dicts as ``k=v, ...``, floats to 6 digits)."""
+    """``key  value`` lines, keys padded to one width, values as :func:`cell` renders them."""
     width = max((len(k) for k in data), default=0)
-    lines = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
-        elif isinstance(value, float):
-            value = f"{value:.6g}"
-        lines.append(f"{key.ljust(width)}  {value}")
-    return "\n".join(lines)
+    return "\n".join(f"{key.ljust(width)}  {cell(value)}" for key, value in data.items())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

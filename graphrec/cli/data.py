@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from graphrec.cli.app import FORMAT, cli, emit, open_store
+from graphrec.cli.app import FORMAT, cell, cli, emit, kv_table, open_store
+from graphrec.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store.report import ImportReport
+    from graphrec.store.store import DowngradePlan
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -21,7 +24,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Bring the database schema up to REVISION (creates it in an empty database)."""
@@ -31,10 +34,23 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 
 @db.command("downgrade")
 @click.argument("revision")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required when stdin is not a terminal).")
 @click.pass_context
-def db_downgrade(ctx: click.Context, revision: str) -> None:
-    """Downgrade the schema to REVISION (``base`` removes every graphrec table)."""
-    before, after = open_store(ctx).downgrade(revision)
+def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
+    """Downgrade the schema to REVISION ('base' removes every graphrec table and all data).
+
+    Says first which tables (and how many rows) would be removed, then asks for confirmation
+    on a terminal; elsewhere --yes is required."""
+
+    def confirm(plan: "DowngradePlan") -> bool:
+        click.echo(plan.describe(), err=True)
+        if yes or not plan.dropped:
+            return True
+        if not sys.stdin.isatty():
+            raise InputError("db downgrade removes data and stdin is not a terminal: pass --yes to confirm")
+        return click.confirm("Proceed?", default=False, err=True)
+
+    before, after = open_store(ctx).downgrade(revision, confirm=confirm)
     click.echo(f"database schema: {before or 'empty'} -> {after or 'empty'}")
 
 
@@ -114,17 +130,23 @@ def _names(value: str | None) -> list[str]:
 
 @import_.command("users")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--id-column", default="id", show_default=True)
+@click.option("--id-column", default="id", show_default=True, help="CSV column holding the user id.")
 @_ID_TYPE
-@click.option("--delimiter", default=",", show_default=True)
+@click.option("--delimiter", default=",", show_default=True, help="Field separator of the CSV.")
 @click.option("--text-columns", help="Comma-separated columns to keep as text even if numeric (e.g. zip codes).")
 @click.option("--feature-columns", help="Comma-separated columns that must be numeric features.")
+@click.option("--add-columns", is_flag=True,
+              help="Allow feature columns the store does not have yet (widens every user's feature vector; retrain models).")
 @FORMAT
 @click.pass_context
-def import_users(ctx: click.Context, file: Path, id_column: str, id_type: str, delimiter: str, text_columns: str | None, feature_columns: str | None, fmt: str) -> None:
-    """Import users from a CSV: numeric columns become features, others profile attributes."""
+def import_users(ctx: click.Context, file: Path, id_column: str, id_type: str, delimiter: str, text_columns: str | None,
+                 feature_columns: str | None, add_columns: bool, fmt: str) -> None:
+    """Import users from a CSV: numeric columns become features, others profile attributes.
+
+    A feature column the store does not have yet is refused unless --add-columns is given."""
     report = open_store(ctx, create=True).import_users(
         file,
+        allow_new_columns=add_columns,
         id_column=id_column,
         id_type=id_type,
         delimiter=delimiter,
@@ -136,11 +158,11 @@ def import_users(ctx: click.Context, file: Path, id_column: str, id_type: str, d
 
 @import_.command("labels")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--id-column", default="id", show_default=True)
-@click.option("--label-column", default="label", show_default=True)
+@click.option("--id-column", default="id", show_default=True, help="CSV column holding the user id.")
+@click.option("--label-column", default="label", show_default=True, help="CSV column holding the label (e.g. bot, human).")
 @click.option("--source", "default_source", default="import", show_default=True, help="Source for rows without a 'source' column.")
 @_ID_TYPE
-@click.option("--delimiter", default=",", show_default=True)
+@click.option("--delimiter", default=",", show_default=True, help="Field separator of the CSV.")
 @FORMAT
 @click.pass_context
 def import_labels(ctx: click.Context, file: Path, id_column: str, label_column: str, default_source: str, id_type: str, delimiter: str, fmt: str) -> None:
@@ -153,11 +175,21 @@ def import_labels(ctx: click.Context, file: Path, id_column: str, label_column: 
 
 @import_.command("ego-facebook")
 @click.option("--path", type=click.Path(path_type=Path), help="Folder of SNAP ego-Facebook files (default: the bundled copy).")
+@click.option("--with-demo-bots", is_flag=True,
+              help="Also add 200 injected bots (flagged synthetic, never recommended) and bot/human labels on 10% of each "
+                   "class, so that `train bots`, `score` and `bots` can be tried.")
+@click.option("--add-columns", is_flag=True, help="Allow feature columns the store does not have yet.")
 @FORMAT
 @click.pass_context
-def import_ego_facebook(ctx: click.Context, path: Path | None, fmt: str) -> None:
+def import_ego_facebook(ctx: click.Context, path: Path | None, with_demo_bots: bool, add_columns: bool, fmt: str) -> None:
     """Import SNAP ego-Facebook: 4,039 users, 88,234 friendships, 1,406 features, 193 circles."""
-    report = open_store(ctx, create=True).import_ego_facebook(path)
+    store = open_store(ctx, create=True)
+    if with_demo_bots:
+        from graphrec.tasks.bots.demo import import_ego_facebook_with_demo_bots
+
+        report = import_ego_facebook_with_demo_bots(store, path, allow_new_columns=add_columns)
+    else:
+        report = store.import_ego_facebook(path, allow_new_columns=add_columns)
     _report(report, fmt)
 
 
@@ -181,7 +213,24 @@ def user() -> None:
 @click.pass_context
 def user_show(ctx: click.Context, user_id: str, fmt: str) -> None:
     """A user's profile, degree and labels."""
-    emit(open_store(ctx).user_profile(user_id), fmt)
+    emit(open_store(ctx).user_profile(user_id), fmt, _profile_table)
+
+
+#: How many of a user's non-zero features ``user show`` prints in a table (JSON has them all).
+SHOWN_FEATURES = 8
+
+
+def _profile_table(profile: dict[str, Any]) -> str:
+    """The profile as key/value lines; features shortened to the first non-zero ones, with counts."""
+    features: dict[str, float] = profile["features"]
+    shown = ", ".join(f"{name}={cell(value)}" for name, value in list(features.items())[:SHOWN_FEATURES])
+    more = len(features) - SHOWN_FEATURES
+    summary = f"{len(features)} non-zero of {profile['feature_columns']}" + (f": {shown}" if shown else "")
+    if more > 0:
+        summary += f", ... ({more} more; --format json lists them all)"
+    rows = {k: v for k, v in profile.items() if k not in ("features", "feature_columns")}
+    rows["features"] = summary
+    return kv_table(rows)
 
 
 @user.command("friends")

@@ -28,11 +28,26 @@ def _noop(_: int) -> None:
     return None
 
 
-def ensure_feature_columns(conn: Connection, names: Sequence[str]) -> tuple[np.ndarray, int, int]:
+def ensure_feature_columns(conn: Connection, names: Sequence[str], *, allow_new: bool = False,
+                           source: str | None = None) -> tuple[np.ndarray, int, int]:
     """Positions of ``names`` in the feature space (appending new names); returns
-    (positions, total column count, number added)."""
+    (positions, total column count, number added).
+
+    A new column widens *every* user's feature vector, and models trained on the old width then
+    refuse to load or mismatch, so new names are an :class:`~graphrec.errors.InputError` (naming
+    them; nothing written) unless ``allow_new`` or the store has no feature column yet (the first
+    import defines the feature space). ``source`` names the input in that error."""
     rows = conn.execute(select(FeatureColumn.name, FeatureColumn.position)).all()
     known = {name: pos for name, pos in rows}
+    unknown = [n for n in dict.fromkeys(names) if n not in known]
+    if unknown and known and not allow_new:
+        shown = ", ".join(repr(n) for n in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise InputError(
+            f"{len(unknown)} new feature column(s) {shown}: the store has {len(known)} feature columns and adding one "
+            "widens every user's feature vector (trained models must then be retrained); pass --add-columns "
+            "(library: allow_new_columns=True) to add them",
+            source=source,
+        )
     nxt = max(known.values(), default=-1) + 1
     new_rows = []
     for name in names:
@@ -45,9 +60,11 @@ def ensure_feature_columns(conn: Connection, names: Sequence[str]) -> tuple[np.n
     return np.array([known[n] for n in names], dtype=np.int64), nxt, len(new_rows)
 
 
-def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progress: Progress = _noop) -> np.ndarray:
-    """Create or update the batch's users; returns their internal ids (aligned with the batch)."""
-    positions, dim, added = ensure_feature_columns(conn, batch.feature_names)
+def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progress: Progress = _noop, *,
+                allow_new_columns: bool = False) -> np.ndarray:
+    """Create or update the batch's users; returns their internal ids (aligned with the batch).
+    Feature columns the store lacks need ``allow_new_columns`` (see :func:`ensure_feature_columns`)."""
+    positions, dim, added = ensure_feature_columns(conn, batch.feature_names, allow_new=allow_new_columns, source=batch.source)
     report.feature_columns_added += added
     ids = bulk.lookup_user_ids(conn, batch.external_ids)
     new = np.flatnonzero(ids < 0)

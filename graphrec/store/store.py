@@ -60,7 +60,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, lite
 from sqlalchemy.sql.expression import ColumnElement, Subquery
 
 from graphrec.config import Settings
-from graphrec.errors import InputError, NotFoundError
+from graphrec.errors import InputError, NotFoundError, StoreStateError
 from graphrec.store import bulk, migrate
 from graphrec.store import scores as scoring
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
@@ -83,7 +83,7 @@ from graphrec.store.snapshot import Snapshot, read_snapshot
 from graphrec.store.vectors import decode_vector, encode_vector, stored_length
 
 if TYPE_CHECKING:  # pragma: no cover
-    from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
+    from graphrec.store.importers import BatchExtension, EdgeBatch, LabelBatch, UserBatch
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,21 @@ _FRIENDS_OF = (
     "SELECT user_hi AS n FROM friendships WHERE user_lo = {u} "
     "UNION ALL SELECT user_lo AS n FROM friendships WHERE user_hi = {u}"
 )
+
+
+def id_sort_key(external_id: str) -> tuple[int, int, str]:
+    """Sort key for external ids: integer ids numerically (``48`` before ``119``), then any other
+    text ids in text order."""
+    text_value = str(external_id)
+    body = text_value[1:] if text_value[:1] in "+-" else text_value
+    if body.isdigit() and body.isascii():
+        return (0, int(text_value), "")
+    return (1, 0, text_value)
+
+
+def sorted_ids(ids: Iterable[str]) -> list[str]:
+    """``ids`` sorted by :func:`id_sort_key`: numerically where they are integers."""
+    return sorted(ids, key=id_sort_key)
 
 
 def _ext(user: UserRef) -> str:
@@ -222,6 +237,33 @@ class SchemaStatus:
 
 
 @dataclass(frozen=True)
+class DowngradePlan:
+    """What a schema downgrade would do, found by running it in a transaction that is rolled
+    back: the revisions (before, after; None is an empty schema) and the tables it would drop
+    with their row counts (``alembic_version`` left out)."""
+
+    database: str
+    before: str | None
+    after: str | None
+    dropped: dict[str, int]
+
+    @property
+    def rows(self) -> int:
+        """Rows in the tables the downgrade would drop."""
+        return sum(self.dropped.values())
+
+    def describe(self) -> str:
+        """One line: ``downgrade of DB from 0001 to base drops 12 tables (users: 4,039 rows, ...)``."""
+        what = (f"drops {len(self.dropped)} table(s) holding {self.rows:,} row(s) ("
+                + ", ".join(f"{t}: {n:,}" for t, n in self.dropped.items()) + ")") if self.dropped else "drops no table"
+        return f"downgrade of {self.database} from {self.before or 'empty'} to {self.after or 'empty'} {what}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"database": self.database, "before": self.before, "after": self.after, "dropped": dict(self.dropped),
+                "rows": self.rows}
+
+
+@dataclass(frozen=True)
 class ExportResult:
     """What :meth:`GraphStore.export` wrote."""
 
@@ -258,9 +300,43 @@ class GraphStore:
         log.info("schema of %s: %s -> %s", self, result[0] or "empty", result[1])
         return result
 
-    def downgrade(self, revision: str) -> tuple[str | None, str | None]:
+    def downgrade_plan(self, revision: str) -> DowngradePlan:
+        """What :meth:`downgrade` to ``revision`` would remove, without removing it: the
+        downgrade runs in a transaction that is rolled back (both backends have transactional
+        DDL), and the tables it dropped are reported with their row counts."""
+        from sqlalchemy import inspect as sa_inspect
+        from sqlalchemy import table as sa_table
+
+        from alembic import command
+
+        self._require_database_file()
+        with self.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                before = migrate.current_revision(conn)
+                tables = [t for t in sa_inspect(conn).get_table_names() if t != "alembic_version"]
+                counts = {t: int(conn.execute(select(func.count()).select_from(sa_table(t))).scalar_one()) for t in tables}
+                command.downgrade(migrate.alembic_config(conn), revision)
+                after = migrate.current_revision(conn)
+                left = set(sa_inspect(conn).get_table_names())
+            finally:
+                trans.rollback()
+        dropped = {t: n for t, n in counts.items() if t not in left}
+        return DowngradePlan(self.engine.url.render_as_string(), before, after, dropped)
+
+    def downgrade(self, revision: str, *, confirm: Callable[[DowngradePlan], bool] | None = None) -> tuple[str | None, str | None]:
         """Take the schema down to ``revision`` in one transaction (``base`` drops every graphrec
-        table and its data). Returns the revisions (before, after); None stands for empty."""
+        table and its data). Returns the revisions (before, after); None stands for empty.
+
+        Destructive, so callers should confirm: with ``confirm``, the :class:`DowngradePlan`
+        (tables and row counts that would go) is computed first and handed to it; unless it
+        returns True nothing is changed and an :class:`~graphrec.errors.InputError` says so."""
+        if confirm is not None:
+            plan = self.downgrade_plan(revision)
+            if not confirm(plan):
+                raise InputError(f"schema downgrade to {revision!r} not confirmed: nothing was changed")
+        else:
+            self._require_database_file()
         result = migrate.downgrade(self.engine, revision)
         self._schema_ok = False
         log.info("schema of %s: %s -> %s", self, result[0] or "empty", result[1] or "empty")
@@ -269,6 +345,8 @@ class GraphStore:
     def schema_status(self) -> SchemaStatus:
         """The schema revision of the database beside the one this code expects (no check:
         works on an empty or outdated database)."""
+        if self.missing_database_file() is not None:  # do not create the file to look inside it
+            return SchemaStatus(self.engine.url.render_as_string(), None, migrate.SCHEMA_HEAD)
         current, head = migrate.schema_status(self.engine)
         return SchemaStatus(self.engine.url.render_as_string(), current, head)
 
@@ -280,10 +358,33 @@ class GraphStore:
         return False
 
     def check_schema(self) -> None:
-        """Raise :class:`StoreStateError` unless the schema is at the code's head revision."""
+        """Raise :class:`StoreStateError` unless the schema is at the code's head revision.
+
+        A SQLite file that does not exist is reported as such, and is not created: connecting
+        would create an empty file for a mistyped path, so reads never do."""
         if not self._schema_ok:
+            self._require_database_file()
             migrate.require_current(self.engine)
             self._schema_ok = True
+
+    def missing_database_file(self) -> Path | None:
+        """The SQLite file this store names when it does not exist yet (None for PostgreSQL,
+        in-memory SQLite and an existing file). Only schema changes and imports create it."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        if url.query.get("uri") or url.database.startswith("file:"):
+            return None  # SQLite URI filenames (mode=memory, mode=ro, ...): leave them to SQLite
+        path = Path(url.database).expanduser()
+        return None if path.exists() else path.resolve()
+
+    def _require_database_file(self) -> None:
+        missing = self.missing_database_file()
+        if missing is not None:
+            raise StoreStateError(
+                f"no database at {missing}: not initialised, nothing created (run `graphrec db upgrade` or a `graphrec import` command to create it, "
+                "or point --database-url / GRAPHREC_DATABASE_URL at an existing one)"
+            )
 
     # -- transactions ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -321,13 +422,18 @@ class GraphStore:
         attributes: Mapping[str, Any] | None = None,
         features: Mapping[str, float] | None = None,
         is_synthetic: bool = False,
+        allow_new_columns: bool = False,
     ) -> None:
-        """Create a user; ``features`` maps feature names to numbers (new names become columns)."""
+        """Create a user; ``features`` maps feature names to numbers.
+
+        A name the store has no column for would widen every user's feature vector (and make
+        trained models refuse to load), so it is an :class:`~graphrec.errors.InputError` naming
+        the new column(s) unless ``allow_new_columns`` (or the store has no feature column yet)."""
         ext = _ext(user)
         with self.write() as conn:
             if conn.execute(select(User.id).where(User.external_id == ext)).first() is not None:
                 raise InputError(f"user {ext!r} already exists")
-            blob = self._encode_features(conn, features)
+            blob = self._encode_features(conn, features, allow_new=allow_new_columns)
             now = utcnow()
             conn.execute(
                 insert(User).values(
@@ -347,8 +453,10 @@ class GraphStore:
         *,
         attributes: Mapping[str, Any] | None = None,
         features: Mapping[str, float] | None = None,
+        allow_new_columns: bool = False,
     ) -> None:
-        """Merge new attribute values (``None`` removes a key) and feature values into a user."""
+        """Merge new attribute values (``None`` removes a key) and feature values into a user
+        (new feature columns need ``allow_new_columns``, as in :meth:`add_user`)."""
         with self.write() as conn:
             uid = self._user_id(conn, user)
             row = conn.execute(select(User.attributes, User.features).where(User.id == uid)).one()
@@ -362,11 +470,12 @@ class GraphStore:
                         merged[key] = value
                 values["attributes"] = merged or None
             if features:
-                values["features"] = self._encode_features(conn, features, base=row.features)
+                values["features"] = self._encode_features(conn, features, base=row.features, allow_new=allow_new_columns)
             conn.execute(update(User).where(User.id == uid).values(**values))
             bulk.bump_revision(conn)
 
-    def _encode_features(self, conn: Connection, features: Mapping[str, float] | None, base: bytes | None = None) -> bytes | None:
+    def _encode_features(self, conn: Connection, features: Mapping[str, float] | None, base: bytes | None = None, *,
+                         allow_new: bool = False) -> bytes | None:
         if not features:
             return base
         from graphrec.store import loader
@@ -376,7 +485,7 @@ class GraphStore:
         if not np.isfinite(vals).all():
             bad = names[int(np.flatnonzero(~np.isfinite(vals))[0])]
             raise InputError(f"feature {bad!r} must be a finite number")
-        positions, dim, _ = loader.ensure_feature_columns(conn, names)
+        positions, dim, _ = loader.ensure_feature_columns(conn, names, allow_new=allow_new)
         vec = decode_vector(base, dim)
         vec[positions] = vals.astype(np.float32)
         return encode_vector(vec)
@@ -403,20 +512,26 @@ class GraphStore:
 
     def user_profile(self, user: UserRef) -> dict[str, Any]:
         """What ``graphrec user show`` prints, read in one transaction: ``{id, is_synthetic,
-        deleted, degree (active friends; 0 for a deleted user), attributes, features (non-zero
-        values by column name), created_at, updated_at (ISO 8601)}``. Deleted users are shown
-        too; an unknown user is a :class:`~graphrec.errors.NotFoundError`."""
+        deleted, degree (active friends; 0 for a deleted user), labels (label by source),
+        attributes, features (non-zero values by column name), feature_columns (how many the
+        store has), created_at, updated_at (ISO 8601)}``. Deleted users are shown too; an
+        unknown user is a :class:`~graphrec.errors.NotFoundError`."""
         with self.read() as conn:
             uid = self._user_id(conn, user, include_deleted=True)
             rec = self._user_record(conn, uid)
             degree = 0 if rec.is_deleted else len(self._neighbours(conn, uid))
+            labels = {src: lab for src, lab in conn.execute(
+                select(Label.source, Label.label).where(Label.user_id == uid).order_by(Label.source))}
+            n_columns = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
         return {
             "id": rec.external_id,
             "is_synthetic": rec.is_synthetic,
             "deleted": rec.is_deleted,
             "degree": degree,
+            "labels": labels,
             "attributes": rec.attributes,
             "features": rec.features,
+            "feature_columns": n_columns,
             "created_at": rec.created_at.isoformat(),
             "updated_at": rec.updated_at.isoformat(),
         }
@@ -508,21 +623,22 @@ class GraphStore:
             ).first() is not None
 
     def neighbours(self, user: UserRef) -> list[str]:
-        """External ids of the user's active friends, sorted."""
+        """External ids of the user's active friends, sorted (numerically for integer ids)."""
         with self.read() as conn:
             return self._neighbours(conn, self._user_id(conn, user))
 
     @staticmethod
     def _neighbours(conn: Connection, uid: int) -> list[str]:
-        return sorted(conn.execute(_ACTIVE_FRIENDS, {"u": uid}).scalars())
+        return sorted_ids(conn.execute(_ACTIVE_FRIENDS, {"u": uid}).scalars())
 
     def degree(self, user: UserRef) -> int:
         """Number of active friends."""
         return len(self.neighbours(user))
 
     def mutual_friends(self, a: UserRef, b: UserRef) -> list[str]:
-        """External ids of the active users who are friends of both, sorted."""
-        return sorted(set(self.neighbours(a)) & set(self.neighbours(b)))
+        """External ids of the active users who are friends of both, sorted (numerically for
+        integer ids)."""
+        return sorted_ids(set(self.neighbours(a)) & set(self.neighbours(b)))
 
     # -- blocks ------------------------------------------------------------------------------
     def block(self, blocker: UserRef, blocked: UserRef) -> bool:
@@ -550,7 +666,7 @@ class GraphStore:
         """Users that ``user`` blocked or that blocked ``user``: never recommend them to each other."""
         with self.read() as conn:
             uid = self._user_id(conn, user)
-            return sorted(conn.execute(_BLOCKED_EITHER_WAY, {"u": uid}).scalars())
+            return sorted_ids(conn.execute(_BLOCKED_EITHER_WAY, {"u": uid}).scalars())
 
     # -- labels ------------------------------------------------------------------------------
     def set_label(self, user: UserRef, label: str, *, source: str = "manual") -> None:
@@ -627,23 +743,26 @@ class GraphStore:
 
         return self._run_import("blocks", batch.source, body)
 
-    def load_users(self, batch: UserBatch) -> ImportReport:
-        """Write a validated user batch in one transaction."""
+    def load_users(self, batch: UserBatch, *, allow_new_columns: bool = False) -> ImportReport:
+        """Write a validated user batch in one transaction. Feature columns the store lacks are
+        an :class:`~graphrec.errors.InputError` (nothing written) unless ``allow_new_columns`` or
+        the store has no feature column yet: a new column widens every user's vector."""
         from graphrec.progress import progress_bar
         from graphrec.store import loader
 
         def body(conn: Connection, report: ImportReport) -> None:
             report.rows_read = len(batch.external_ids)
             with progress_bar(total=len(batch.external_ids), desc="users", unit="user") as bar:
-                loader.write_users(conn, batch, report, progress=bar.update)
+                loader.write_users(conn, batch, report, progress=bar.update, allow_new_columns=allow_new_columns)
 
         return self._run_import("users", batch.source, body)
 
-    def import_users(self, path: str | Path, **options: Any) -> ImportReport:
-        """Import a users CSV (see :func:`graphrec.store.importers.read_users`)."""
+    def import_users(self, path: str | Path, *, allow_new_columns: bool = False, **options: Any) -> ImportReport:
+        """Import a users CSV (see :func:`graphrec.store.importers.read_users`; new feature
+        columns need ``allow_new_columns``, as in :meth:`load_users`)."""
         from graphrec.store.importers import read_users
 
-        return self.load_users(read_users(path, **options))
+        return self.load_users(read_users(path, **options), allow_new_columns=allow_new_columns)
 
     def import_labels(self, path: str | Path, **options: Any) -> ImportReport:
         """Import a labels CSV (see :func:`graphrec.store.importers.read_labels`)."""
@@ -661,9 +780,15 @@ class GraphStore:
 
         return self._run_import("labels", batch.source, body)
 
-    def import_ego_facebook(self, path: str | Path | None = None) -> ImportReport:
+    def import_ego_facebook(self, path: str | Path | None = None, *, allow_new_columns: bool = False,
+                            extend: Callable[[UserBatch, EdgeBatch], BatchExtension] | None = None) -> ImportReport:
         """Import SNAP ego-Facebook (bundled copy unless ``path`` names a folder of SNAP files):
-        users with their 1,406 binary features, friendships and circles, in one transaction."""
+        users with their 1,406 binary features, friendships and circles, in one transaction.
+
+        ``extend`` receives the dataset's validated users and friendships and returns more rows
+        (:class:`~graphrec.store.importers.BatchExtension`) written in the same transaction,
+        after the dataset: either everything lands or nothing does. ``allow_new_columns`` as in
+        :meth:`load_users` (needed when the store already has other feature columns)."""
         from graphrec.datasets import load_ego_facebook
         from graphrec.store import loader
         from graphrec.store.importers import EdgeBatch, UserBatch
@@ -688,12 +813,18 @@ class GraphStore:
             rows_read=int(data.edges.shape[0]),
         )
         circles = [(str(ego), name, [str(m) for m in members]) for ego, name, members in data.circles]
+        extra = extend(users, edges) if extend is not None else None
 
         def body(conn: Connection, report: ImportReport) -> None:
             report.rows_read = len(ids) + int(data.edges.shape[0])
-            loader.write_users(conn, users, report)
+            loader.write_users(conn, users, report, allow_new_columns=allow_new_columns)
             loader.write_edges(conn, edges, report, create_users=False)
             loader.write_circles(conn, circles, report, source="ego-facebook")
+            if extra is not None:
+                loader.write_users(conn, extra.users, report, allow_new_columns=allow_new_columns)
+                loader.write_edges(conn, extra.edges, report, create_users=False)
+                if extra.labels is not None and extra.labels.external_ids:
+                    loader.write_labels(conn, extra.labels, report)
 
         return self._run_import("ego-facebook", users.source, body)
 
@@ -844,7 +975,8 @@ class GraphStore:
 
     def mutual_friends_with(self, user: UserRef, candidates: Sequence[str]) -> dict[str, list[str]]:
         """Live mutual friends of ``user`` and each of ``candidates`` (active, real users, sorted),
-        in one query: what a suggestion's "N mutual friends" reason must show."""
+        in one query: what a suggestion's "N mutual friends" reason must show (sorted
+        numerically for integer ids)."""
         if not candidates:
             return {}
         source, ids = self._users_in_list("c", candidates)
@@ -861,7 +993,7 @@ class GraphStore:
         with self.read() as conn:
             for cand, mutual in conn.execute(text(sql), {"e": _ext(user), "ids": ids, "f": False}):
                 out[cand].append(mutual)
-        return {c: sorted(v) for c, v in out.items()}
+        return {c: sorted_ids(v) for c, v in out.items()}
 
     def excluded_candidates(self, external_ids: Sequence[str], *, score_kind: str | None = None,
                             score_threshold: float | str = "flagged") -> set[str]:
