@@ -5,12 +5,17 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.graphrec-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-quick bench clean
 
-# torch first, pinned to the CPU build, so nothing afterwards can pull a CUDA torch.
+# torch first, pinned, so nothing afterwards can pull another torch. TORCH_PIP_ARGS picks where the
+# CPU build comes from: empty where the local pip configuration provides it (this project's
+# machines and CI); on an ordinary machine use
+#   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# or pip takes the multi-GB CUDA build from PyPI.
+TORCH_PIP_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
@@ -27,6 +32,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
+
+# The same without the tests marked slow (models that must learn, full CLI flows): about a minute.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py

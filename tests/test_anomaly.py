@@ -105,6 +105,7 @@ def test_feature_autoencoders_learn_the_normal_manifold(variant: str, tied: bool
     assert det.history_[-1] < det.history_[0]
 
 
+@pytest.mark.slow
 def test_dominant_learns(injected) -> None:
     graph = injected.graph
     det = make_detector("dominant", seed=0, threads=1, epochs=60).fit(graph)

@@ -75,6 +75,7 @@ def test_label_signals_do_not_depend_on_label_count() -> None:
     assert abs(few[:, 0].mean() - many[:, 0].mean()) < 0.25 * many[:, 0].mean()
 
 
+@pytest.mark.slow
 def test_model_learns_and_beats_baselines() -> None:
     # Many attack edges per bot (15 against ~10 inside the region): where label propagation degrades.
     g = small_graph(attack_edges=15, seed=2)
@@ -256,6 +257,7 @@ def test_cli_bot_commands(bot_store: GraphStore, database_url: str, tmp_path: Pa
     assert r.exit_code == 2
 
 
+@pytest.mark.slow
 def test_cli_eval_and_train_bots(sqlite_url: str, tmp_path: Path) -> None:
     store = GraphStore(sqlite_url, home=tmp_path / "home")
     store.initialize()
@@ -278,6 +280,7 @@ def test_train_without_labels_is_a_clear_error(store: GraphStore) -> None:
         train_and_register(store, get_task("bots"), FAST)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="uses SIGKILL")
 def test_killed_job_leaves_store_consistent(sqlite_url: str, tmp_path: Path, trained_home: Path) -> None:
     """A job killed with SIGKILL mid-run leaves the previous complete run; a rerun completes."""

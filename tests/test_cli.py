@@ -23,6 +23,7 @@ def run(url: str, *args: str, env: dict[str, str] | None = None):
     return runner.invoke(cli, list(args), env={"GRAPHREC_DATABASE_URL": url, **(env or {})}, catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_full_flow_json(database_url: str, tmp_path: Path) -> None:
     r = run(database_url, "db", "upgrade")
     assert r.exit_code == 0 and "-> 0001" in r.output

@@ -31,6 +31,7 @@ def test_bundled_dataset_has_the_published_sizes(ego) -> None:
     assert (ego.edges[:, 0] < ego.edges[:, 1]).all()
 
 
+@pytest.mark.slow
 def test_features_are_the_or_of_every_ego_network(ego) -> None:
     """Recompute one user's global vector straight from the raw per-ego files (bundled copy)."""
     import io
@@ -68,6 +69,7 @@ def test_folder_and_bundled_copy_agree(ego) -> None:
     np.testing.assert_array_equal(other.edges, ego.edges)
 
 
+@pytest.mark.slow
 def test_import_into_store(store: GraphStore, ego) -> None:
     report = store.import_ego_facebook()
     assert (report.users_created, report.friendships_added, report.circles_written, report.feature_columns_added) == (

@@ -97,6 +97,7 @@ def test_conv_vae_shapes_and_binary_samples() -> None:
 
 
 # --------------------------------------------------------------------------------------- GAN
+@pytest.mark.slow
 def test_gan_learns_ring_of_gaussians() -> None:
     real = ring_of_gaussians(2000, seed=0)
     held = ring_of_gaussians(1000, seed=1)
@@ -329,6 +330,7 @@ def test_precision_recall_sanity() -> None:
     assert pr.precision > 0.9 and pr.recall < 0.7
 
 
+@pytest.mark.slow
 def test_c2st_auc() -> None:
     rng = np.random.default_rng(0)
     same = classifier_two_sample_auc(rng.normal(size=(400, 4)), rng.normal(size=(400, 4)))
@@ -351,6 +353,7 @@ def test_distance_to_closest_record_and_comparison() -> None:
     assert fresh.share_exact_copies < 0.05 and fresh.p_value_smaller > 0.01
 
 
+@pytest.mark.slow
 def test_package_never_imports_graphrec() -> None:
     code = "import sys, generative; assert not [m for m in sys.modules if m.startswith('graphrec')]"
     root = Path(__file__).resolve().parents[1]

@@ -215,6 +215,7 @@ def ego():
     return load_ego_facebook()
 
 
+@pytest.mark.slow
 def test_model_learns_and_beats_every_heuristic_on_ego_facebook(ego) -> None:
     """A small, fast configuration already ranks held-out friends better than CN/AA/RA/PPR."""
     cfg = LinkPredConfig(seed=0, rounds=1, users_per_round=600, epochs=3, gnn_dim=0)

@@ -117,6 +117,7 @@ def test_new_users_after_training(trained: GraphStore) -> None:
     assert any("similar profile" in r for s in cold for r in s.reasons)
 
 
+@pytest.mark.slow
 def test_cli_train_recommend_and_batch(tmp_path: Path) -> None:
     env = {"GRAPHREC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "GRAPHREC_HOME": str(tmp_path / "home")}
     runner = CliRunner()
@@ -191,6 +192,7 @@ def test_broken_artifacts_give_clear_errors(trained: GraphStore, tmp_path: Path)
         Recommender(store, version="nope")
 
 
+@pytest.mark.slow
 def test_cli_eval_linkpred_prints_model_beside_heuristics(trained: GraphStore) -> None:
     r = CliRunner().invoke(
         cli,
