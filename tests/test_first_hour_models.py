@@ -11,6 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -303,3 +304,36 @@ def test_every_command_takes_log_format_json_and_training_reports_progress(sqlit
         assert r.exit_code == 0 and not r.stderr.lstrip().startswith("{")
     finally:
         set_log_format("text")
+
+
+# -- 5. hints and --kind ------------------------------------------------------------------------------
+def test_hints_name_real_commands(store: GraphStore, tmp_path: Path) -> None:
+    r = _cli(store, "scores", "export", "--kind", "nonsense", "--output", str(tmp_path / "x.csv"))
+    assert r.exit_code == 2 and r.output.startswith("error: unknown scoring kind 'nonsense'") and len(r.output.strip().splitlines()) == 1
+    r = _cli(store, "bots", "--top", "3")
+    assert r.exit_code == 4 and "`graphrec score`" in r.output and "`the" not in r.output
+    store.add_user("a")
+    r = _cli(store, "score")
+    assert r.exit_code == 4 and "`graphrec train bots`" in r.output and "train bot`" not in r.output
+
+
+# -- 6. help texts ------------------------------------------------------------------------------------
+MY_COMMANDS = [("train", "linkpred"), ("train", "bots"), ("train", "siamese"), ("train", "anomaly"), ("eval", "linkpred"), ("eval", "bots"),
+               ("eval", "siamese"), ("synth",), ("synth", "purge"), ("models",), ("models", "list"), ("models", "show"),
+               ("models", "promote"), ("models", "rollback"), ("score",), ("score-bots",), ("train",), ("eval",)]
+
+
+@pytest.mark.parametrize("path", MY_COMMANDS, ids=lambda p: " ".join(p))
+def test_help_has_no_markup_and_describes_every_option(path: tuple[str, ...]) -> None:
+    r = CliRunner().invoke(cli, [*path, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "``" not in r.output and ":class:" not in r.output and ":func:" not in r.output
+    group: click.Command = cli
+    ctx = click.Context(cli)
+    for word in path:
+        assert isinstance(group, click.Group)
+        sub = group.get_command(ctx, word)
+        assert sub is not None
+        group = sub
+    undocumented = [p.name for p in group.params if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip()]
+    assert undocumented == []

@@ -16,8 +16,8 @@ def train() -> None:
 
 
 @train.command("linkpred")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed (splits, initialisation, sampling): the same seed and data give the same model.')
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1), help='Training epochs over the candidate lists.')
 @click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0), help="GCN embedding width (0: no GNN term).")
 @threads_option()
 @FORMAT
@@ -34,9 +34,9 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, thr
 
 
 @train.command("bots")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed (folds, initialisation): the same seed and labels give the same model.')
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-fitting folds (one model each).")
-@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1), help="Training epochs of each fold's network.")
 @click.option("--target-precision", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="The flagging threshold is the lowest whose out-of-fold precision reaches this.")
 @click.option("--positive-label", default="bot", show_default=True, help="Label that marks a bot; any other label is a non-bot.")
@@ -67,9 +67,9 @@ def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_pr
 
 
 @train.command("siamese")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
-@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed (pairs, initialisation, negatives).')
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1), help='Training epochs over the positive pairs.')
+@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True, help="Training loss: in_batch (softmax over the batch's other users) or contrastive (margin on random negatives).")
 @threads_option()
 @FORMAT
 @click.pass_context
@@ -89,7 +89,7 @@ def train_siamese(ctx: click.Context, seed: int, epochs: int, loss: str, threads
 @click.option("--kind", type=click.Choice(["context", "dominant", "vanilla", "denoising", "sparse"]), default="context", show_default=True,
               help="Detector: context (profile vs friends + graph structure; the default by measurement), the DOMINANT graph "
                    "autoencoder, or a feature autoencoder.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed (initialisation, sampling).')
 @click.option("--contamination", default=0.05, show_default=True, type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True),
               help="Expected share of anomalous users: the flagging threshold is this upper quantile of the training scores.")
 @click.option("--tied", is_flag=True, help="Tie decoder weights to the encoder's (autoencoder kinds).")
@@ -136,12 +136,12 @@ def _cell(d: dict[str, Any], part: str, name: str, metric: str, width: int) -> s
 
 
 @eval_.command("linkpred")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed of the held-out split and the model (ignored with --seeds).')
 @click.option("--seeds", callback=_seed_list, help="Comma-separated seeds (e.g. 0,1,2): the protocol once per seed, every figure as mean ± std; overrides --seed.")
-@click.option("--test-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
-@click.option("--max-users", default=1000, show_default=True, type=click.IntRange(1))
-@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
-@click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0))
+@click.option("--test-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5), help='Share of friendships held out for testing.')
+@click.option("--max-users", default=1000, show_default=True, type=click.IntRange(1), help='At most this many users with held-out friends are ranked.')
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1), help='Training epochs of the evaluated model.')
+@click.option("--gnn-dim", default=16, show_default=True, type=click.IntRange(0), help='GCN embedding width of the evaluated model (0: no GNN term).')
 @click.option("--hard-negatives", default=100, show_default=True, type=click.IntRange(0),
               help="Hard negatives per user (top CN, RA and PPR candidates, HeaRT protocol); 0: skip that ranking.")
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
@@ -176,11 +176,11 @@ def eval_linkpred(ctx: click.Context, seed: int, seeds: list[int] | None, test_f
 
 
 @eval_.command("bots")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--test-fraction", default=0.3, show_default=True, type=click.FloatRange(0.05, 0.9))
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
-@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
-@click.option("--positive-label", default="bot", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed of the split and the models.')
+@click.option("--test-fraction", default=0.3, show_default=True, type=click.FloatRange(0.05, 0.9), help='Share of the labelled users held out for testing (stratified).')
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help='Cross-fitting folds of the evaluated model.')
+@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1), help="Training epochs of each fold's network.")
+@click.option("--positive-label", default="bot", show_default=True, help='Label that marks a bot; any other label is a non-bot.')
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
 @threads_option()
 @FORMAT
@@ -208,10 +208,10 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
 
 
 @eval_.command("siamese")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--hidden-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5))
-@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
-@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed of the hidden users and the model.')
+@click.option("--hidden-fraction", default=0.1, show_default=True, type=click.FloatRange(0.01, 0.5), help='Share of users whose friendships are all hidden (the cold-start users).')
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1), help='Training epochs of the evaluated encoder.')
+@click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True, help="Training loss: in_batch (softmax over the batch's other users) or contrastive (margin on random negatives).")
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
 @threads_option()
 @FORMAT
@@ -243,7 +243,7 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
 @cli.group("synth", invoke_without_command=True)
 @click.option("--model", "model", type=click.Choice(["vae", "gan"]), default="vae", show_default=True, help="Profile generator.")
 @click.option("--n", "n", type=click.IntRange(1), help="How many synthetic users to create.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help='Random seed of the generator and of the drawn users and friendships.')
 @click.option("--label", help="Give every synthetic user this label (e.g. bot); profiles come from a class-conditional model.")
 @click.option("--epochs", type=click.IntRange(1), help="Generator training epochs [default: the model's].")
 @threads_option()
@@ -254,7 +254,7 @@ def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str |
     the real users, friendships by profile-anchored triadic closure, all in one transaction.
     Synthetic users are never recommended and are excluded from training and evaluation.
 
-    `graphrec synth purge` removes every synthetic user and friendship."""
+    'graphrec synth purge' removes every synthetic user and friendship."""
     if ctx.invoked_subcommand is not None:
         return
     if n is None:
