@@ -276,3 +276,14 @@ def test_help_of_data_commands_has_no_markup_and_describes_every_option() -> Non
     assert checked >= 12
     r = CliRunner().invoke(cli, ["db", "downgrade", "--help"])
     assert "'base'" in r.output and "--yes" in r.output
+
+
+def test_unknown_users_are_reported_together(store: GraphStore, tmp_path: Path) -> None:
+    store.add_user("1")
+    labels = write(tmp_path / "labels.csv", "id,label\n1,bot\n7,bot\n8,human\n9,human\n")
+    with pytest.raises(InputError) as info:
+        store.import_labels(labels)
+    message = str(info.value)
+    assert message.startswith(f"{labels}:3: unknown user '7'") and "line 4: unknown user '8'" in message
+    assert "line 5: unknown user '9'" in message and "(3 problems in all)" in message
+    assert store.labels() == {}

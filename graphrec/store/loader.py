@@ -12,7 +12,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from graphrec.errors import InputError
 from graphrec.store import bulk
-from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
+from graphrec.store.importers import SHOWN_PROBLEMS, EdgeBatch, LabelBatch, UserBatch
 from graphrec.store.report import ImportReport
 from graphrec.store.schema import Circle, CircleMember, FeatureColumn, Label, User, utcnow
 from graphrec.store.vectors import decode_rows, encode_rows
@@ -160,12 +160,16 @@ def resolve_users(
     report: ImportReport,
     progress: Progress = _noop,
 ) -> np.ndarray:
-    """Internal ids for ``external_ids``; unknown ones are created (``create``) or an error."""
+    """Internal ids for ``external_ids``; unknown ones are created (``create``) or one error
+    listing the first few (``missing_error(k)`` describes ``external_ids[k]``) and their count."""
     ids = bulk.lookup_user_ids(conn, external_ids)
     missing = np.flatnonzero(ids < 0)
     if missing.size:
         if not create:
-            raise missing_error(int(missing[0]))
+            if missing.size == 1:
+                raise missing_error(int(missing[0]))
+            errors = [missing_error(int(k)) for k in missing[:SHOWN_PROBLEMS].tolist()]
+            raise InputError.several([(e.line, e.problem) for e in errors], source=errors[0].source, total=int(missing.size))
         ids[missing] = bulk.insert_users(conn, [external_ids[int(i)] for i in missing], progress=progress)
         report.users_created += int(missing.size)
     return ids
