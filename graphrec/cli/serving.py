@@ -10,18 +10,67 @@ import click
 from graphrec.cli.app import FORMAT, cli, emit, open_store, threads_option
 
 
+def show(value: Any) -> str:
+    """A value as a table cell: floats to 4 significant digits, lists joined by commas, dicts as
+    ``k=v``, None as ``-``: never a Python repr."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(show(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={show(v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def freshness_lines(d: dict[str, Any]) -> list[str]:
+    """The table footer: one line per served model or run, its store revision against the store's."""
+    return [f["message"] for f in d.get("freshness", [])]
+
+
+def freshness_note(d: dict[str, Any]) -> str:
+    """The same as :func:`freshness_lines`, appended to a table's first line (``; ...``), for
+    tables whose rows start on a fixed line."""
+    return "".join(f"; {m}" for m in freshness_lines(d))
+
+
+def user_argument(positional: str | None, option: str | None, *, required: bool = True) -> str | None:
+    """The user given as ``USER`` or ``--user USER`` (both allowed when they agree)."""
+    from graphrec.errors import InputError
+
+    if positional is not None and option is not None and positional.strip() != option.strip():
+        raise InputError(f"two different users given: USER {positional!r} and --user {option!r}: give one")
+    user = positional if positional is not None else option
+    if user is None and required:
+        raise InputError("give the user: USER or --user USER")
+    return user
+
+
 @cli.command("similar")
-@click.option("--user", "user_id", required=True, help="External id of the user.")
-@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1))
+@click.argument("user", required=False)
+@click.option("--user", "user_id", help="External id of the user (the same as the USER argument).")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of similar users to list.")
 @click.option("--model-version", help="Siamese model version (default: the latest trained).")
 @FORMAT
 @click.pass_context
-def similar(ctx: click.Context, user_id: str, k: int, model_version: str | None, fmt: str) -> None:
-    """Users with the most similar learned profile embedding (works for users with no friends)."""
+def similar(ctx: click.Context, user: str | None, user_id: str | None, k: int, model_version: str | None, fmt: str) -> None:
+    """Users with the most similar learned profile embedding to USER (works for users with no
+    friends). Says when the Siamese model is older than the store."""
     from graphrec.serving.similar import find_similar
 
-    data = find_similar(open_store(ctx), user_id, k, version=model_version)
-    emit(data, fmt, lambda d: "\n".join(f"{it['user']:>12s}  {it['similarity']:.4f}" for it in d["similar"]) or "(none)")
+    chosen = user_argument(user, user_id)
+    assert chosen is not None
+    data = find_similar(open_store(ctx), chosen, k, version=model_version)
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"users similar to {d['user']} (siamese model {d['model']})", f"{'user':>12s}  similarity"]
+        lines += [f"{it['user']:>12s}  {show(it['similarity']):>10s}" for it in d["similar"]] or ["  (none)"]
+        return "\n".join(lines + freshness_lines(d))
+
+    emit(data, fmt, table)
 
 
 @cli.group("index")
@@ -50,11 +99,11 @@ def bots_cmd(ctx: click.Context, top: int, fmt: str) -> None:
     data = top_bots(open_store(ctx), top=top).as_dict()
 
     def table(d: dict[str, Any]) -> str:
-        lines = [f"run {d['run_id']} of {d['run_date']}, threshold {d['threshold']:.3f}",
+        lines = [f"run {d['run_id']} of {d['run_date']}, threshold {show(d['threshold'])}{freshness_note(d)}",
                  f"{'user':>12s} {'score':>7s} {'flag':>4s}  signals"]
         for it in d["bots"]:
-            sig = ", ".join(f"{k}={v}" for k, v in it["signals"].items() if k != "score")
-            lines.append(f"{it['user']:>12s} {it['score']:7.4f} {'yes' if it['flagged'] else 'no':>4s}  {sig}")
+            sig = show({k: v for k, v in it["signals"].items() if k != "score"})
+            lines.append(f"{it['user']:>12s} {show(it['score']):>7s} {show(it['flagged']):>4s}  {sig}")
         return "\n".join(lines)
 
     emit(data, fmt, table)
@@ -77,12 +126,12 @@ def anomalies_cmd(ctx: click.Context, top: int, live: bool, threads: int, fmt: s
     data = top_anomalies(open_store(ctx), top=top, live=live, threads=threads).as_dict()
 
     def table(d: dict[str, Any]) -> str:
-        lines = [f"{d['source']}, threshold {d['threshold']:.4f}", f"{'user':>12s} {'score':>7s} {'flag':>4s} {'driver':>10s}  why"]
+        lines = [f"{d['source']}, threshold {show(d['threshold'])}{freshness_note(d)}", f"{'user':>12s} {'score':>7s} {'flag':>4s} {'driver':>10s}  why"]
         for it in d["anomalies"]:
-            feats = ", ".join(f"{f['feature']}={f['value']:g} (expected {f['expected']:.2f})" for f in it.get("features", [])[:3])
+            feats = ", ".join(f"{f['feature']}={show(f['value'])} (expected {f['expected']:.2f})" for f in it.get("features", [])[:3])
             why = feats if it.get("driver") == "attributes" else (
-                f"friends outside own communities {it.get('friends_outside_own_communities', {})}, {it.get('friends')} friends")
-            lines.append(f"{it['user']:>12s} {it['score']:7.4f} {'yes' if it['flagged'] else 'no':>4s} {it.get('driver', ''):>10s}  {why}")
+                f"friends outside own communities {show(it.get('friends_outside_own_communities'))}, {show(it.get('friends'))} friends")
+            lines.append(f"{it['user']:>12s} {show(it['score']):>7s} {show(it['flagged']):>4s} {show(it.get('driver')):>10s}  {why}")
         return "\n".join(lines)
 
     emit(data, fmt, table)
@@ -99,14 +148,16 @@ def scores() -> None:
 @FORMAT
 @click.pass_context
 def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None:
-    """Write ``id,score,is_synthetic`` for every user of the latest complete run of KIND (atomically)."""
+    """Write id,score,is_synthetic for every user of the latest complete scoring run of --kind to
+    a CSV file (atomically: the file appears complete or not at all)."""
     from graphrec.serving.scores import export_scores
 
     emit(export_scores(open_store(ctx), kind, output).as_dict(), fmt)
 
 
 @cli.command()
-@click.option("--user", "user_id", help="External id of the user to recommend friends to.")
+@click.argument("user", required=False)
+@click.option("--user", "user_id", help="External id of the user to recommend friends to (the same as the USER argument).")
 @click.option("--users-file", type=click.Path(path_type=Path), help="Batch mode: one external id per line.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Batch mode: JSON-lines output file.")
 @click.option("-k", "k", default=20, show_default=True, type=click.IntRange(1), help="Number of suggestions.")
@@ -117,6 +168,7 @@ def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None
 @click.pass_context
 def recommend(
     ctx: click.Context,
+    user: str | None,
     user_id: str | None,
     users_file: Path | None,
     output: Path | None,
@@ -126,11 +178,14 @@ def recommend(
     model_version: str | None,
     fmt: str,
 ) -> None:
-    """Friend suggestions with scores and reasons (one user, or a batch to JSON lines)."""
+    """Friend suggestions for USER with scores and reasons, how many candidates each filter
+    removed (self, friends, blocked, deleted, synthetic, likely bots) and whether the model is
+    older than the store; or a batch (--users-file) to JSON lines."""
     from graphrec.errors import InputError
 
+    user_id = user_argument(user, user_id, required=False)
     if (user_id is None) == (users_file is None):
-        raise InputError("give exactly one of --user ID or --users-file FILE")
+        raise InputError("give exactly one of USER (or --user USER) or --users-file FILE")
     if user_id is not None and output is not None:
         raise InputError("--output goes with --users-file (use --format json for one user)")
     if users_file is not None and output is None:
@@ -142,17 +197,18 @@ def recommend(
     if users_file is not None:
         assert output is not None
         report = recommend_batch(open_store(ctx), users_file, output, k=k, bot_threshold=threshold, version=model_version)
-        emit(report.as_dict(), fmt)
+        emit(report.summary(), fmt, lambda d: "\n".join(f"{key:<10s}  {show(value)}" for key, value in d.items()))
         report.check()
         return
     assert user_id is not None
     result = recommend_user(open_store(ctx), user_id, k=k, bot_threshold=threshold, version=model_version)
 
     def table(d: dict[str, Any]) -> str:
-        lines = [f"friend suggestions for {d['user']} (model {result.model})"]
+        lines = [f"friend suggestions for {d['user']} (model {d['model']})"]
         for i, s in enumerate(d["recommendations"], 1):
-            lines.append(f"{i:3d}. {s['user']:>10s}  score {s['score']:7.3f}  {'; '.join(s['reasons'])}")
-        return "\n".join(lines if d["recommendations"] else lines + ["  (no suggestions)"])
+            lines.append(f"{i:3d}. {s['user']:>10s}  score {show(s['score']):>7s}  {'; '.join(s['reasons'])}")
+        if not d["recommendations"]:
+            lines.append("  (no suggestions)")
+        return "\n".join(lines + [result.filter_summary()] + freshness_lines(d))
 
-    emit(result.as_dict(), fmt, table)
-
+    emit(result.summary(), fmt, table)

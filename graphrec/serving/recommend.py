@@ -44,7 +44,8 @@ import numpy as np
 
 from graphrec.core.graph import profile_at_width
 from graphrec.errors import GraphrecError, InputError, NotFoundError
-from graphrec.serving.similar import SimilarUsers, optional_similar_users
+from graphrec.serving.freshness import Freshness, model_revision, of_model
+from graphrec.serving.similar import FILTERS, SimilarUsers, exclusion_reasons, optional_similar_users
 from graphrec.tasks.linkpred.model import LinkModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,8 +135,34 @@ class Recommender:
 
     def recommend(self, user: str | int, k: int = 20) -> list[Suggestion]:
         """Top ``k`` friend suggestions for ``user`` (an external id), best first."""
+        return self.recommend_filtered(user, k)[0]
+
+    def bot_filter_description(self) -> str:
+        """What the bot filter drops, for people: ``off``, ``score above 0.9`` or ``flagged by bot
+        run 7 (threshold 0.7312)`` (``no complete bot run yet`` when there is nothing to read)."""
+        if self.bot_threshold is None:
+            return "off"
+        if self.bot_threshold != DEFAULT_BOT_THRESHOLD:
+            return f"bot score above {float(self.bot_threshold):.4g}"
+        run = self.store.latest_run(BOT_SCORE_KIND)
+        if run is None:
+            return "flagged accounts (no complete bot run yet: nothing dropped)"
+        threshold = "" if run.threshold is None else f" (threshold {run.threshold:.4g})"
+        return f"flagged by bot run {run.id} of {run.run_date.isoformat()}{threshold}"
+
+    def recommend_filtered(self, user: str | int, k: int = 20) -> tuple[list[Suggestion], dict[str, int]]:
+        """:meth:`recommend`, and how many candidates each filter removed (:data:`FILTERS`, in
+        that order): ``self``, ``friends`` (current friends) and ``unfriended`` (friends in the
+        trained graph no longer friends) count what was left out of the ranked pool; ``blocked``,
+        ``deleted`` (deleted or unknown to the store), ``synthetic`` and ``bots`` (the bot filter,
+        :meth:`bot_filter_description`) count the ranked candidates dropped on the way to the
+        ``k`` kept. A wall of ``bots`` is the sign of a bad bot model or threshold."""
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
+        removed = dict.fromkeys(FILTERS, 0)
+        return self._recommend(user, k, removed), removed
+
+    def _recommend(self, user: str | int, k: int, removed: dict[str, int]) -> list[Suggestion]:
         model = self.model
         ext = str(user).strip()
         ctx = self.store.serving_context(ext, feature_dim=self.read_width)  # NotFoundError if unknown or deleted
@@ -143,7 +170,7 @@ class Recommender:
         pos = model.position
         friends = np.array(sorted(pos[f] for f in ctx["friends"] if f in pos), dtype=np.int64)
         if not ctx["friends"] and self.profile_model is not None:
-            return self._cold_start(ext, ctx, k)
+            return self._cold_start(ext, ctx, k, removed)
         profile = profile_at_width(ctx["features"], model.profile_dim) if u < 0 and model.profile_dim else None
         extra = model.embedding_neighbours(u, friends, profile, self.embedding_candidates)
         if self.profile_model is not None:
@@ -163,6 +190,12 @@ class Recommender:
         sequence = model.ppr_merge(cands.nodes[order], ppr, np.concatenate([[u] if u >= 0 else [], friends, gone]).astype(np.int64))
         blocked = set(ctx["blocked"])
         friend_ids = set(ctx["friends"])
+        # What ppr_merge left out of the ranked pool (everyone the user's walks reach, and the
+        # model's candidates): the user, current friends, friends unfriended since training.
+        pool = np.union1d(np.flatnonzero(ppr > 0), cands.nodes)
+        removed["self"] += int(u >= 0 and bool(np.isin(u, pool)))
+        removed["friends"] += int(np.isin(friends, pool).sum())
+        removed["unfriended"] += int(np.isin(gone, pool).sum())
         chosen: list[int] = []
         start = 0
         while len(chosen) < k and start < sequence.size:
@@ -170,9 +203,12 @@ class Recommender:
             start += window.size
             names = [model.ids[v] for v in window.tolist()]
             open_names = [n for n in names if n not in blocked and n not in friend_ids and n != ext]
-            excluded = self.store.excluded_candidates(open_names, **self._bot_filter())
+            excluded = exclusion_reasons(self.store, open_names, **self._bot_filter())
             for v, name in zip(window.tolist(), names):
-                if name == ext or name in blocked or name in friend_ids or name in excluded:
+                why = ("self" if name == ext else "blocked" if name in blocked else "friends" if name in friend_ids
+                       else excluded.get(name))
+                if why is not None:
+                    removed[why] += 1
                     continue
                 chosen.append(v)
                 if len(chosen) == k:
@@ -195,11 +231,11 @@ class Recommender:
             mutual = self.store.mutual_friends_with(ext, names)  # live, not as of training
         return [self._explain(cands, i, name, float(scores[i]), emb_u, mutual[name]) for i, name in zip(picked, names)]
 
-    def _cold_start(self, ext: str, ctx: dict[str, Any], k: int) -> list[Suggestion]:
+    def _cold_start(self, ext: str, ctx: dict[str, Any], k: int, removed: dict[str, int]) -> list[Suggestion]:
         """A user with no friends: the users with the most similar learned profile embedding."""
         assert self.profile_model is not None
         z = self._profile_embedding(ctx["features"])
-        out = self.profile_model.nearest(z, k, exclude={ext} | set(ctx["blocked"]), **self._bot_filter())
+        out = self.profile_model.nearest(z, k, exclude={ext} | set(ctx["blocked"]), removed=removed, **self._bot_filter())
         return [Suggestion(user=e, score=round(s, 4), mutual_friends=0, reasons=[f"similar profile (learned similarity {s:.2f})"]) for e, s in out]
 
     def _explain(self, cands: "Candidates", i: int, name: str, score: float, emb_u: np.ndarray | None, mutual: list[str]) -> Suggestion:
@@ -215,16 +251,48 @@ class Recommender:
 
 @dataclass
 class Recommendation:
-    """One user's suggestions (best first) and the link model version that ranked them."""
+    """One user's suggestions (best first), the link model version that ranked them, how many
+    candidates each filter removed (``filtered``, see :meth:`Recommender.recommend_filtered`),
+    what the bot filter was (``bot_filter``), and whether the model is older than the store
+    (``freshness``; None in batch lines, where the batch report carries it)."""
 
     user: str
     suggestions: list[Suggestion]
     model: str
+    filtered: dict[str, int] = field(default_factory=dict)
+    bot_filter: str = ""
+    freshness: list[Freshness] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"user", "recommendations": [{"user", "score", "mutual_friends", "reasons"}, ...]}``:
-        what ``graphrec recommend --user`` prints as JSON and each line of a batch."""
-        return {"user": self.user, "recommendations": [s.as_dict() for s in self.suggestions]}
+        """``{"user", "recommendations": [{"user", "score", "mutual_friends", "reasons"}, ...],
+        "model", "filtered": {filter: count}, "bot_filter"}``: each line of a batch."""
+        return {"user": self.user, "recommendations": [s.as_dict() for s in self.suggestions], "model": self.model,
+                "filtered": dict(self.filtered), "bot_filter": self.bot_filter}
+
+    def summary(self) -> dict[str, Any]:
+        """What ``graphrec recommend USER --format json`` prints: :meth:`as_dict` and
+        ``"freshness"``, the served models' store revisions against the store's."""
+        return {**self.as_dict(), "freshness": [f.as_dict() for f in self.freshness or []]}
+
+    def filter_summary(self) -> str:
+        """One line for people: ``filtered out: 1 self, 12 friends, 3 bots; bot filter: flagged by
+        bot run 2 of 2026-11-30 (threshold 0.7312)``; filters that removed nothing are left out."""
+        parts = [f"{n} {name}" for name, n in self.filtered.items() if n]
+        return f"filtered out: {', '.join(parts) or 'nothing'}; bot filter: {self.bot_filter or 'off'}"
+
+
+def recommender_freshness(rec: Recommender) -> list[Freshness]:
+    """The served models' training revisions (the link model's, and the Siamese model's when it
+    joins the candidates) against the store's current one."""
+    current = rec.store.revision()
+    out = [of_model(rec.model.kind, rec.version, _revision(rec.model.data), current)]
+    if rec.profile_model is not None:
+        out.append(of_model(rec.profile_model.model.kind, rec.profile_model.version, model_revision(rec.profile_model.manifest), current))
+    return out
+
+
+def _revision(data: dict[str, Any]) -> int | None:
+    return model_revision({"data": data})
 
 
 def recommend_user(
@@ -237,26 +305,37 @@ def recommend_user(
 ) -> Recommendation:
     """``graphrec recommend --user``: the top ``k`` friend suggestions for ``user`` (an external
     id) from a :class:`Recommender` over the served (or given) link model, filtered by
-    ``bot_threshold`` (see :class:`Recommender`). :class:`~graphrec.errors.NotFoundError` for an
-    unknown or deleted user."""
+    ``bot_threshold`` (see :class:`Recommender`), with what each filter removed and the model's
+    freshness. :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
     rec = Recommender(store, version=version, bot_threshold=bot_threshold)
-    return Recommendation(user, rec.recommend(user, k), rec.version)
+    suggestions, removed = rec.recommend_filtered(user, k)
+    return Recommendation(user, suggestions, rec.version, removed, rec.bot_filter_description(), recommender_freshness(rec))
 
 
 @dataclass
 class BatchReport:
     """What :func:`recommend_batch` did: ``users`` requested, ``failed`` of them (unknown or
     deleted users: their lines in ``output`` carry ``error`` and ``line``), served by model
-    ``model``."""
+    ``model``, the candidates each filter removed over the whole batch (``filtered``), the bot
+    filter, and the model's ``freshness``."""
 
     users: int
     failed: int
     output: Path
     model: str
+    filtered: dict[str, int] = field(default_factory=dict)
+    bot_filter: str = ""
+    freshness: list[Freshness] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """The summary ``graphrec recommend --users-file`` prints."""
+        """``{"users", "failed", "output", "model"}``: what was served."""
         return {"users": self.users, "failed": self.failed, "output": str(self.output), "model": self.model}
+
+    def summary(self) -> dict[str, Any]:
+        """The summary ``graphrec recommend --users-file`` prints: :meth:`as_dict`, the candidates
+        each filter removed over the batch, the bot filter and the model's freshness messages."""
+        return {**self.as_dict(), "filtered": dict(self.filtered), "bot_filter": self.bot_filter,
+                "freshness": [f.message() for f in self.freshness]}
 
     def check(self) -> None:
         """Raise :class:`~graphrec.errors.NotFoundError` (exit code 3) when some users failed."""
@@ -283,16 +362,21 @@ def recommend_batch(
 
     users = read_id_lines(users_file)
     rec = Recommender(store, version=version, bot_threshold=bot_threshold)
+    bot_filter = rec.bot_filter_description()
+    total = dict.fromkeys(FILTERS, 0)
     failed = 0
     with atomic_output(output) as fh:
         for lineno, uid in users:
             try:
-                fh.write(json.dumps(Recommendation(uid, rec.recommend(uid, k), rec.version).as_dict()) + "\n")
+                suggestions, removed = rec.recommend_filtered(uid, k)
+                fh.write(json.dumps(Recommendation(uid, suggestions, rec.version, removed, bot_filter).as_dict()) + "\n")
+                for name, n in removed.items():
+                    total[name] += n
             except GraphrecError as exc:
                 failed += 1
                 fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
     log.info("recommended to %d users (%d failed) into %s", len(users) - failed, failed, output)
-    return BatchReport(len(users), failed, output, rec.version)
+    return BatchReport(len(users), failed, output, rec.version, total, bot_filter, recommender_freshness(rec))
 
 
 def _single_threaded_blas() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphrec.errors import InputError, StoreStateError
+from graphrec.serving.freshness import Freshness, artifact_freshness, of_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store import RunInfo
@@ -62,9 +63,12 @@ class TopBots:
     run_date: dt.date
     threshold: float | None
     bots: list[dict[str, Any]] = field(default_factory=list)
+    #: the run's and its model's store revisions against the store's now (:mod:`graphrec.serving.freshness`)
+    freshness: list[Freshness] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "run_date": self.run_date.isoformat(), "threshold": self.threshold, "bots": self.bots}
+        return {"run_id": self.run_id, "run_date": self.run_date.isoformat(), "threshold": self.threshold, "bots": self.bots,
+                "freshness": [f.as_dict() for f in self.freshness]}
 
 
 def top_bots(store: "GraphStore", *, top: int = 20) -> TopBots:
@@ -75,7 +79,17 @@ def top_bots(store: "GraphStore", *, top: int = 20) -> TopBots:
         raise no_run(BOT_KIND)
     run, rows = found
     items = [{"user": ext, "score": round(score, 6), "flagged": flagged, "signals": details or {}} for ext, score, flagged, details in rows]
-    return TopBots(run.id, run.run_date, run.threshold, items)
+    return TopBots(run.id, run.run_date, run.threshold, items, run_freshness(store, run))
+
+
+def run_freshness(store: "GraphStore", run: "RunInfo") -> list[Freshness]:
+    """How stale a scoring run is: the store revision it scored against the store's now, and the
+    same for the model that scored it (when its artifact is still there)."""
+    current = store.revision()
+    out = [of_run(run.kind, run.id, run.summary, current)]
+    version = (run.summary or {}).get("model_version")
+    model = artifact_freshness(store, run.kind, str(version), store_revision=current) if version else None
+    return out + ([model] if model is not None else [])
 
 
 @dataclass
@@ -86,9 +100,12 @@ class TopAnomalies:
     source: str
     threshold: float | None
     anomalies: list[dict[str, Any]] = field(default_factory=list)
+    #: the run's (or the live model's) store revision against the store's now
+    freshness: list[Freshness] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "threshold": self.threshold, "anomalies": self.anomalies}
+        return {"source": self.source, "threshold": self.threshold, "anomalies": self.anomalies,
+                "freshness": [f.as_dict() for f in self.freshness]}
 
 
 def top_anomalies(store: "GraphStore", *, top: int = 20, live: bool = False, threads: int | None = None) -> TopAnomalies:
@@ -100,7 +117,7 @@ def top_anomalies(store: "GraphStore", *, top: int = 20, live: bool = False, thr
     if found is not None:
         run, rows = found
         items = [{"user": ext, "score": round(score, 6), "flagged": flagged, **(details or {})} for ext, score, flagged, details in rows]
-        return TopAnomalies(f"run {run.id} of {run.run_date.isoformat()}", run.threshold, items)
+        return TopAnomalies(f"run {run.id} of {run.run_date.isoformat()}", run.threshold, items, run_freshness(store, run))
     return live_anomalies(store, top=top, threads=threads)
 
 
@@ -123,7 +140,8 @@ def live_anomalies(store: "GraphStore", *, top: int = 20, threads: int | None = 
     order = np.argsort(-scored.scores, kind="stable")[:top]
     items = [{"user": graph.external_id(i), "score": round(float(scored.scores[i]), 6), "flagged": bool(scored.flagged[i]),
               **scored.details[int(i)]} for i in order.tolist()]
-    return TopAnomalies(f"live, model {model.version}", float(scored.threshold), items)
+    fresh = artifact_freshness(store, ANOMALY_KIND, model.version)
+    return TopAnomalies(f"live, model {model.version}", float(scored.threshold), items, [fresh] if fresh is not None else [])
 
 
 @dataclass

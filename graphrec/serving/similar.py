@@ -31,6 +31,28 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
+#: The serving filters, in the order outputs list them: the requesting user, current friends,
+#: friends unfriended since training, users blocked either way, deleted (or unknown) users,
+#: synthetic users, and accounts the bot filter drops.
+FILTERS = ("self", "friends", "unfriended", "blocked", "deleted", "synthetic", "bots")
+
+
+def exclusion_reasons(store: "GraphStore", external_ids: list[str], *, score_kind: str | None = None,
+                      score_threshold: float | str = "flagged") -> dict[str, str]:
+    """Which of ``external_ids`` the store never lets be suggested, each with the filter that
+    drops it: ``deleted`` (deleted or unknown), ``synthetic``, or ``bots`` (with ``score_kind``,
+    the score filter of :meth:`GraphStore.excluded_candidates`). One query when nothing is
+    excluded (the usual case); the reasons cost one more query and a look-up per excluded user."""
+    bad = store.excluded_candidates(external_ids, score_kind=score_kind, score_threshold=score_threshold)
+    if not bad:
+        return {}
+    plain = store.excluded_candidates(sorted(bad)) if score_kind is not None else bad
+    out = dict.fromkeys(bad - plain, "bots")
+    for name in plain:
+        out[name] = "synthetic" if store.has_user(name) else "deleted"
+    return out
+
+
 class SimilarUsers:
     """Loads the served (or given) Siamese model and its index once; answers many requests.
 
@@ -75,17 +97,29 @@ class SimilarUsers:
         return self.nearest(z, k, exclude={ext} | (exclude or set()))
 
     def nearest(self, z: np.ndarray, k: int, *, exclude: set[str], score_kind: str | None = None,
-                score_threshold: float | str = "flagged") -> list[tuple[str, float]]:
+                score_threshold: float | str = "flagged", removed: dict[str, int] | None = None) -> list[tuple[str, float]]:
         """The ``k`` indexed users closest to embedding ``z`` that the live store still allows
         (not deleted or synthetic; with ``score_kind``, the score filter of
         :meth:`GraphStore.excluded_candidates`), over-fetching until ``k`` are found or the index
-        is exhausted."""
-        fetch, out = max(2 * k, 20), []
+        is exhausted. ``removed`` (filter name -> count, see :data:`FILTERS`) is incremented by
+        the users each store filter dropped ahead of the last one kept."""
+        fetch = max(2 * k, 20)
         while True:
             found = self.index.nearest(z, fetch, exclude=exclude)
-            bad = self.store.excluded_candidates([e for e, _ in found], score_kind=score_kind, score_threshold=score_threshold)
-            out = [(e, s) for e, s in found if e not in bad][:k]
+            bad = exclusion_reasons(self.store, [e for e, _ in found], score_kind=score_kind, score_threshold=score_threshold)
+            out: list[tuple[str, float]] = []
+            dropped: list[str] = []
+            for e, s in found:
+                if len(out) == k:
+                    break
+                if e in bad:
+                    dropped.append(bad[e])
+                else:
+                    out.append((e, s))
             if len(out) == k or len(found) < fetch:
+                if removed is not None:
+                    for why in dropped:
+                        removed[why] = removed.get(why, 0) + 1
                 return out
             fetch *= 2
 
@@ -126,10 +160,17 @@ def optional_similar_users(store: "GraphStore") -> SimilarUsers | None:
 
 
 def find_similar(store: "GraphStore", user: str, k: int = 10, *, version: str | None = None) -> dict[str, Any]:
-    """``graphrec similar``: ``{"user", "similar": [{"user", "similarity"}, ...]}``, the ``k``
-    users whose learned profile embedding is closest to ``user``'s current profile."""
-    found = SimilarUsers(store, version=version).similar(user, k)
-    return {"user": user, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found]}
+    """``graphrec similar``: ``{"user", "model", "similar": [{"user", "similarity"}, ...],
+    "freshness": [...]}``, the ``k`` users whose learned profile embedding is closest to
+    ``user``'s current profile, and whether the Siamese model is older than the store
+    (:mod:`graphrec.serving.freshness`)."""
+    from graphrec.serving.freshness import model_revision, of_model
+
+    svc = SimilarUsers(store, version=version)
+    found = svc.similar(user, k)
+    fresh = of_model(svc.model.kind, svc.version, model_revision(svc.manifest), store.revision())
+    return {"user": str(user).strip(), "model": svc.version, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found],
+            "freshness": [fresh.as_dict()]}
 
 
 def sync_index(store: "GraphStore", *, version: str | None = None) -> dict[str, Any]:
