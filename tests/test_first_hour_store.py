@@ -287,3 +287,30 @@ def test_unknown_users_are_reported_together(store: GraphStore, tmp_path: Path) 
     assert message.startswith(f"{labels}:3: unknown user '7'") and "line 4: unknown user '8'" in message
     assert "line 5: unknown user '9'" in message and "(3 problems in all)" in message
     assert store.labels() == {}
+
+
+@pytest.mark.slow
+def test_the_demo_bots_are_found_by_the_bot_model(sqlite_url: str, tmp_path: Path) -> None:
+    """The point of the demo: a bot model trained on the demo labels ranks the unlabelled demo bots
+    above the real users (the labels sit on synthetic users, hence include_synthetic)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from graphrec.core.graph import Graph
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.bots.config import BotConfig
+    from graphrec.tasks.bots.demo import DemoBots, import_ego_facebook_with_demo_bots
+    from graphrec.tasks.registry import get_task
+
+    store = GraphStore(sqlite_url, home=tmp_path / "home")
+    store.initialize()
+    import_ego_facebook_with_demo_bots(store, demo=DemoBots())
+    reg = train_and_register(store, get_task("bots"), BotConfig(seed=0, folds=3, epochs=30, include_synthetic=True, threads=1))
+    graph = Graph.from_snapshot(store.snapshot())
+    run = reg.model.score_graph(graph)
+    labelled = set(store.labels(source="demo"))
+    unlabelled = np.array([u not in labelled for u in graph.external_ids])
+    is_bot = np.asarray(graph.is_synthetic, dtype=bool)
+    assert roc_auc_score(is_bot[unlabelled], run.scores[unlabelled]) > 0.95
+    flagged = run.flagged & unlabelled
+    assert flagged.sum() > 0 and is_bot[flagged].mean() > 0.8  # what is flagged is mostly demo bots
