@@ -3,6 +3,7 @@
 Library entry points (imported lazily so ``import graphrec`` stays cheap)::
 
     from graphrec import GraphStore, Settings
+    from graphrec import BotEstimator, AnomalyEstimator   # scikit-learn / PyGOD-style detectors
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ use_passive_waiting()
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnomalyEstimator",
+    "BotEstimator",
     "GraphStore",
     "GraphrecError",
     "ImportReport",
@@ -33,6 +36,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AnomalyEstimator": "graphrec.estimators",
+    "BotEstimator": "graphrec.estimators",
     "GraphStore": "graphrec.store.store",
     "StoreStats": "graphrec.store.store",
     "UserRecord": "graphrec.store.store",
@@ -47,6 +52,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.config import Settings
+    from graphrec.estimators import AnomalyEstimator, BotEstimator
     from graphrec.errors import GraphrecError, InputError, NotFoundError, StoreStateError
     from graphrec.store.report import ImportReport
     from graphrec.store.snapshot import Snapshot

@@ -213,3 +213,70 @@ def test_serving_help_has_no_markup_and_describes_every_option(path: list[str]) 
         command = command.commands[word]
     undocumented = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
     assert undocumented == []
+
+
+# -- 5. the detectors as estimators: sklearn clone, PyG Data -------------------------------------
+@pytest.fixture(scope="module")
+def labelled_store(tmp_path_factory: pytest.TempPathFactory) -> GraphStore:
+    """The bundled ego-Facebook graph with 12 labelled bots (one dense region) and 30 humans."""
+    root = tmp_path_factory.mktemp("est")
+    store = GraphStore(f"sqlite:///{root / 'g.db'}", home=root / "home")
+    store.initialize()
+    store.import_ego_facebook()
+    for user in range(3980, 3992):
+        store.set_label(str(user), "bot")
+    for user in range(0, 300, 10):
+        store.set_label(str(user), "human")
+    return store
+
+
+def test_estimators_clone_with_sklearn_and_mirror_the_task_configs() -> None:
+    from sklearn.base import clone
+
+    from graphrec import AnomalyEstimator, BotEstimator
+    from graphrec.estimators import config_field_names
+    from graphrec.tasks.anomaly.config import AnomalyConfig
+    from graphrec.tasks.bots.config import BotConfig
+
+    for est, config_type in ((BotEstimator(folds=3, epochs=7), BotConfig), (AnomalyEstimator(detector="vanilla", contamination=0.1), AnomalyConfig)):
+        assert sorted(est.get_params()) == sorted(config_field_names(config_type))
+        copy = clone(est)
+        assert copy is not est and copy.get_params() == est.get_params()
+        assert copy.set_params(seed=3) is copy and copy.get_params()["seed"] == 3 and est.get_params()["seed"] == 0
+        assert copy.config() == config_type(**copy.get_params())
+    assert BotEstimator(folds=3).config().folds == 3
+    with pytest.raises(ValueError):
+        BotEstimator(smooth="sideways").config()
+
+
+def test_anomaly_estimator_fits_and_scores_the_pyg_data_of_a_snapshot(labelled_store: GraphStore) -> None:
+    from sklearn.base import clone
+
+    from graphrec import AnomalyEstimator
+    from graphrec.core.graph import Graph
+
+    snap = labelled_store.snapshot()
+    data = snap.to_pyg()
+    est = AnomalyEstimator(detector="vanilla", contamination=0.05, epochs=2, threads=1).fit(data)
+    scores = est.decision_function(data)
+    assert scores.shape == (snap.num_nodes,) and est.threshold_ is not None
+    assert int(est.predict(data).sum()) == int((scores > est.threshold_).sum()) > 0
+    same = clone(est).fit(Graph.from_snapshot(snap, data_version=False))  # the same graph, as a Graph
+    np.testing.assert_allclose(same.decision_function(snap), scores, rtol=1e-4, atol=1e-5)
+    assert est.explain([int(np.argmax(scores))])[0]
+
+
+def test_bot_estimator_fits_on_pyg_data_with_its_labels(labelled_store: GraphStore) -> None:
+    from graphrec import BotEstimator
+
+    data = labelled_store.snapshot().to_pyg()
+    est = BotEstimator(folds=2, epochs=10, hidden=16, threads=1).fit(data)
+    prob = est.predict_proba(data)
+    assert prob.shape == (data.num_nodes,) and 0.0 <= float(prob.min()) <= float(prob.max()) <= 1.0
+    bots = np.arange(3980, 3992)
+    assert prob[bots].mean() > prob[np.arange(0, 300)].mean()
+    assert set(np.unique(est.predict(data)).tolist()) <= {0, 1}
+    y = np.full(data.num_nodes, -1)  # labels given as y: 1 bot, 0 not, -1 unlabelled
+    y[bots[:6]], y[:40:2] = 1, 0
+    again = BotEstimator(folds=2, epochs=10, hidden=16, threads=1).fit(data, y)
+    assert again.predict_proba(data, y).shape == (data.num_nodes,)
