@@ -280,3 +280,21 @@ def test_bot_estimator_fits_on_pyg_data_with_its_labels(labelled_store: GraphSto
     y[bots[:6]], y[:40:2] = 1, 0
     again = BotEstimator(folds=2, epochs=10, hidden=16, threads=1).fit(data, y)
     assert again.predict_proba(data, y).shape == (data.num_nodes,)
+
+
+# -- 6. the API reference builds from the docstrings ---------------------------------------------
+def test_api_reference_builds_strictly_from_the_docstrings(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (dev dependency)")
+    pytest.importorskip("mkdocstrings_handlers.python", reason="mkdocstrings[python] is not installed (dev dependency)")
+    root = Path(__file__).resolve().parents[1]
+    site = tmp_path / "site"
+    res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(root / "docs" / "mkdocs.yml"), "-d", str(site)],
+                         capture_output=True, text=True, cwd=root, timeout=300)
+    assert res.returncode == 0, res.stderr
+    serving = (site / "serving" / "index.html").read_text(encoding="utf-8")
+    assert "model_freshness" in serving and "recommend_filtered" in serving
+    assert "get_params" in (site / "estimators" / "index.html").read_text(encoding="utf-8")
+    assert "snapshot" in (site / "graph" / "index.html").read_text(encoding="utf-8").lower()
