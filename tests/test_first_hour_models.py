@@ -124,6 +124,14 @@ def test_cli_score_refuses_with_the_figures_and_force_writes(bot_store: GraphSto
     assert "written with --force" in r.output
 
 
+def test_a_retrain_that_passes_the_guard_serves_the_new_model(bot_store: GraphStore) -> None:
+    before = artifacts.latest_version(bot_store.settings.home, "bot")
+    result = run_nightly(bot_store, run_date=dt.date(2026, 11, 3), retrain=True, tasks=["bots"], configs={"bots": TINY})
+    run = result.runs["bots"]
+    assert run.status == "complete" and run.flag_check is not None and run.flag_check.passed
+    assert artifacts.latest_version(bot_store.settings.home, "bot") == run.model_version != before
+
+
 def test_train_bots_warns_when_the_threshold_fell_back(sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = GraphStore(sqlite_url, home=tmp_path / "home")
     store.initialize()

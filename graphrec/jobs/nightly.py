@@ -58,7 +58,7 @@ from graphrec.jobs.log import JobLog
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store import RunInfo
     from graphrec.store.store import GraphStore
-    from graphrec.tasks.base import ScoreRun, ScoringModel, TaskConfig
+    from graphrec.tasks.base import Registered, ScoreRun, ScoringModel, TaskConfig
 
 #: Job name in the JSON-lines log of ``graphrec score``.
 JOB = "score"
@@ -349,13 +349,16 @@ def run_nightly(
 
         results: dict[str, ScoreRun] = {}
         runs: dict[str, TaskRun] = {}
+        retrained: dict[str, Registered[Any]] = {}
         for name in todo:
             task = task_of[name]
             run = TaskRun(name, task.kind, "dry-run" if dry_run else "complete", retrained=retrain)
             if retrain:
                 t = time.perf_counter()
                 config = (configs or {}).get(name) or retrain_config(task.config_type, seed=seed, threads=threads)
-                registered = train_and_register(store, task, config, snapshot=snap)
+                # served only once the sanity guard passed: a refused retrain leaves the previous model serving
+                registered = train_and_register(store, task, config, snapshot=snap, serve=False)
+                retrained[name] = registered
                 timings[f"{task.kind}_train"] = time.perf_counter() - t
                 log.event(event_name(task.kind, "retrained"), task=name, model_version=registered.version, seconds=round(timings[f"{task.kind}_train"], 2))
                 models[name] = registered.model
@@ -394,8 +397,11 @@ def run_nightly(
                 runs[name].forced = True
                 log.event("sanity check overridden (--force)", level="warning", task=name, **check.as_dict())
             else:
-                raise FlagRateError(f"{name} run refused, nothing written: {check.describe()}. Check the labels and retrain "
+                unserved = " (the retrained model was saved, not served)" if name in retrained else ""
+                raise FlagRateError(f"{name} run refused, nothing written{unserved}: {check.describe()}. Check the labels and retrain "
                                     f"(`graphrec train {name}`), or write the run anyway with --force")
+        for registered in retrained.values():
+            registered.serve(home)
         result = NightlyResult("dry-run" if dry_run else "complete", run_date, {n: runs[n] for n in available}, timings)
         if dry_run:
             timings["total"] = time.perf_counter() - t0
