@@ -298,3 +298,16 @@ def test_api_reference_builds_strictly_from_the_docstrings(tmp_path: Path) -> No
     assert "model_freshness" in serving and "recommend_filtered" in serving
     assert "get_params" in (site / "estimators" / "index.html").read_text(encoding="utf-8")
     assert "snapshot" in (site / "graph" / "index.html").read_text(encoding="utf-8").lower()
+
+
+def test_mutual_friends_in_reasons_are_in_numeric_order_on_a_fresh_model(served: GraphStore) -> None:
+    """The up-to-date path (mutual friends from the trained graph) sorts ids as the live path does."""
+    from graphrec.store.store import id_sort_key
+
+    result = recommend_user(served, "0", k=20, bot_threshold=None)
+    assert not result.freshness[0].stale  # type: ignore[index]
+    many = [s for s in result.suggestions if s.mutual_friends >= 2]
+    assert many
+    for s in many:
+        shown = s.reasons[0].split("(", 1)[1].rstrip(")").replace(", ...", "").split(", ")
+        assert shown == sorted(shown, key=id_sort_key) == sorted(served.mutual_friends("0", s.user), key=id_sort_key)[: len(shown)]

@@ -180,7 +180,7 @@ def recommend(
 ) -> None:
     """Friend suggestions for USER with scores and reasons, how many candidates each filter
     removed (self, friends, blocked, deleted, synthetic, likely bots) and whether the model is
-    older than the store; or a batch (--users-file) to JSON lines."""
+    older than the store. Batch mode: --users-file with --output, one JSON line per user."""
     from graphrec.errors import InputError
 
     user_id = user_argument(user, user_id, required=False)

@@ -45,6 +45,7 @@ import numpy as np
 from graphrec.core.graph import profile_at_width
 from graphrec.errors import GraphrecError, InputError, NotFoundError
 from graphrec.serving.freshness import Freshness, model_revision, of_model
+from graphrec.store.store import sorted_ids
 from graphrec.serving.similar import FILTERS, SimilarUsers, exclusion_reasons, optional_similar_users
 from graphrec.tasks.linkpred.model import LinkModel
 
@@ -224,7 +225,7 @@ class Recommender:
         if ctx["revision"] == model.data.get("revision"):
             # The store has not changed since training: the trained graph is the live graph.
             mutual = {
-                n: sorted(model.ids[m] for m in np.intersect1d(friends, model.neighbors(int(cands.nodes[i])), assume_unique=True))
+                n: sorted_ids(model.ids[m] for m in np.intersect1d(friends, model.neighbors(int(cands.nodes[i])), assume_unique=True))
                 for i, n in zip(picked, names)
             }
         else:
