@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.graphrec-installed
 
-.PHONY: demo test test-quick bench clean
+.PHONY: demo test test-quick docs bench clean
 
 # torch first, pinned, so nothing afterwards can pull another torch. TORCH_PIP_ARGS picks where the
 # CPU build comes from: empty where the local pip configuration provides it (this project's
@@ -36,6 +36,11 @@ test: $(STAMP)
 # The same without the tests marked slow (models that must learn, full CLI flows): about a minute.
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The API reference from the docstrings (mkdocs + mkdocstrings) into build/docs; the test suite
+# builds it too (tests/test_first_hour_serving.py), so a broken docstring reference fails `make test`.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -f docs/mkdocs.yml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py

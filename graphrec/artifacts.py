@@ -11,7 +11,9 @@ Layout::
 Loading never unpickles: arrays come from safetensors (numpy backend, no torch import), the
 manifest is JSON, FAISS indexes are read by FAISS. A version folder is written under a temporary
 name and renamed into place, and ``LATEST`` is replaced atomically, so a reader never sees a
-half-written model. ``HISTORY`` (one version a line, appended by :func:`set_latest`, replaced
+half-written model. Folders and files get the modes of ordinary new ones (``0777`` / ``0666``
+less the process umask), so a service running as another user can load a model a batch job
+trained; run with ``umask 077`` to keep models private. ``HISTORY`` (one version a line, appended by :func:`set_latest`, replaced
 atomically) is what :func:`previous_served` and ``graphrec models rollback`` step back through.
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from graphrec.errors import GraphrecError
+from graphrec.fileio import current_umask, default_file_mode
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MANIFEST = "manifest.json"
@@ -87,6 +90,7 @@ def save(
     if final.exists():
         raise ArtifactError(f"model {kind} version {version} already exists")
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the model from a service running as another user
     try:
         clean = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         save_file(clean, str(tmp / ARRAYS))
@@ -94,6 +98,9 @@ def save(
         write_manifest(tmp, full)
         if extra is not None:
             extra(tmp)
+        for path in tmp.iterdir():  # safetensors (and some writers) create 0600 files
+            if path.is_file():
+                os.chmod(path, default_file_mode())
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -106,6 +113,7 @@ def save(
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """Replace a saved version's manifest atomically (e.g. to record an incremental index sync)."""
     fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=folder)
+    os.fchmod(fd, default_file_mode())  # an ordinary new file's mode, not mkstemp's 0600
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     os.replace(tmp, Path(folder) / MANIFEST)
@@ -113,6 +121,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 def _replace_text(root: Path, name: str, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=root)
+    os.fchmod(fd, default_file_mode())
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, root / name)

@@ -267,7 +267,7 @@ def test_model_round_trip_and_feature_check(job_store: GraphStore) -> None:
     assert np.array_equal(second.scores, first.scores) and second.details == first.details
     assert np.array_equal(first.flagged, first.scores > model.threshold) and model.threshold == again.threshold
     assert len(first.details) >= max(int(first.flagged.sum()), 100)  # the flagged users, at least the top 100, are explained
-    job_store.add_user("new-user", features={"other_column": 1.0})
+    job_store.add_user("new-user", features={"other_column": 1.0}, allow_new_columns=True)
     with pytest.raises(StoreStateError, match="retrain"):
         model.check_compatible(Graph.from_snapshot(job_store.snapshot()).feature_names)
 

@@ -214,7 +214,7 @@ def test_failure_during_write_leaves_previous_run(bot_store: GraphStore, monkeyp
 
 
 def test_feature_change_requires_retrain(bot_store: GraphStore) -> None:
-    bot_store.add_user("new-user", features={"extra_column": 1.0})
+    bot_store.add_user("new-user", features={"extra_column": 1.0}, allow_new_columns=True)
     with pytest.raises(StoreStateError, match="retrain"):
         run_nightly(bot_store, run_date=dt.date(2026, 11, 1))
     assert bots_run(run_nightly(bot_store, run_date=dt.date(2026, 11, 1), retrain=True, configs={"bots": TINY})).users_scored == 661

@@ -103,12 +103,13 @@ def test_schema_commands_and_user_show(sqlite_url: str, tmp_path: Path) -> None:
     assert json.loads(r.output)["up_to_date"] is True
     r = run(sqlite_url, "user", "show", "2", "--format", "json")
     shown = json.loads(r.output)
-    assert list(shown) == ["id", "is_synthetic", "deleted", "degree", "attributes", "features", "created_at", "updated_at"]
+    assert list(shown) == ["id", "is_synthetic", "deleted", "degree", "labels", "attributes", "features", "feature_columns",
+                           "created_at", "updated_at"]
     assert (shown["id"], shown["degree"], shown["deleted"], shown["features"]) == ("2", 2, False, {})
     r = run(sqlite_url, "user", "show", "9")
     assert r.exit_code == 3 and "error: unknown user '9'" in r.output
-    r = run(sqlite_url, "db", "downgrade", "base")
-    assert r.exit_code == 0 and r.output.strip() == "database schema: 0001 -> empty"
+    r = run(sqlite_url, "db", "downgrade", "base", "--yes")
+    assert r.exit_code == 0 and r.stdout.strip() == "database schema: 0001 -> empty"
     r = run(sqlite_url, "user", "show", "2")
     assert r.exit_code == 4 and "not initialised" in r.output
 

@@ -88,7 +88,7 @@ def test_import_into_store(store: GraphStore, ego) -> None:
     raw = next(m for e, n, m in ego.circles if e == 0 and n == "circle0")
     assert sorted(snap.external_ids[circle.members].tolist(), key=int) == [str(m) for m in raw]
     assert store.mutual_friends("0", "1") == sorted(
-        set(store.neighbours("0")) & set(store.neighbours("1"))
+        set(store.neighbours("0")) & set(store.neighbours("1")), key=int
     )
     again = store.import_ego_facebook()
     assert not again.changed and again.revision == report.revision

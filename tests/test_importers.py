@@ -153,7 +153,7 @@ def test_import_users_updates_only_what_changed(store: GraphStore, tmp_path: Pat
     assert (r1.users_created, r1.feature_columns_added) == (2, 1)
     r2 = store.import_users(f)
     assert not r2.changed
-    r3 = store.import_users(write(tmp_path / "u2.csv", "id,height,city\n1,1.8,Paris\n3,1.6,\n"))
+    r3 = store.import_users(write(tmp_path / "u2.csv", "id,height,city\n1,1.8,Paris\n3,1.6,\n"), allow_new_columns=True)
     assert (r3.users_created, r3.users_updated, r3.feature_columns_added) == (1, 1, 1)
     assert store.get_user("1").features == {"age": 30.0, "height": pytest.approx(1.8)}
     assert store.get_user("2").attributes == {"city": "Rome"}

@@ -44,7 +44,7 @@ def test_artifact_round_trip_without_pickle(tmp_path: Path) -> None:
     (art.path / artifacts.ARRAYS).unlink()
     with pytest.raises(artifacts.ArtifactError, match="incomplete"):
         artifacts.load(tmp_path, "demo")
-    with pytest.raises(artifacts.ArtifactError, match="graphrec train other"):
+    with pytest.raises(artifacts.ArtifactError, match="train one first"):
         artifacts.load(tmp_path, "other")
 
 
@@ -266,7 +266,7 @@ def test_models_trained_on_different_feature_columns_both_serve(database_url: st
     _train(store, first)
     rng = np.random.default_rng(1)
     extra = ["id,f12"] + [f"{u},{int(rng.random() < 0.3)}" for u in range(240)]
-    report = store.import_users(write(tmp_path / "more.csv", "\n".join(extra) + "\n"))
+    report = store.import_users(write(tmp_path / "more.csv", "\n".join(extra) + "\n"), allow_new_columns=True)
     assert report.feature_columns_added == 1
     _train(store, second)
     link_width, siamese_width = LinkModel.load(store.settings.home).profile_dim, SimilarUsers(store).width

@@ -53,7 +53,7 @@ def test_invalid_operations_are_rejected(store: GraphStore) -> None:
 
 def test_features_and_attributes(store: GraphStore) -> None:
     store.add_user("u", attributes={"city": "Paris"}, features={"age": 31, "score": 0.25})
-    store.add_user("v", features={"height": 1.8})
+    store.add_user("v", features={"height": 1.8}, allow_new_columns=True)
     u = store.get_user("u")
     assert u.attributes == {"city": "Paris"}
     assert u.features == {"age": 31.0, "score": 0.25}
@@ -197,7 +197,8 @@ def test_user_profile_in_one_call(store: GraphStore) -> None:
     prof = store.user_profile("c")
     rec = store.get_user("c")
     assert prof == {"id": "c", "is_synthetic": False, "deleted": False, "degree": 3, "attributes": {"city": "Oslo"},
-                    "features": {"age": 40.0}, "created_at": rec.created_at.isoformat(), "updated_at": rec.updated_at.isoformat()}
+                    "labels": {}, "features": {"age": 40.0}, "feature_columns": 1, "created_at": rec.created_at.isoformat(),
+                    "updated_at": rec.updated_at.isoformat()}
     store.remove_user("c")
     assert store.user_profile("c")["deleted"] is True and store.user_profile("c")["degree"] == 0
     assert store.user_profile("a")["degree"] == 1  # the deleted friend no longer counts

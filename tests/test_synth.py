@@ -192,7 +192,7 @@ def test_cli_synth_and_purge(store: GraphStore, database_url: str) -> None:
     assert {"degree_ks", "clustering_synthetic", "clustering_real"} <= set(out["realism"])
     r = _cli(database_url, home, "synth")
     assert r.exit_code == 2 and "--n" in r.output
-    r = _cli(database_url, home, "synth", "purge", "--format", "json")
+    r = _cli(database_url, home, "synth", "purge", "--yes", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.output)["users"] == 12
     assert _counts(store)[0] == 0
 
@@ -206,7 +206,7 @@ def test_realism_of_the_synthetic_users_in_the_store(store: GraphStore, database
     found = evaluate_from_store(store)
     assert (found.real_users, found.synthetic_users) == (200, 10)
     assert found.as_dict() == {"real_users": 200, "synthetic_users": 10, "realism": report.realism}
-    r = _cli(database_url, store.settings.home, "synth", "purge", "--format", "json")
+    r = _cli(database_url, store.settings.home, "synth", "purge", "--yes", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.output) == {"removed": "synthetic users", "friendships": report.friendships_added,
                                                           "labels": 0, "scores": 0, "users": 10}
     with pytest.raises(StoreStateError):

@@ -198,8 +198,19 @@ def import_ego_facebook(ctx: click.Context, path: Path | None, with_demo_bots: b
 @FORMAT
 @click.pass_context
 def stats(ctx: click.Context, fmt: str) -> None:
-    """Users, friendships, labels, density and connected components."""
-    emit(open_store(ctx).stats().as_dict(), fmt)
+    """Users, friendships, labels, density and connected components, and each served model's
+    store revision against the store's (stale models say which command refreshes them)."""
+    from graphrec.serving.freshness import store_overview
+
+    emit(store_overview(open_store(ctx)), fmt, _stats_table)
+
+
+def _stats_table(data: dict[str, Any]) -> str:
+    models = data.get("models") or []
+    lines = [kv_table({k: v for k, v in data.items() if k != "models"})]
+    lines.append("models: none trained yet" if not models else "models:")
+    lines += [f"  {m['message']}" for m in models]
+    return "\n".join(lines)
 
 
 @cli.group()

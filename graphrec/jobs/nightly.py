@@ -128,11 +128,16 @@ class FlagRateCheck:
 def check_flag_rate(model: "ScoringModel", labels: np.ndarray, is_synthetic: np.ndarray, flagged: np.ndarray) -> FlagRateCheck | None:
     """The sanity guard's figures for ``model``'s run (``flagged``: bool per user, aligned with a
     snapshot's ``labels`` and ``is_synthetic``), or None when the model is not trained from labels
-    (no ``positive_label``) or no real user is labelled (there is no rate to compare with)."""
+    (no ``positive_label``) or no user it learned from is labelled (there is no rate to compare
+    with). The rate is that of the labels the model learned from: real users' labels, and
+    synthetic users' too when it was trained with ``include_synthetic`` (as for the demo bots of
+    ``graphrec import ego-facebook --with-demo-bots``, which are all synthetic)."""
     positive = getattr(model, "positive_label", None)
     if not isinstance(positive, str):
         return None
-    real_labels = [lab for lab, syn in zip(labels.tolist(), np.asarray(is_synthetic, dtype=bool).tolist()) if lab is not None and not syn]
+    with_synthetic = bool(getattr(getattr(model, "config", None), "include_synthetic", False))
+    real_labels = [lab for lab, syn in zip(labels.tolist(), np.asarray(is_synthetic, dtype=bool).tolist())
+                   if lab is not None and (with_synthetic or not syn)]
     if not real_labels:
         return None
     return FlagRateCheck(positive, int(np.count_nonzero(flagged)), int(flagged.size), sum(lab == positive for lab in real_labels), len(real_labels))

@@ -113,3 +113,10 @@ def model_freshness(store: "GraphStore", home: str | Path | None = None, *, kind
     current = store.revision()
     found = (artifact_freshness(store, kind, home=home, store_revision=current) for kind in kinds or list(RETRAIN_COMMANDS))
     return [f for f in found if f is not None]
+
+
+def store_overview(store: "GraphStore", home: str | Path | None = None) -> dict[str, Any]:
+    """What ``graphrec stats`` prints: the store's statistics (:meth:`GraphStore.stats`) and, under
+    ``models``, each served model's freshness against the store's revision (:func:`model_freshness`),
+    so a model trained before the latest writes is visible where the store is described."""
+    return {**store.stats().as_dict(), "models": [f.as_dict() for f in model_freshness(store, home)]}

@@ -103,7 +103,13 @@ class BotTask(Task[BotConfig, BotModel]):
         """Train on the labelled users of ``graph`` (``graph.labels``): ``config.positive_label``
         marks a bot, any other label a non-bot."""
         labels = graph_labels(graph, config.positive_label, include_synthetic=config.include_synthetic)
-        check_labels(labels.is_bot, hint=" (import labels with `graphrec import labels`)")
+        hint = " (import labels with `graphrec import labels`)"
+        if not config.include_synthetic:
+            on_synthetic = graph_labels(graph, config.positive_label, include_synthetic=True).nodes.size - labels.nodes.size
+            if on_synthetic:
+                hint = (f"; {on_synthetic} more labels are on synthetic users (such as the demo bots of "
+                        f"`graphrec import ego-facebook --with-demo-bots`): add --include-synthetic to learn from them")
+        check_labels(labels.is_bot, hint=hint)
         train_graph, n_real, added = graph, None, 0
         threads = configure_torch(config.threads)
         if config.augment is not None:
