@@ -85,6 +85,10 @@ def _env_format() -> str:
     return value if value in LOG_FORMATS else DEFAULT_LOG_FORMAT
 
 
+#: The logger of :mod:`graphrec.progress`'s log lines.
+PROGRESS_LOGGER = "graphrec.progress"
+
+
 def configure_logging(level: str | int = DEFAULT_LEVEL, fmt: str | None = None) -> None:
     """Send log records at ``level`` and above to stderr, one line each (idempotent: calling it
     again changes the level, and the format when ``fmt`` is given). ``level`` is a name (``DEBUG``
@@ -110,6 +114,10 @@ def configure_logging(level: str | int = DEFAULT_LEVEL, fmt: str | None = None) 
         _format = fmt
     _handler.setFormatter(_JsonLines() if _format == "json" else _OneLine(FORMAT))
     root.setLevel(numeric)
+    # Progress lines (graphrec.progress, written where no progress bar can be drawn: a pipe, a
+    # log file) show at the default level too, so a long training is never a silent minute;
+    # --log-level error or critical silences them with everything else.
+    logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO if numeric <= logging.WARNING else logging.NOTSET)
 
 
 def set_log_format(fmt: str) -> None:

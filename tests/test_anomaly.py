@@ -233,17 +233,17 @@ def test_cli_train_list_and_export_anomalies(job_store: GraphStore, database_url
     home = job_store.settings.home
     r = _cli(database_url, home, "train", "anomaly", "--seed", "1", "--contamination", "0.08", "--format", "json")
     assert r.exit_code == 0, r.output
-    trained = json.loads(r.output)
+    trained = json.loads(r.stdout)
     assert trained["detector"] == "context" and 0 < trained["flagged"] <= 0.1 * 660
     r = _cli(database_url, home, "anomalies", "--top", "5", "--format", "json")
     assert r.exit_code == 0, r.output
-    live = json.loads(r.output)
+    live = json.loads(r.stdout)
     assert live["source"].startswith("live") and len(live["anomalies"]) == 5
     first = live["anomalies"][0]
     assert first["flagged"] and first["driver"] in ("attributes", "structure") and "features" in first
     r = _cli(database_url, home, "score-bots", "--run-date", "2026-11-07", "--format", "json")
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output.strip().splitlines()[-1])
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["anomalies"]["users_scored"] == 660
     r = _cli(database_url, home, "anomalies", "--top", "3")
     assert r.exit_code == 0 and r.output.startswith("run ")

@@ -245,7 +245,7 @@ def test_cli_bot_commands(bot_store: GraphStore, database_url: str, tmp_path: Pa
     summary = lines[-1]
     assert summary["status"] == "complete" and summary["users_scored"] == 660
     r = _cli(database_url, home, "bots", "--top", "5", "--format", "json")
-    top = json.loads(r.output)["bots"]
+    top = json.loads(r.stdout)["bots"]
     assert len(top) == 5 and all(int(b["user"]) >= 600 for b in top)
     assert {"friends", "clustering", "friends_labelled_bot"} <= set(top[0]["signals"])
     out = tmp_path / "scores.csv"
@@ -266,12 +266,12 @@ def test_cli_eval_and_train_bots(sqlite_url: str, tmp_path: Path) -> None:
     database_url, home = sqlite_url, tmp_path / "home"
     r = _cli(database_url, home, "eval", "bots", "--folds", "2", "--epochs", "30", "--format", "json")
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert next(iter(data)) == "seed" and data["seed"] == 0
     assert set(data["metrics"]) == {"model", "features only", "gradient-boosted trees", "label propagation", "personalized pagerank"}
     assert data["metrics"]["model"]["roc_auc"] > 0.9
     r = _cli(database_url, home, "train", "bots", "--folds", "2", "--epochs", "15", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.output)["model"] == "bot"
+    assert r.exit_code == 0 and json.loads(r.stdout)["model"] == "bot"
 
 
 def test_train_without_labels_is_a_clear_error(store: GraphStore) -> None:
@@ -311,13 +311,13 @@ def test_score_bots_summary_keeps_its_shape(bot_store: GraphStore, database_url:
     home = bot_store.settings.home
     r = _cli(database_url, home, "score-bots", "--run-date", "2026-11-04", "--format", "json")
     assert r.exit_code == 0, r.output
-    legacy = json.loads(r.output.strip().splitlines()[-1])
+    legacy = json.loads(r.stdout.strip().splitlines()[-1])
     assert list(legacy) == ["status", "run_date", "run_id", "model_version", "users_scored", "flagged", "newly_flagged",
                             "no_longer_flagged", "threshold", "anomalies", "seconds"]
     assert legacy["anomalies"] is None and {"store_read", "model_score", "store_write", "total"} <= set(legacy["seconds"])
     r = _cli(database_url, home, "score", "--run-date", "2026-11-04", "--task", "bots", "--format", "json")
     assert r.exit_code == 0, r.output
-    new = json.loads(r.output.strip().splitlines()[-1])
+    new = json.loads(r.stdout.strip().splitlines()[-1])
     assert new["status"] == "skipped" and list(new["tasks"]) == ["bots"]
     assert new["tasks"]["bots"]["run_id"] == legacy["run_id"] and new["tasks"]["bots"]["model_version"] == legacy["model_version"]
     r = _cli(database_url, home, "score", "--task", "nope")
@@ -354,7 +354,7 @@ def test_job_runs_the_anomaly_model_without_a_bot_model(store: GraphStore, datab
         kinds = [r[0] for r in conn.execute(text("SELECT kind FROM scoring_runs WHERE status = 'complete'"))]
     assert kinds == ["anomaly"]
     r = _cli(database_url, store.settings.home, "anomalies", "--top", "3", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.output)["source"].startswith("run ")
+    assert r.exit_code == 0 and json.loads(r.stdout)["source"].startswith("run ")
     out = store.settings.home / "anomaly.csv"
     r = _cli(database_url, store.settings.home, "scores", "export", "--kind", "anomaly", "--output", str(out))
     assert r.exit_code == 0, r.output

@@ -29,23 +29,23 @@ def test_full_flow_json(database_url: str, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "-> 0001" in r.output
     r = run(database_url, "import", "ego-facebook", "--format", "json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["friendships_added"] == 88234
+    assert json.loads(r.stdout)["friendships_added"] == 88234
     r = run(database_url, "stats", "--format", "json")
-    stats = json.loads(r.output)
+    stats = json.loads(r.stdout)
     assert stats["users"] == 4039 and stats["friendships"] == 88234 and stats["components"] == 1
     assert stats["density"] == pytest.approx(2 * 88234 / (4039 * 4038))
     labels = write(tmp_path / "labels.csv", "id,label\n0,human\n107,bot\n")
     r = run(database_url, "import", "labels", str(labels), "--format", "json")
-    assert json.loads(r.output)["labels_written"] == 2
+    assert json.loads(r.stdout)["labels_written"] == 2
     out = tmp_path / "users.csv"
     r = run(database_url, "export", "users", "--output", str(out), "--format", "json")
-    assert json.loads(r.output)["rows"] == 4039
+    assert json.loads(r.stdout)["rows"] == 4039
     header = out.read_text().splitlines()[0].split(",")
     assert header[:2] == ["id", "is_synthetic"] and len(header) == 2 + 1406
     r = run(database_url, "user", "mutual", "0", "1", "--format", "json")
-    assert json.loads(r.output)["mutual_friends"]
+    assert json.loads(r.stdout)["mutual_friends"]
     r = run(database_url, "user", "show", "107", "--format", "json")
-    assert json.loads(r.output)["degree"] == 1045
+    assert json.loads(r.stdout)["degree"] == 1045
 
 
 def test_errors_are_one_line_with_exit_codes(sqlite_url: str, tmp_path: Path) -> None:
@@ -97,12 +97,12 @@ def test_default_database_is_sqlite_in_working_directory(tmp_path: Path) -> None
 
 def test_schema_commands_and_user_show(sqlite_url: str, tmp_path: Path) -> None:
     r = run(sqlite_url, "db", "current", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.output) == {"database": sqlite_url, "current": None, "head": "0001", "up_to_date": False}
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"database": sqlite_url, "current": None, "head": "0001", "up_to_date": False}
     assert run(sqlite_url, "import", "edges", str(write(tmp_path / "e.txt", "1 2\n2 3\n"))).exit_code == 0
     r = run(sqlite_url, "db", "current", "--format", "json")
-    assert json.loads(r.output)["up_to_date"] is True
+    assert json.loads(r.stdout)["up_to_date"] is True
     r = run(sqlite_url, "user", "show", "2", "--format", "json")
-    shown = json.loads(r.output)
+    shown = json.loads(r.stdout)
     assert list(shown) == ["id", "is_synthetic", "deleted", "degree", "labels", "attributes", "features", "feature_columns",
                            "created_at", "updated_at"]
     assert (shown["id"], shown["degree"], shown["deleted"], shown["features"]) == ("2", 2, False, {})

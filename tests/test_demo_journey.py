@@ -13,8 +13,9 @@ from graphrec.cli import cli
 
 
 def _run(url: str, home: Path, *args: str) -> tuple[int, str]:
+    """Exit code and output: stdout alone for JSON, stdout and stderr (progress, errors) otherwise."""
     r = CliRunner().invoke(cli, list(args), env={"GRAPHREC_DATABASE_URL": url, "GRAPHREC_HOME": str(home)})
-    return r.exit_code, r.output
+    return r.exit_code, (r.stdout if "json" in args and r.exit_code == 0 else r.output)
 
 
 @pytest.mark.slow
@@ -91,3 +92,23 @@ def test_stats_reports_each_models_revision_against_the_store(tmp_path: Path) ->
     store.add_friendship("0", "50")  # the store moves on
     code, out = _run(url, home, "stats")
     assert code == 0 and "store is at" in out and "graphrec train anomaly" in out, out
+
+
+def test_progress_lines_show_at_the_default_level_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal, training progress is logged even at the default level (WARNING), so a
+    pipe never sees a silent minute; --log-level error silences it."""
+    from graphrec.logs import configure_logging
+    from graphrec.progress import progress
+
+    try:
+        configure_logging("WARNING")
+        with progress("train demo", total=2, unit="epoch") as bar:
+            bar.update()
+            bar.update()
+        assert "train demo" in capsys.readouterr().err
+        configure_logging("ERROR")
+        with progress("train quiet", total=1) as bar:
+            bar.update()
+        assert "train quiet" not in capsys.readouterr().err
+    finally:
+        configure_logging("WARNING")

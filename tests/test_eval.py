@@ -193,7 +193,7 @@ def test_cli_eval_linkpred_seed_sweep(sqlite_url: str, tmp_path: Path) -> None:
     args = ["eval", "linkpred", "--max-users", "30", "--epochs", "1", "--gnn-dim", "0", "--hard-negatives", "10", "--threads", "1"]
     r = CliRunner().invoke(cli, [*args, "--seeds", "0,1", "--format", "json"], env=env, catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["params"]["seeds"] == [0, 1]
     assert set(data["hard_negatives"]) == set(data["metrics"]) and "model" in data["std"]["hard_negatives"]
     r = CliRunner().invoke(cli, [*args, "--seeds", "0,1"], env=env, catch_exceptions=False)

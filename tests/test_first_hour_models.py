@@ -139,7 +139,7 @@ def test_train_bots_warns_when_the_threshold_fell_back(sqlite_url: str, tmp_path
     with caplog.at_level(logging.WARNING):
         r = _cli(store, "train", "bots", "--folds", "2", "--epochs", "5", "--threads", "1", "--format", "json")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["threshold_fallback"] is True and "not reachable" in out["warning"]
     assert any(rec.levelno == logging.WARNING and "target precision" in rec.getMessage() for rec in caplog.records)
 
@@ -182,9 +182,9 @@ def test_models_cli(two_bot_models: tuple[GraphStore, str, str]) -> None:
     assert r.exit_code == 0, r.output
     assert f"* bot       {second}" in r.output and f"  bot       {first}" in r.output
     r = _cli(store, "models", "rollback", "bots", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.output)["serving"] == first
+    assert r.exit_code == 0 and json.loads(r.stdout)["serving"] == first
     r = _cli(store, "models", "show", "bot", "--format", "json")
-    assert json.loads(r.output)["version"] == first
+    assert json.loads(r.stdout)["version"] == first
     r = _cli(store, "models", "promote", "bot", second)
     assert r.exit_code == 0 and artifacts.latest_version(store.settings.home, "bot") == second
     for args in (("models", "list", "nonsense"), ("models", "promote", "bot", "nope"), ("models", "rollback", "nonsense")):
@@ -232,14 +232,14 @@ def test_purge_previews_and_needs_yes_off_a_terminal(synthetic_store: GraphStore
     store = synthetic_store
     r = _cli(store, "synth", "purge", "--dry-run", "--format", "json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output) == {"would_remove": "synthetic users", "users": 3, "friendships": 3, "labelled_users": 2, "total_users": 7}
+    assert json.loads(r.stdout) == {"would_remove": "synthetic users", "users": 3, "friendships": 3, "labelled_users": 2, "total_users": 7}
     assert _counts(store) == (7, 5)
     r = _cli(store, "synth", "purge")  # CliRunner's stdin is not a terminal
     assert r.exit_code == 2 and r.output.startswith("error: ") and len(r.output.strip().splitlines()) == 1
     assert "3 synthetic users (of 7), 3 friendships" in r.output and "--yes" in r.output
     assert _counts(store) == (7, 5)
     r = _cli(store, "synth", "purge", "--yes", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.output)["users"] == 3
+    assert r.exit_code == 0 and json.loads(r.stdout)["users"] == 3
     assert _counts(store) == (4, 2)
 
 
@@ -253,7 +253,7 @@ def test_purge_prompts_on_a_terminal(synthetic_store: GraphStore, monkeypatch: p
     assert _counts(store) == (7, 5)
     r = _cli(store, "synth", "purge", "--format", "json", input="y\n")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output.strip().splitlines()[-1])["users"] == 3 and _counts(store) == (4, 2)
+    assert json.loads(r.stdout.strip().splitlines()[-1])["users"] == 3 and _counts(store) == (4, 2)
 
 
 # -- 4. progress ------------------------------------------------------------------------------------

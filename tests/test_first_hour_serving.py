@@ -111,7 +111,7 @@ def test_batch_report_sums_the_filters(served: GraphStore, tmp_path: Path) -> No
     users = tmp_path / "users.txt"
     users.write_text("0\n1\n", encoding="utf-8")
     r = invoke(served, "recommend", "--users-file", str(users), "--output", str(tmp_path / "out.jsonl"), "-k", "3", "--format", "json")
-    report = json.loads(r.output)
+    report = json.loads(r.stdout)
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert report["filtered"]["blocked"] == 1 == lines[0]["filtered"]["blocked"]
     assert report["filtered"]["friends"] == lines[0]["filtered"]["friends"] + lines[1]["filtered"]["friends"] > 0

@@ -131,7 +131,7 @@ def test_cli_train_recommend_and_batch(tmp_path: Path) -> None:
     r = run("train", "linkpred", "--epochs", "1", "--gnn-dim", "0", "--format", "json")
     assert r.exit_code == 0, r.output
     r = run("recommend", "--user", "0", "-k", "3", "--format", "json")
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["user"] == "0" and len(data["recommendations"]) == 3
     assert set(data["recommendations"][0]) == {"user", "score", "mutual_friends", "reasons"}
     r = run("recommend", "--user", "0", "-k", "0")
@@ -201,7 +201,7 @@ def test_cli_eval_linkpred_prints_model_beside_heuristics(trained: GraphStore) -
         catch_exceptions=False,
     )
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert set(data["metrics"]) == {"common_neighbours", "adamic_adar", "resource_allocation", "personalized_pagerank", "model"}
     assert data["params"]["max_users"] == 60
     assert all(0 <= m["recall@20"] <= m["recall@50"] <= 1 for m in data["metrics"].values())
@@ -284,4 +284,4 @@ def test_models_trained_on_different_feature_columns_both_serve(database_url: st
     for user in ("0", "cold"):
         r = CliRunner().invoke(cli, ["recommend", "--user", user, "-k", "5", "--format", "json"], env=env, catch_exceptions=False)
         assert r.exit_code == 0, r.output
-        assert len(json.loads(r.output)["recommendations"]) == 5
+        assert len(json.loads(r.stdout)["recommendations"]) == 5

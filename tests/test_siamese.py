@@ -176,7 +176,7 @@ def test_similar_cold_start_recommend_and_sync(database_url: str, tmp_path: Path
     r = _cli(database_url, home, "train", "siamese", "--epochs", "6", "--format", "json")
     assert r.exit_code == 0, r.output
     r = _cli(database_url, home, "similar", "--user", "0", "-k", "10", "--format", "json")
-    sims = json.loads(r.output)["similar"]
+    sims = json.loads(r.stdout)["similar"]
     assert len(sims) == 10 and all(s["user"] != "0" for s in sims)
     assert np.mean([int(s["user"]) < 100 for s in sims]) >= 0.7  # user 0 is in group 0 (users 0-99)
     # a new user with only a profile (group 2's attribute) and no friends
@@ -187,8 +187,8 @@ def test_similar_cold_start_recommend_and_sync(database_url: str, tmp_path: Path
     assert r.exit_code == 0, r.output
     r = _cli(database_url, home, "recommend", "--user", "newbie", "-k", "5", "--format", "json")
     assert r.exit_code == 0, r.output
-    assert list(json.loads(r.output))[:2] == ["user", "recommendations"] and json.loads(r.output)["user"] == "newbie"
-    recs = json.loads(r.output)["recommendations"]
+    assert list(json.loads(r.stdout))[:2] == ["user", "recommendations"] and json.loads(r.stdout)["user"] == "newbie"
+    recs = json.loads(r.stdout)["recommendations"]
     assert len(recs) == 5 and all("similar profile" in x["reasons"][0] for x in recs)
     r = _cli(database_url, home, "recommend", "--user", "newbie", "-k", "5")
     assert r.output.splitlines()[0] == f"friend suggestions for newbie (model {artifacts.latest_version(home, 'linkpred')})"
@@ -198,12 +198,12 @@ def test_similar_cold_start_recommend_and_sync(database_url: str, tmp_path: Path
     victim = sims[0]["user"]
     store.remove_user(victim)
     r = _cli(database_url, home, "similar", "--user", "0", "-k", "10", "--format", "json")
-    assert victim not in [s["user"] for s in json.loads(r.output)["similar"]]
+    assert victim not in [s["user"] for s in json.loads(r.stdout)["similar"]]
     r = _cli(database_url, home, "index", "sync", "--format", "json")
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["upserted"] >= 1 and out["removed"] == 1
     r = _cli(database_url, home, "similar", "--user", "newbie", "-k", "3", "--format", "json")
-    assert r.exit_code == 0 and len(json.loads(r.output)["similar"]) == 3
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["similar"]) == 3
     r = _cli(database_url, home, "similar", "--user", "nobody")
     assert r.exit_code == 3
 

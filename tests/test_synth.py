@@ -187,13 +187,13 @@ def test_cli_synth_and_purge(store: GraphStore, database_url: str) -> None:
     home = store.settings.home
     r = _cli(database_url, home, "synth", "--model", "gan", "--n", "12", "--epochs", "3", "--format", "json")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["users_created"] == 12 and out["model"] == "gan" and out["example_ids"][0].startswith("synthetic-")
     assert {"degree_ks", "clustering_synthetic", "clustering_real"} <= set(out["realism"])
     r = _cli(database_url, home, "synth")
     assert r.exit_code == 2 and "--n" in r.output
     r = _cli(database_url, home, "synth", "purge", "--yes", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.output)["users"] == 12
+    assert r.exit_code == 0 and json.loads(r.stdout)["users"] == 12
     assert _counts(store)[0] == 0
 
 
@@ -207,7 +207,7 @@ def test_realism_of_the_synthetic_users_in_the_store(store: GraphStore, database
     assert (found.real_users, found.synthetic_users) == (200, 10)
     assert found.as_dict() == {"real_users": 200, "synthetic_users": 10, "realism": report.realism}
     r = _cli(database_url, store.settings.home, "synth", "purge", "--yes", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.output) == {"removed": "synthetic users", "friendships": report.friendships_added,
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"removed": "synthetic users", "friendships": report.friendships_added,
                                                           "labels": 0, "scores": 0, "users": 10}
     with pytest.raises(StoreStateError):
         evaluate_from_store(store)

@@ -200,7 +200,7 @@ def labelled_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _train(env: dict[str, str], *args: str) -> dict[str, object]:
     r = CliRunner().invoke(cli, ["train", *args, "--format", "json"], env=env, catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    out: dict[str, object] = json.loads(r.output.strip().splitlines()[-1])
+    out: dict[str, object] = json.loads(r.stdout.strip().splitlines()[-1])
     return out
 
 

@@ -360,6 +360,7 @@ def recommend_batch(
     served. A bad ``users_file`` is an :class:`~graphrec.errors.InputError` before any model is
     loaded. The caller decides what failures mean (:meth:`BatchReport.check`)."""
     from graphrec.fileio import atomic_output, read_id_lines
+    from graphrec.progress import track
 
     users = read_id_lines(users_file)
     rec = Recommender(store, version=version, bot_threshold=bot_threshold)
@@ -367,7 +368,7 @@ def recommend_batch(
     total = dict.fromkeys(FILTERS, 0)
     failed = 0
     with atomic_output(output) as fh:
-        for lineno, uid in users:
+        for lineno, uid in track(users, "recommend", total=len(users), unit="user"):  # a bar, or a log line every 10%
             try:
                 suggestions, removed = rec.recommend_filtered(uid, k)
                 fh.write(json.dumps(Recommendation(uid, suggestions, rec.version, removed, bot_filter).as_dict()) + "\n")
