@@ -112,3 +112,40 @@ def test_progress_lines_show_at_the_default_level_off_a_terminal(capsys: pytest.
         assert "train quiet" not in capsys.readouterr().err
     finally:
         configure_logging("WARNING")
+
+
+def _all_commands(group: "click.Group", ctx: "click.Context", path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import click
+
+    out: list[tuple[str, ...]] = []
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None
+        out.append((*path, name))
+        if isinstance(cmd, click.Group):
+            out += _all_commands(cmd, ctx, (*path, name))
+    return out
+
+
+def test_every_command_help_is_plain_and_describes_every_option() -> None:
+    """No reStructuredText markup in any --help page, and every option has a description."""
+    import click
+
+    ctx = click.Context(cli)
+    paths = [(), *_all_commands(cli, ctx)]
+    assert len(paths) > 30
+    bad = []
+    for path in paths:
+        r = CliRunner().invoke(cli, [*path, "--help"])
+        assert r.exit_code == 0, (path, r.output)
+        if "``" in r.output or ":class:" in r.output or ":func:" in r.output or ":mod:" in r.output:
+            bad.append((" ".join(path), "markup"))
+        cmd: click.Command = cli
+        for word in path:
+            assert isinstance(cmd, click.Group)
+            sub = cmd.get_command(ctx, word)
+            assert sub is not None
+            cmd = sub
+        bad += [(" ".join(path), p.name) for p in cmd.params
+                if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip() and p.name != "help"]
+    assert bad == []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphrec.core.graph import Graph
+from graphrec.progress import track
 from graphrec.tasks.anomaly.detector import DEFAULT_KIND, make_detector, node_table
 from graphrec.tasks.anomaly.inject import Injection, inject_anomalies
 
@@ -81,7 +82,7 @@ def evaluate_injection(
     log.info("injected %d anomalous users into %d (seed %d)", int(inj.is_anomaly.sum()), graph.num_nodes, seed)
     t = time.perf_counter()
     results = [score_result("iforest", isolation_forest_scores(graph, seed), inj, time.perf_counter() - t)]
-    for kind in kinds:
+    for kind in track(list(kinds), "eval anomaly: detectors", total=len(kinds), unit="detector"):
         t = time.perf_counter()
         det = make_detector(kind, seed=seed, threads=threads).fit(graph)
         assert det.decision_score_ is not None

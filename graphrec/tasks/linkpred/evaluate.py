@@ -46,6 +46,7 @@ import numpy as np
 from graphrec.core.graph import Graph, csr_from_edges, two_hop
 from graphrec.core.metrics import NegativeRankMetrics, RankingMetrics, mean_std
 from graphrec.core.ops import personalized_pagerank, walk_transpose
+from graphrec.progress import track
 from graphrec.tasks.linkpred.config import LinkPredConfig
 from graphrec.tasks.linkpred.features import PairFeaturizer, ppr_columns
 from graphrec.tasks.linkpred.profiles import ProfileMatrix
@@ -235,7 +236,7 @@ def evaluate_linkpred(
     hard_seconds = 0.0
     walk = walk_transpose(indptr, indices)
     log.info("linkpred evaluation: %d users, %d held-out friendships", users.size, test_edges.shape[0])
-    for u in users.tolist():
+    for u in track(users.tolist(), "eval linkpred: heuristics", total=int(users.size), unit="user"):
         exclude = np.concatenate([[u], indices[indptr[u] : indptr[u + 1]]])
         t0 = time.perf_counter()
         hop = two_hop(indptr, indices, u, deg)
@@ -274,7 +275,7 @@ def evaluate_linkpred(
         w = result.weights
         m = RankingMetrics()
         t = time.perf_counter()
-        for u in users.tolist():
+        for u in track(users.tolist(), "eval linkpred: model ranking", total=int(users.size), unit="user"):
             ppr = _model_ppr(walk, u)
             c = feat.candidates(u, shared_weights=w.shared, ppr=ppr)
             s = w.score(c, None if w.embeddings is None else w.embeddings[u]) + tie[c.nodes]
@@ -286,7 +287,7 @@ def evaluate_linkpred(
         if hard_negatives > 0:
             t = time.perf_counter()
             hard["model"] = NegativeRankMetrics()
-            for u in users.tolist():
+            for u in track(users.tolist(), "eval linkpred: model on hard negatives", total=int(users.size), unit="user"):
                 positives = np.asarray(held[u], dtype=np.int64)
                 s = _model_scores(result, feat, u, np.concatenate([positives, pools[u]]), num_nodes, _model_ppr(walk, u))
                 hard["model"].add(s[positives], s[pools[u]])
