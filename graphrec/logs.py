@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from typing import TextIO
 
 LOG_LEVEL_ENV = "GRAPHREC_LOG_LEVEL"
@@ -129,3 +130,17 @@ def set_log_format(fmt: str) -> None:
     _format, _format_set = fmt, True
     if _handler is not None:
         _handler.setFormatter(_JsonLines() if fmt == "json" else _OneLine(FORMAT))
+
+
+def error_line(message: str, exit_code: int, exc: BaseException | None = None) -> str:
+    """The line the ``graphrec`` command ends with on an error, in the current log format: text
+    ``error: MESSAGE``, or with ``--log-format json`` one JSON object ``{"ts", "level": "error",
+    "logger": "graphrec.cli", "message", "exit_code"}`` (plus ``exc``, the traceback, for a bug:
+    ``exc``), so a JSON job log holds no plain-text line."""
+    if current_log_format() != "json":
+        return f"error: {message}"
+    out: dict[str, object] = {"ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "level": "error",
+                              "logger": "graphrec.cli", "message": message, "exit_code": exit_code}
+    if exc is not None:
+        out["exc"] = "".join(traceback.format_exception(exc))
+    return json.dumps(out, default=str)

@@ -3,8 +3,10 @@ formatting, logging (``--log-level``), and the mapping of graphrec's errors to o
 ``error: ...`` line and an exit code.
 
 Every read command takes ``--format table|json``. Exit codes: 0 success, 1 unexpected failure,
-2 bad input or usage, 3 unknown user, 4 not ready (database not initialised, older schema,
-unreachable, no trained model), 75 a batch job is already running.
+2 bad input or usage (also a file or folder that cannot be used as given, a value the database
+rejects), 3 unknown user, 4 not ready (database not initialised, older or newer schema, unreachable,
+read-only, not a SQLite database, missing driver, no trained model, an unreadable model file),
+75 a batch job is already running or a concurrent writer conflicted (nothing written: retry).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from graphrec.config import DATABASE_URL_ENV, HOME_ENV, Settings
 from graphrec.errors import expected_error
-from graphrec.logs import DEFAULT_LEVEL, LEVELS, LOG_LEVEL_ENV, configure_logging
+from graphrec.logs import DEFAULT_LEVEL, LEVELS, LOG_FORMATS, LOG_LEVEL_ENV, configure_logging, current_log_format, error_line, set_log_format
 from graphrec.threads import THREADS_ENV, default_threads
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,11 +54,17 @@ def plain_help(text: str | None) -> str | None:
 
 
 class _Command(click.Command):
-    """A command whose help and option help are shown without reStructuredText markup."""
+    """A command whose help and option help are shown without reStructuredText markup. A command's
+    own ``--log-format`` (the nightly job's) sets the format of every log and error line."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain_params(self)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.params.get("log_format") in LOG_FORMATS:
+            set_log_format(ctx.params["log_format"])
+        return super().invoke(ctx)
 
 
 def _plain_params(cmd: click.Command) -> None:
@@ -82,11 +90,24 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            err = expected_error(exc)
-            if err is None:
-                raise
-            click.echo(f"error: {err}", err=True)
-            sys.exit(err.exit_code)
+            fail(exc)
+
+
+def fail(exc: Exception) -> NoReturn:
+    """The one place the command line turns an exception into its end: graphrec's errors, database
+    driver, file-system and safetensors errors (:func:`graphrec.errors.expected_error`) print one
+    ``error: ...`` line (a JSON object with ``--log-format json``) and exit with the documented
+    code. Anything else is a bug: its traceback is printed (as one JSON object with ``exc`` in
+    JSON mode, exit 1). Engines hide SQL parameter values (``hide_parameters``), so neither shows
+    user data."""
+    err = expected_error(exc)
+    if err is None:
+        if current_log_format() != "json":
+            raise exc
+        click.echo(error_line(f"unexpected error (a bug): {type(exc).__name__}: {exc}".splitlines()[0], 1, exc), err=True)
+        sys.exit(1)
+    click.echo(error_line(str(err), err.exit_code), err=True)
+    sys.exit(err.exit_code)
 
 
 _Group.group_class = _Group
