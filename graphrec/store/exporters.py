@@ -3,7 +3,9 @@
 * users: ``id,is_synthetic,<attribute columns (sorted)>,<feature columns (store order)>``.
   Feature values are written as the shortest decimal that round-trips their float32 value
   (integral columns as integers). A feature column whose name collides with an attribute is an
-  error rather than a silent loss.
+  error rather than a silent loss. When a column is itself named ``id`` (a store imported with
+  ``--id-column``), the id column is written as ``_id`` (see :func:`users_id_column`) and the
+  export reports it.
 * friendships: ``source,target,synthetic`` (each undirected friendship once; ``synthetic`` is
   true when either end is a synthetic user).
 * labels: ``id,label,source,is_synthetic``.
@@ -42,8 +44,19 @@ def _format_column(values: np.ndarray) -> np.ndarray:
     return v.astype(str)  # numpy prints the shortest repr that round-trips float32
 
 
-def export_users(conn: Connection, path: str | Path) -> int:
-    """Write active users; returns the number written."""
+def users_id_column(names: set[str]) -> str:
+    """The id column of a users export: ``id``, or, when an attribute or feature is named
+    ``id`` (imported with ``--id-column``), the first of ``_id``, ``__id``, ... that is free;
+    read it back with ``--id-column`` set to that name."""
+    name = "id"
+    while name in names:
+        name = "_" + name
+    return name
+
+
+def export_users(conn: Connection, path: str | Path, info: dict[str, str] | None = None) -> int:
+    """Write active users; returns the number written. ``info["id_column"]`` receives the id
+    column's name (:func:`users_id_column`)."""
     snap = read_snapshot(conn)
     rows = conn.execute(select(User.id, User.attributes).where(User.deleted_at.is_(None)).order_by(User.id)).all()
     attrs = [(json.loads(a) if isinstance(a, str) else a) or {} for _, a in rows]
@@ -51,11 +64,13 @@ def export_users(conn: Connection, path: str | Path) -> int:
     clash = set(attr_names) & set(snap.feature_names)
     if clash:
         raise GraphrecError(f"attribute and feature share the name {sorted(clash)[0]!r}: cannot export losslessly")
-    for reserved in ("id", "is_synthetic"):
-        if reserved in attr_names or reserved in snap.feature_names:
-            raise GraphrecError(f"column name {reserved!r} is reserved and cannot be exported")
+    if "is_synthetic" in attr_names or "is_synthetic" in snap.feature_names:
+        raise GraphrecError("column name 'is_synthetic' is reserved and cannot be exported")
+    id_column = users_id_column(set(attr_names) | set(snap.feature_names))
+    if info is not None:
+        info["id_column"] = id_column
     columns: dict[str, object] = {
-        "id": snap.external_ids,
+        id_column: snap.external_ids,
         "is_synthetic": np.where(snap.is_synthetic, "true", "false"),
     }
     for name in attr_names:

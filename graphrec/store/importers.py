@@ -15,8 +15,14 @@ Formats
   synthetic users. This is exactly what ``graphrec export users`` writes.
 * **Labels**: CSV ``id,label`` and optionally ``source`` (default source: ``import``).
 
+Files are UTF-8 (a leading byte-order mark is accepted) without NUL bytes; a CSV row with fewer
+fields than the header is an error, as are column names over :data:`MAX_COLUMN_NAME_LENGTH` and
+fields over :data:`MAX_FIELD_LENGTH` characters; ``delimiter`` is one character. In SNAP input
+an id is an integer token: ``1.0`` or ``1e3`` is an invalid id, as on the CSV path.
+
 Ids: ``id_type="int"`` (default) requires integer ids and stores their canonical decimal form;
-``id_type="str"`` accepts any non-empty text up to 255 characters.
+``id_type="str"`` accepts any non-empty text up to 255 characters (integer ids are limited to 255
+characters too: longer ones are invalid ids, skipped and counted with ``skip_invalid``).
 
 Invalid rows are errors: a file is checked as a whole and its first problems (up to
 :data:`SHOWN_PROBLEMS`, with their lines) are reported in one :class:`InputError` with the count
@@ -45,6 +51,10 @@ IdType = Literal["int", "str"]
 EdgeFormat = Literal["auto", "snap", "csv"]
 MAX_ID_LENGTH = 255
 MAX_LABEL_LENGTH = 64
+#: Longest column name a header may have (feature column names are stored as VARCHAR(255)).
+MAX_COLUMN_NAME_LENGTH = 255
+#: Longest field (characters) any CSV or SNAP cell may have.
+MAX_FIELD_LENGTH = 131_072
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
@@ -170,6 +180,12 @@ def _check_utf8(path: Path, chunk: int = 1 << 22) -> None:
                 raise InputError(
                     f"not valid UTF-8 (byte 0x{exc.object[bad]:02x} at offset {offset + pos_in_data})", source=path, line=line
                 ) from None
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                raise InputError(
+                    f"NUL byte at offset {offset + nul} (text values and ids cannot contain NUL)",
+                    source=path, line=lines + data[:nul].count(b"\n"),
+                )
             if not data:
                 return
             lines += data.count(b"\n")
@@ -197,17 +213,20 @@ def _csv_line_map(path: Path, delimiter: str) -> Callable[[int], int | None]:
 
     def line_of(row: int) -> int | None:
         if not cache:
-            with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+            with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
                 reader = csv.reader(fh, delimiter=delimiter)
                 start = 1
                 first = True
-                for rec in reader:
-                    if rec and not (len(rec) == 1 and rec[0] == ""):
-                        if first:
-                            first = False
-                        else:
-                            cache.append(start)
-                    start = reader.line_num + 1
+                try:
+                    for rec in reader:
+                        if rec and not (len(rec) == 1 and rec[0] == ""):
+                            if first:
+                                first = False
+                            else:
+                                cache.append(start)
+                        start = reader.line_num + 1
+                except csv.Error:  # a field over the csv module's limit: it starts the last row known
+                    cache.append(start)
         return cache[row] if 0 <= row < len(cache) else None
 
     return line_of
@@ -223,17 +242,34 @@ def _parser_error(path: Path, exc: Exception) -> InputError:
     return InputError(msg, source=path, line=line)
 
 
+def _check_delimiter(delimiter: str | None, path: Path) -> None:
+    """A delimiter is one character other than a quote, a line break or NUL."""
+    if delimiter is None:
+        return
+    if len(delimiter) != 1 or delimiter in ('"', "\r", "\n", "\x00"):
+        raise InputError(f"--delimiter must be a single character other than a quote or line break, got {delimiter!r}",
+                         source=path)
+
+
 def _read_csv_header(path: Path, delimiter: str) -> list[str]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        for rec in csv.reader(fh, delimiter=delimiter):
-            if rec and not (len(rec) == 1 and rec[0] == ""):
-                header = [h.strip() for h in rec]
-                break
-        else:
-            raise InputError("empty file: a header row is required", source=path, line=1)
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: accept a byte-order mark
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            for rec in reader:
+                if rec and not (len(rec) == 1 and rec[0] == ""):
+                    header = [h.strip() for h in rec]
+                    break
+            else:
+                raise InputError("empty file: a header row is required", source=path, line=1)
+        except csv.Error:
+            raise InputError(f"header field longer than {MAX_FIELD_LENGTH} characters", source=path,
+                             line=reader.line_num or 1) from None
     for i, name in enumerate(header):
         if not name:
             raise InputError(f"empty column name in header (column {i + 1})", source=path, line=1)
+        if len(name) > MAX_COLUMN_NAME_LENGTH:
+            raise InputError(f"column name longer than {MAX_COLUMN_NAME_LENGTH} characters in header (column {i + 1})",
+                             source=path, line=1)
     seen: set[str] = set()
     for name in header:
         if name in seen:
@@ -253,7 +289,7 @@ def _read_csv_frame(path: Path, delimiter: str) -> pd.DataFrame:
                 dtype=object,
                 keep_default_na=False,
                 na_filter=False,
-                encoding="utf-8",
+                encoding="utf-8-sig",
                 engine="c",
                 index_col=False,
             )
@@ -264,7 +300,39 @@ def _read_csv_frame(path: Path, delimiter: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise InputError("empty file: a header row is required", source=path, line=1) from None
     frame.columns = header[: len(frame.columns)]
+    problems = Problems(path, _csv_line_map(path, delimiter))
+    _check_field_lengths(frame, problems)
+    problems.raise_if_any()
+    # pandas fills the missing trailing fields of a short row with "": count them with the csv module
+    problems.add(_short_rows(path, delimiter, len(header)),
+                 lambda k: f"row has fewer fields than the {len(header)} header columns")
+    problems.raise_if_any()
     return frame
+
+
+def _short_rows(path: Path, delimiter: str, width: int) -> list[int]:
+    """The data rows (0-based, after the header) with fewer than ``width`` fields."""
+    short: list[int] = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        row = -1
+        for rec in csv.reader(fh, delimiter=delimiter):
+            if not rec or (len(rec) == 1 and rec[0] == ""):
+                continue
+            if row >= 0 and len(rec) < width:
+                short.append(row)
+            row += 1
+    return short
+
+
+def _check_field_lengths(frame: pd.DataFrame, problems: Problems) -> None:
+    for name in frame.columns:
+        lengths = frame[name].str.len().to_numpy()
+        message = f"field of column {str(name)!r} longer than {MAX_FIELD_LENGTH} characters"
+
+        def too_long(k: int, message: str = message) -> str:
+            return message
+
+        problems.add(np.flatnonzero(lengths > MAX_FIELD_LENGTH), too_long)
 
 
 def _require_column(path: Path, frame: pd.DataFrame, name: str, role: str) -> None:
@@ -287,6 +355,9 @@ def _canonical_ids(
         if not text_value:
             valid[i] = False
             continue
+        if len(text_value) > MAX_ID_LENGTH:  # before int(): 5,000 digits exceed Python's int parsing limit
+            valid[i] = False
+            continue
         if id_type == "int":
             if not _INT_RE.match(text_value):
                 valid[i] = False
@@ -303,6 +374,8 @@ def _id_problem(raw: object, id_type: IdType, what: str) -> str:
     text_value = "" if raw is None or (isinstance(raw, float) and math.isnan(raw)) else str(raw).strip()
     if not text_value:
         return f"missing {what}"
+    if len(text_value) > MAX_ID_LENGTH:
+        return f"{what} longer than {MAX_ID_LENGTH} characters"
     if id_type == "int":
         return f"non-numeric {what} {text_value!r} (use --id-type str for text ids)"
     return f"{what} longer than {MAX_ID_LENGTH} characters"
@@ -321,10 +394,16 @@ def read_edges(
     delimiter: str | None = None,
     id_type: IdType = "int",
     skip_invalid: bool = False,
+    directed: bool = False,
 ) -> EdgeBatch:
-    """Read and validate an edge list (see module docstring for formats and policy)."""
+    """Read and validate an edge list (see module docstring for formats and policy).
+
+    ``directed`` keeps each row's order (``src[k]`` is the row's first id: blocks are
+    ``blocker blocked``) and only an identical ordered pair is a duplicate; otherwise ``u v``
+    and ``v u`` are the same undirected friendship."""
     path = Path(path)
     _check_path(path)
+    _check_delimiter(delimiter, path)
     _check_utf8(path)
     if fmt == "auto":
         fmt = "csv" if path.suffix.lower() in (".csv", ".tsv") else "snap"
@@ -347,7 +426,8 @@ def read_edges(
                 and not frame[scol].str.contains(r"[^0-9+-]", regex=True).any()
                 and not frame[tcol].str.contains(r"[^0-9+-]", regex=True).any()
             ):
-                return _finish_int_edges(path, a_int.to_numpy(np.int64), b_int.to_numpy(np.int64), line_of, skip_invalid)
+                return _finish_int_edges(path, a_int.to_numpy(np.int64), b_int.to_numpy(np.int64), line_of, skip_invalid,
+                                         directed)
         a_raw = frame[scol].to_numpy(dtype=object)
         b_raw = frame[tcol].to_numpy(dtype=object)
     elif fmt == "snap":
@@ -356,7 +436,7 @@ def read_edges(
         a_raw, b_raw, fast = _read_snap(path, id_type, delimiter)
         line_of = _snap_line_map(path)
         if fast is not None:
-            return _finish_int_edges(path, fast[0], fast[1], line_of, skip_invalid)
+            return _finish_int_edges(path, fast[0], fast[1], line_of, skip_invalid, directed)
     else:
         raise InputError(f"unknown edge format {fmt!r} (snap or csv)", source=path)
 
@@ -378,11 +458,13 @@ def read_edges(
     codes, uniques = pd.factorize(np.concatenate([a_ids[keep], b_ids[keep]]))
     m = keep.size
     return validate_pairs(path, list(map(str, uniques)), codes[:m], codes[m:], keep, line_of, skip_invalid, skipped, a_raw.size,
-                          problems=problems)
+                          problems=problems, directed=directed)
 
 
 def _read_snap_int(path: Path, common: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """Fast path: the whole file as int64 pairs, or None when some id is not an integer."""
+    if not _plain_integer_file(path):
+        return None  # pandas would read 1.0 or 1e3 as an int64: the exact text path decides
     try:
         frame = pd.read_csv(path, dtype=np.int64, **common)
     except (ValueError, OverflowError, TypeError):
@@ -393,6 +475,26 @@ def _read_snap_int(path: Path, common: dict) -> tuple[np.ndarray, np.ndarray] | 
     except pd.errors.ParserError as exc:
         raise _parser_error(path, exc) from None
     return frame[0].to_numpy(dtype=np.int64), frame[1].to_numpy(dtype=np.int64)
+
+
+_NOT_INTEGER_TEXT = re.compile(rb"[^0-9\s+-]")
+_COMMENT = re.compile(rb"#[^\n]*")
+
+
+def _plain_integer_file(path: Path, chunk: int = 1 << 22) -> bool:
+    """Whether every byte outside ``#`` comments is a digit, a sign or whitespace (streams the file)."""
+    tail = b""
+    with path.open("rb") as fh:
+        while True:
+            data = fh.read(chunk)
+            block = tail + data
+            if data:
+                cut = block.rfind(b"\n") + 1
+                block, tail = block[:cut], block[cut:]
+            if _NOT_INTEGER_TEXT.search(_COMMENT.sub(b"", block)):
+                return False
+            if not data:
+                return True
 
 
 def _read_snap(
@@ -418,13 +520,14 @@ def _read_snap(
 
 
 def _finish_int_edges(
-    path: Path, a: np.ndarray, b: np.ndarray, line_of: Callable[[int], int | None], skip_invalid: bool
+    path: Path, a: np.ndarray, b: np.ndarray, line_of: Callable[[int], int | None], skip_invalid: bool,
+    directed: bool = False,
 ) -> EdgeBatch:
     uniques, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     m = a.size
     ids = uniques.astype(str).tolist()
     keep = np.arange(m)
-    return validate_pairs(path, ids, inverse[:m], inverse[m:], keep, line_of, skip_invalid, {}, m)
+    return validate_pairs(path, ids, inverse[:m], inverse[m:], keep, line_of, skip_invalid, {}, m, directed=directed)
 
 
 def validate_pairs(
@@ -438,6 +541,7 @@ def validate_pairs(
     skipped: dict[str, int],
     rows_read: int,
     problems: Problems | None = None,
+    directed: bool = False,
 ) -> EdgeBatch:
     """Reject (or, with ``skip_invalid``, drop and count) self-loops and duplicate friendships.
 
@@ -452,21 +556,22 @@ def validate_pairs(
     if loops.any():
         if not skip_invalid:
             problems.record(int(loops.sum()), [
-                (line_of(int(rows[k])), f"self-loop: user {ids[src[k]]!r} befriends itself")
+                (line_of(int(rows[k])), f"self-loop: user {ids[src[k]]!r} {'blocks' if directed else 'befriends'} itself")
                 for k in np.flatnonzero(loops)[:SHOWN_PROBLEMS].tolist()
             ])
         else:
             skipped["self_loop"] = int(loops.sum())
         keep = ~loops
         src, dst, rows = src[keep], dst[keep], rows[keep]
-    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+    lo, hi = (src, dst) if directed else (np.minimum(src, dst), np.maximum(src, dst))
     key = lo * max(len(ids), 1) + hi
+    kind = "block" if directed else "friendship"
     dup = pd.Series(key).duplicated().to_numpy()
     if dup.any():
         if not skip_invalid:
             def duplicate(k: int) -> tuple[int | None, str]:
                 first_line = line_of(int(rows[int(np.flatnonzero(key == key[k])[0])]))
-                return line_of(int(rows[k])), f"duplicate friendship {ids[src[k]]!r} -- {ids[dst[k]]!r} (first on line {first_line})"
+                return line_of(int(rows[k])), f"duplicate {kind} {ids[src[k]]!r} -- {ids[dst[k]]!r} (first on line {first_line})"
 
             dups = np.flatnonzero(dup)
             problems.record(int(dups.size), [duplicate(k) for k in dups[:SHOWN_PROBLEMS].tolist()])
@@ -510,11 +615,13 @@ def read_users(
     """Read and validate a users CSV.
 
     A column is a feature when it is named in ``feature_columns`` or when every non-empty cell
-    parses as a number; otherwise it is a text attribute (``text_columns`` forces that, e.g. for
-    zip codes). Feature cells must be finite numbers: empty, NaN and infinite values are errors.
+    parses as a number and none has a leading zero (``01234`` reads as text, so a zip code
+    exported and read back stays ``01234``); otherwise it is a text attribute (``text_columns``
+    forces that). Feature cells must be finite numbers: empty, NaN and infinite values are errors.
     """
     path = Path(path)
     _check_path(path)
+    _check_delimiter(delimiter, path)
     _check_utf8(path)
     frame = _read_csv_frame(path, delimiter)
     line_of = _csv_line_map(path, delimiter)
@@ -553,8 +660,10 @@ def read_users(
         nonempty = stripped != ""
         numbers = pd.to_numeric(pd.Series(stripped), errors="coerce").to_numpy(dtype=np.float64)
         parses = ~np.isnan(numbers) | np.isin(np.char.lower(stripped.astype(str)), ["nan", "+nan", "-nan"])
+        # a leading zero ("01234": zip codes, phone numbers) marks text a number would lose
+        leading_zero = pd.Series(stripped).str.match(r"^[+-]?0\d").to_numpy(dtype=bool)
         is_feature = name in forced_numeric or (
-            name not in forced_text and nonempty.any() and bool(parses[nonempty].all())
+            name not in forced_text and nonempty.any() and bool(parses[nonempty].all()) and not leading_zero.any()
         )
         if not is_feature:
             attribute_names.append(name)
@@ -610,6 +719,7 @@ def read_labels(
     """Read and validate a labels CSV: one label per user and source."""
     path = Path(path)
     _check_path(path)
+    _check_delimiter(delimiter, path)
     _check_utf8(path)
     frame = _read_csv_frame(path, delimiter)
     line_of = _csv_line_map(path, delimiter)

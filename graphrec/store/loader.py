@@ -5,6 +5,7 @@ an existing user is only rewritten when the batch changes it."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -61,12 +62,21 @@ def ensure_feature_columns(conn: Connection, names: Sequence[str], *, allow_new:
 
 
 def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progress: Progress = _noop, *,
-                allow_new_columns: bool = False) -> np.ndarray:
+                allow_new_columns: bool = False, allow_synthetic_change: bool = False) -> np.ndarray:
     """Create or update the batch's users; returns their internal ids (aligned with the batch).
-    Feature columns the store lacks need ``allow_new_columns`` (see :func:`ensure_feature_columns`)."""
+    Feature columns the store lacks need ``allow_new_columns`` (see :func:`ensure_feature_columns`).
+
+    Refused (:class:`~graphrec.errors.InputError`, nothing written): an attribute column that is
+    a feature column of the store or a feature column that is an attribute of some user (the
+    store could no longer be exported), and, unless ``allow_synthetic_change``, a batch that
+    marks an existing real user synthetic (``synth purge`` would delete that user)."""
+    known_features = set(conn.execute(select(FeatureColumn.name)).scalars())
+    _check_name_clashes(conn, batch, known_features)
     positions, dim, added = ensure_feature_columns(conn, batch.feature_names, allow_new=allow_new_columns, source=batch.source)
     report.feature_columns_added += added
     ids = bulk.lookup_user_ids(conn, batch.external_ids)
+    if batch.is_synthetic is not None and not allow_synthetic_change:
+        _refuse_real_to_synthetic(conn, batch, ids)
     new = np.flatnonzero(ids < 0)
     now = utcnow()
     for start in range(0, new.size, USER_CHUNK):
@@ -91,6 +101,63 @@ def write_users(conn: Connection, batch: UserBatch, report: ImportReport, progre
         report.users_updated += _update_existing(conn, batch, chunk, ids[chunk], positions, dim, now)
         progress(chunk.size)
     return ids
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_name_clashes(conn: Connection, batch: UserBatch, known_features: set[str]) -> None:
+    for name in batch.attribute_names:
+        if name in known_features:
+            rows = [k for k, a in enumerate(batch.attributes) if name in a and not _is_number(a[name])]
+            rows = rows or [k for k, a in enumerate(batch.attributes) if name in a]
+            line = batch.line_of(rows[0]) if rows else None
+            sample = batch.attributes[rows[0]][name] if rows else ""
+            raise InputError(
+                f"column {name!r} is a feature column of the store but has non-numeric values here (e.g. {sample[:40]!r}): "
+                "fix or empty those cells, or import the column under another name",
+                source=batch.source, line=line,
+            )
+    new_features = [n for n in batch.feature_names if n not in known_features]
+    if not new_features:
+        return
+    wanted = set(new_features)
+    for (attrs,) in conn.execute(select(User.attributes).where(User.attributes.is_not(None))):
+        attrs = json.loads(attrs) if isinstance(attrs, str) else attrs
+        hit = wanted.intersection(attrs or {})
+        if hit:
+            raise InputError(
+                f"column {sorted(hit)[0]!r} is a text attribute in the store but numeric here: import it with "
+                f"--text-columns {sorted(hit)[0]}",
+                source=batch.source,
+            )
+
+
+def _refuse_real_to_synthetic(conn: Connection, batch: UserBatch, ids: np.ndarray) -> None:
+    assert batch.is_synthetic is not None
+    rows = np.flatnonzero((ids >= 0) & batch.is_synthetic)
+    if rows.size == 0:
+        return
+    flags: dict[int, bool] = {}
+    for start in range(0, rows.size, 10_000):
+        chunk = ids[rows[start : start + 10_000]].tolist()
+        for uid, synth in conn.execute(
+            select(User.id, User.is_synthetic).where(User.id.in_(bindparam("ids", expanding=True))), {"ids": chunk}
+        ):
+            flags[int(uid)] = bool(synth)
+    real = [int(k) for k in rows.tolist() if not flags.get(int(ids[k]), True)]
+    if real:
+        errors = [
+            (batch.line_of(k), f"user {batch.external_ids[k]!r} is a real user and is_synthetic=true would make "
+                               "'synth purge' delete it (pass --allow-synthetic-change to mark it synthetic)")
+            for k in real[:SHOWN_PROBLEMS]
+        ]
+        raise InputError.several(errors, source=batch.source, total=len(real))
 
 
 def _encode(values: np.ndarray, positions: np.ndarray, dim: int) -> list[bytes | None]:

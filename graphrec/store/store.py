@@ -270,10 +270,17 @@ class ExportResult:
     what: str
     rows: int
     path: Path
+    #: the users export's id column when it is not ``id`` (a column of the store is named ``id``)
+    id_column: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """``{exported, rows, output}`` (what ``graphrec export`` prints)."""
-        return {"exported": self.what, "rows": self.rows, "output": str(self.path)}
+        """``{exported, rows, output}`` (what ``graphrec export`` prints), with ``id_column`` and
+        a hint when a users export had to name its id column other than ``id``."""
+        out: dict[str, Any] = {"exported": self.what, "rows": self.rows, "output": str(self.path)}
+        if self.id_column is not None:
+            out["id_column"] = self.id_column
+            out["hint"] = f"read it back with: graphrec import users {self.path} --id-column {self.id_column}"
+        return out
 
 
 class GraphStore:
@@ -730,11 +737,12 @@ class GraphStore:
         return self.load_edges(read_edges(path, **options), create_users=create_users)
 
     def import_blocks(self, path: str | Path, **options: Any) -> ImportReport:
-        """Import directed blocks (``blocker blocked`` per row, same formats as edges)."""
+        """Import directed blocks (``blocker blocked`` per row, same formats as edges): ``5 2``
+        records that 5 blocked 2; ``3 4`` and ``4 3`` are two blocks, not a duplicate."""
         from graphrec.store import loader
         from graphrec.store.importers import read_edges
 
-        batch = read_edges(path, **options)
+        batch = read_edges(path, directed=True, **options)
 
         def body(conn: Connection, report: ImportReport) -> None:
             report.rows_read = batch.rows_read
@@ -743,26 +751,34 @@ class GraphStore:
 
         return self._run_import("blocks", batch.source, body)
 
-    def load_users(self, batch: UserBatch, *, allow_new_columns: bool = False) -> ImportReport:
+    def load_users(self, batch: UserBatch, *, allow_new_columns: bool = False,
+                   allow_synthetic_change: bool = False) -> ImportReport:
         """Write a validated user batch in one transaction. Feature columns the store lacks are
         an :class:`~graphrec.errors.InputError` (nothing written) unless ``allow_new_columns`` or
-        the store has no feature column yet: a new column widens every user's vector."""
+        the store has no feature column yet: a new column widens every user's vector.
+
+        Marking an existing real user synthetic (``is_synthetic`` true) is refused unless
+        ``allow_synthetic_change``: ``synth purge`` hard-deletes synthetic users."""
         from graphrec.progress import progress_bar
         from graphrec.store import loader
 
         def body(conn: Connection, report: ImportReport) -> None:
             report.rows_read = len(batch.external_ids)
             with progress_bar(total=len(batch.external_ids), desc="users", unit="user") as bar:
-                loader.write_users(conn, batch, report, progress=bar.update, allow_new_columns=allow_new_columns)
+                loader.write_users(conn, batch, report, progress=bar.update, allow_new_columns=allow_new_columns,
+                                   allow_synthetic_change=allow_synthetic_change)
 
         return self._run_import("users", batch.source, body)
 
-    def import_users(self, path: str | Path, *, allow_new_columns: bool = False, **options: Any) -> ImportReport:
+    def import_users(self, path: str | Path, *, allow_new_columns: bool = False, allow_synthetic_change: bool = False,
+                     **options: Any) -> ImportReport:
         """Import a users CSV (see :func:`graphrec.store.importers.read_users`; new feature
-        columns need ``allow_new_columns``, as in :meth:`load_users`)."""
+        columns need ``allow_new_columns`` and turning real users synthetic needs
+        ``allow_synthetic_change``, as in :meth:`load_users`)."""
         from graphrec.store.importers import read_users
 
-        return self.load_users(read_users(path, **options), allow_new_columns=allow_new_columns)
+        return self.load_users(read_users(path, **options), allow_new_columns=allow_new_columns,
+                               allow_synthetic_change=allow_synthetic_change)
 
     def import_labels(self, path: str | Path, **options: Any) -> ImportReport:
         """Import a labels CSV (see :func:`graphrec.store.importers.read_labels`)."""
@@ -1129,10 +1145,13 @@ class GraphStore:
         writers = {"users": exporters.export_users, "friendships": exporters.export_friendships, "labels": exporters.export_labels}
         if what not in writers:
             raise InputError(f"cannot export {what!r}: choose one of {', '.join(EXPORTS)}")
+        info: dict[str, str] = {}
         with self.read() as conn:
-            rows = writers[what](conn, path)
+            rows = exporters.export_users(conn, path, info) if what == "users" else writers[what](conn, path)
+        id_column = info.get("id_column")
+        id_column = id_column if id_column != "id" else None
         log.info("exported %d %s rows to %s", rows, what, path)
-        return ExportResult(what, rows, Path(path))
+        return ExportResult(what, rows, Path(path), id_column)
 
     def revision(self) -> int:
         """The store's data version (bumped by every write that changes something)."""
