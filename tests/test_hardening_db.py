@@ -191,3 +191,51 @@ def test_a_bug_in_json_mode_is_one_json_object_with_its_traceback(store: GraphSt
     assert r.exit_code == 1
     (event,) = _json_lines(r.stderr)
     assert event["level"] == "error" and "a bug" in event["message"] and "KeyError" in event["exc"]
+
+
+# -- 5. taking over a stale lock is atomic ------------------------------------------------------
+
+def test_two_processes_racing_for_a_stale_lock_one_wins(store: GraphStore, database_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+    import threading
+
+    from graphrec.errors import JobLockedError
+    from graphrec.store import locks
+    from graphrec.store.schema import JobLock
+
+    with store.write() as conn:  # a stale lock: expired an hour ago
+        past = locks._now() - dt.timedelta(hours=1)
+        conn.execute(JobLock.__table__.insert().values(name="nightly", owner="elsewhere:1:dead", acquired_at=past, expires_at=past))
+    barrier = threading.Barrier(2, timeout=3)
+    real = locks._is_stale
+
+    def stale_then_wait(*args: object) -> bool:
+        result = real(*args)  # type: ignore[arg-type]
+        try:  # both have read the stale row before either writes (PostgreSQL); SQLite serialises them
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return result
+
+    monkeypatch.setattr(locks, "_is_stale", stale_then_wait)
+    # each thread has its own store object, so each races on its own connection
+    leases = [locks.JobLease(GraphStore(database_url), "nightly") for _ in range(2)]
+    outcome: dict[int, str] = {}
+
+    def take(i: int) -> None:
+        try:
+            leases[i].acquire()
+            outcome[i] = "held"
+        except JobLockedError:
+            outcome[i] = "refused"
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcome.values()) == ["held", "refused"]
+    winner = leases[[i for i, o in outcome.items() if o == "held"][0]]
+    with store.read() as conn:
+        assert conn.execute(JobLock.__table__.select()).one().owner == winner.owner

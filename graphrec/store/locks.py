@@ -4,7 +4,8 @@ A lock is a row of ``job_locks`` (the ORM row is :class:`graphrec.store.schema.J
 (``host:pid:token``) and ``expires_at``. A job holds it as a :class:`JobLease`. Taking it is one
 short write transaction; it is free when no row exists, when the row has expired, or when its
 owner is a process on this host that no longer exists (a job killed with SIGKILL leaves its row
-behind, and the rerun takes the lock over at once). A running job extends ``expires_at``
+behind, and the rerun takes the lock over at once); taking a stale lock over is one atomic
+conditional ``UPDATE``, so of two processes racing for it exactly one wins. A running job extends ``expires_at``
 (:meth:`JobLease.heartbeat`) and its final write checks, in the same transaction, that it still
 owns the lock (:func:`assert_owner`), so a job whose lock was taken over cannot write.
 """
@@ -71,8 +72,19 @@ class JobLease:
                 if row is None:
                     conn.execute(insert(JobLock).values(name=self.name, owner=self.owner, acquired_at=now, expires_at=expires))
                 elif _is_stale(row[0], row[1], now):
-                    conn.execute(update(JobLock).where(JobLock.name == self.name, JobLock.owner == row[0])
-                                 .values(owner=self.owner, acquired_at=now, expires_at=expires))
+                    # One conditional UPDATE: it takes the lock over only if the row is still the
+                    # stale one read above (same owner, same expiry). Two processes that both saw
+                    # it stale race here; the database lets one UPDATE match, the other matches no
+                    # row (PostgreSQL re-checks the WHERE after the winner commits) and is refused.
+                    # (SQLite's BEGIN IMMEDIATE already serialises the read and the write; there the
+                    # expiry is text that a raw writer may have formatted differently, so only the owner
+                    # is compared.)
+                    same = [JobLock.name == self.name, JobLock.owner == row[0]]
+                    if conn.dialect.name == "postgresql":
+                        same.append(JobLock.expires_at == row[1])  # not renewed by a heartbeat meanwhile
+                    taken = conn.execute(update(JobLock).where(*same).values(owner=self.owner, acquired_at=now, expires_at=expires))
+                    if taken.rowcount != 1:
+                        raise JobLockedError(f"job {self.name!r} is already running (another process took the stale lock over first)")
                 else:
                     raise JobLockedError(f"job {self.name!r} is already running (lock held by {row[0]} until {row[1]} UTC)")
         except IntegrityError:
