@@ -218,3 +218,51 @@ def test_cli_errors_are_one_line_with_exit_code_2(database_url: str, tmp_path: P
         assert "Traceback" not in r.output
         assert len([ln for ln in r.output.splitlines() if ln.startswith("error: ")]) == 1, r.output
         assert r.output.rstrip().splitlines()[-1].startswith("error: "), r.output
+
+
+# -- import ego-facebook --path: odd folders ---------------------------------------------------
+
+
+def _ego_folder(folder: Path, **override: str) -> Path:
+    folder.mkdir()
+    files = {
+        "0.featnames": "0 gender;anonymized feature 1\n1 school;anonymized feature 2\n",
+        "0.feat": "1 1 0\n2 0 1\n",
+        "0.egofeat": "1 1\n",
+        "0.circles": "circle0\t1\t2\n",
+        "facebook_combined.txt": "0 1\n0 2\n1 2\n",
+    }
+    files.update(override)
+    for name, content in files.items():
+        (folder / name).write_text(content)
+    return folder
+
+
+def test_a_small_ego_facebook_folder_imports(store: GraphStore, tmp_path: Path) -> None:
+    r = store.import_ego_facebook(_ego_folder(tmp_path / "ego"))
+    assert r.users_created == 3 and r.friendships_added == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"abc.featnames": "0 x\n"}, r"unexpected file name 'abc\.featnames'"),
+        ({"0.1.featnames": "0 x\n"}, r"unexpected file name '0\.1\.featnames'"),
+        ({f"{'9' * 30}.featnames": "0 x\n"}, r"unexpected file name"),
+        ({"0.featnames": "0 a\n2 b\n"}, r"0\.featnames:2: feature index 2 where 1 was expected"),
+        ({"0.featnames": "1 a\n0 b\n"}, r"0\.featnames:1: feature index 1 where 0 was expected"),
+        ({"0.featnames": "x a\n"}, r"0\.featnames:1: feature index 'x' is not an integer"),
+        ({"0.featnames": f"0 {'n' * 300}\n1 b\n"}, r"0\.featnames:1: feature name longer than 255"),
+        ({"0.circles": f"{'c' * 300}\t1\n"}, r"0\.circles:1: circle name longer than 255"),
+        ({"facebook_combined.txt": f"0 1\n{'7' * 300} 1\n"}, r"facebook_combined\.txt:2: user id '7+\.\.\.' is not an integer"),
+        ({"facebook_combined.txt": "0 1\n99999999999999999999 1\n"}, r"facebook_combined\.txt:2: user id .* is not an integer"),
+        ({"0.circles": "c\t1\nc\t1\n"}, r"0\.circles:2: duplicate circle 'c' \(first on line 1\)"),
+        ({"0.feat": "1 1 0\n1.0 0 1\n"}, r"0\.feat:2: user id '1\.0' is not an integer"),
+    ],
+)
+def test_odd_ego_facebook_folders_are_one_line_errors(store: GraphStore, tmp_path: Path, override: dict[str, str],
+                                                      message: str) -> None:
+    before = _state(store)
+    with pytest.raises(InputError, match=message):
+        store.import_ego_facebook(_ego_folder(tmp_path / "ego", **override))
+    assert _state(store) == before

@@ -14,6 +14,7 @@ A copy of the raw SNAP files ships inside the package (``data/ego-facebook.tar.x
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from graphrec.errors import InputError
 BUNDLED_ARCHIVE = "ego-facebook.tar.xz"
 EXPECTED_USERS = 4039
 EXPECTED_FRIENDSHIPS = 88234
+_EGO_FILE = re.compile(r"^(\d{1,18})\.featnames$")
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -85,18 +88,24 @@ def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
             yield lineno, parts
 
 
-def _int(token: str, source: str, line: int) -> int:
-    try:
-        return int(token)
-    except ValueError:
-        raise InputError(f"non-numeric user id {token!r}", source=source, line=line) from None
+def _int(token: str, source: str, line: int, what: str = "user id") -> int:
+    if len(token) > 19 or not re.fullmatch(r"[+-]?\d+", token):
+        shown = token if len(token) <= 40 else token[:40] + "..."
+        raise InputError(f"{what} {shown!r} is not an integer of at most 18 digits", source=source, line=line)
+    value = int(token)
+    if abs(value) > _INT64_MAX:
+        raise InputError(f"{what} {token!r} is out of range", source=source, line=line)
+    return value
 
 
 def load_ego_facebook(path: str | Path | None = None) -> EgoFacebook:
     """Parse ego-Facebook from ``path`` (a folder of SNAP files) or the bundled copy."""
     files = _Files(Path(path) if path is not None else None)
     names = files.names()
-    egos = sorted(int(n.split(".")[0]) for n in names if n.endswith(".featnames"))
+    odd = [n for n in names if n.endswith(".featnames") and not _EGO_FILE.match(n)]
+    if odd:
+        raise InputError(f"unexpected file name {odd[0]!r}: feature name files are <ego id>.featnames", source=files.label)
+    egos = sorted(int(m.group(1)) for n in names if (m := _EGO_FILE.match(n)))
     if not egos:
         raise InputError("no <ego>.featnames files found", source=files.label)
 
@@ -106,11 +115,18 @@ def load_ego_facebook(path: str | Path | None = None) -> EgoFacebook:
     for ego in egos:
         local: dict[int, int] = {}
         fname = f"{ego}.featnames"
+        where_names = f"{files.label}/{fname}"
         for lineno, parts in _lines(files.text(fname)):
             if len(parts) < 2:
-                raise InputError("expected '<index> <name>'", source=f"{files.label}/{fname}", line=lineno)
+                raise InputError("expected '<index> <name>'", source=where_names, line=lineno)
             name = " ".join(parts[1:])
-            local[_int(parts[0], fname, lineno)] = feature_index.setdefault(name, len(feature_index))
+            if len(name) > 255:
+                raise InputError("feature name longer than 255 characters", source=where_names, line=lineno)
+            index = _int(parts[0], where_names, lineno, "feature index")
+            if index != len(local):  # the .feat columns are positional: indices must run 0, 1, 2, ...
+                raise InputError(f"feature index {index} where {len(local)} was expected (indices run 0, 1, 2, ... without gaps)",
+                                 source=where_names, line=lineno)
+            local[index] = feature_index.setdefault(name, len(feature_index))
 
         def add_vector(uid: int, bits: list[str], where: str, lineno: int) -> None:
             if len(bits) != len(local):
@@ -123,11 +139,18 @@ def load_ego_facebook(path: str | Path | None = None) -> EgoFacebook:
                     raise InputError(f"feature value {bit!r} is not 0 or 1", source=where, line=lineno)
 
         for lineno, parts in _lines(files.text(f"{ego}.feat")):
-            add_vector(_int(parts[0], f"{ego}.feat", lineno), parts[1:], f"{files.label}/{ego}.feat", lineno)
+            add_vector(_int(parts[0], f"{files.label}/{ego}.feat", lineno), parts[1:], f"{files.label}/{ego}.feat", lineno)
         for lineno, parts in _lines(files.text(f"{ego}.egofeat")):
             add_vector(ego, parts, f"{files.label}/{ego}.egofeat", lineno)
+        circle_lines: dict[str, int] = {}
         for lineno, parts in _lines(files.text(f"{ego}.circles")):
-            members = sorted({_int(p, f"{ego}.circles", lineno) for p in parts[1:]})
+            if parts[0] in circle_lines:
+                raise InputError(f"duplicate circle {parts[0]!r} (first on line {circle_lines[parts[0]]})",
+                                 source=f"{files.label}/{ego}.circles", line=lineno)
+            circle_lines[parts[0]] = lineno
+            if len(parts[0]) > 255:
+                raise InputError("circle name longer than 255 characters", source=f"{files.label}/{ego}.circles", line=lineno)
+            members = sorted({_int(p, f"{files.label}/{ego}.circles", lineno) for p in parts[1:]})
             circles.append((ego, parts[0], members))
 
     edges_list: list[tuple[int, int]] = []
@@ -137,7 +160,8 @@ def load_ego_facebook(path: str | Path | None = None) -> EgoFacebook:
             continue
         if len(parts) < 2:
             raise InputError("expected two user ids", source=f"{files.label}/{combined}", line=lineno)
-        u, v = _int(parts[0], combined, lineno), _int(parts[1], combined, lineno)
+        where = f"{files.label}/{combined}"
+        u, v = _int(parts[0], where, lineno), _int(parts[1], where, lineno)
         if u == v:
             raise InputError(f"self-loop on user {u}", source=f"{files.label}/{combined}", line=lineno)
         edges_list.append((min(u, v), max(u, v)))
