@@ -18,7 +18,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from graphrec.errors import JobLockedError
@@ -118,3 +118,20 @@ def assert_owner(conn: Connection, name: str, owner: str) -> None:
     row = conn.execute(select(JobLock.owner).where(JobLock.name == name)).first()
     if row is None or row[0] != owner:
         raise JobLockedError(f"lost the lock on job {name!r} (now held by {row[0] if row else 'nobody'}); nothing written")
+
+
+#: The PostgreSQL advisory-lock key every import transaction takes (ASCII ``grecimpt``).
+IMPORT_LOCK_KEY = 0x67726563696D7074
+
+
+def serialise_imports(conn: Connection) -> None:
+    """Inside an import's write transaction, first thing: wait until no other import transaction
+    is running, and hold that until this one commits or rolls back.
+
+    On PostgreSQL this is a transaction-level advisory lock (``pg_advisory_xact_lock``), released
+    by the database at commit or rollback, even when the process dies; so two concurrent imports
+    with overlapping new users run one after the other, and the second sees the first's users
+    (read committed) instead of failing with a unique violation or a deadlock. On SQLite it does
+    nothing: ``BEGIN IMMEDIATE`` already serialises writers."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK_KEY})
