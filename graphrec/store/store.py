@@ -704,10 +704,15 @@ class GraphStore:
 
     # -- bulk import -------------------------------------------------------------------------
     def _run_import(self, kind: str, source: str, body: Callable[[Connection, ImportReport], None]) -> ImportReport:
-        """Run ``body`` in one write transaction and bump the revision if it changed anything."""
+        """Run ``body`` in one write transaction and bump the revision if it changed anything.
+        Imports run one at a time (:func:`graphrec.store.locks.serialise_imports`), so concurrent
+        imports with overlapping new users do not fail on PostgreSQL."""
+        from graphrec.store import locks
+
         report = ImportReport(kind=kind, source=source)
         start = time.perf_counter()
         with self.write() as conn:
+            locks.serialise_imports(conn)
             body(conn, report)
             if report.changed:
                 report.revision = bulk.bump_revision(conn)
