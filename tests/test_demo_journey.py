@@ -149,3 +149,18 @@ def test_every_command_help_is_plain_and_describes_every_option() -> None:
         bad += [(" ".join(path), p.name) for p in cmd.params
                 if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip() and p.name != "help"]
     assert bad == []
+
+
+def test_cli_marks_a_real_user_synthetic_only_when_asked(tmp_path: Path) -> None:
+    """`import users` refuses to turn an existing real user synthetic (synth purge would then
+    delete them) unless --allow-synthetic-change is given."""
+    url, home = f"sqlite:///{tmp_path / 's.db'}", tmp_path / "home"
+    (tmp_path / "u.csv").write_text("id,age\n1,30\n2,40\n")
+    (tmp_path / "s.csv").write_text("id,age,is_synthetic\n1,30,true\n")
+    assert _run(url, home, "import", "users", str(tmp_path / "u.csv"))[0] == 0
+    code, out = _run(url, home, "import", "users", str(tmp_path / "s.csv"))
+    assert code == 2 and "--allow-synthetic-change" in out and len(out.strip().splitlines()) == 1, out
+    code, out = _run(url, home, "import", "users", str(tmp_path / "s.csv"), "--allow-synthetic-change", "--format", "json")
+    assert code == 0, out
+    code, out = _run(url, home, "user", "show", "1", "--format", "json")
+    assert json.loads(out)["is_synthetic"] is True

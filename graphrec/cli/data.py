@@ -137,16 +137,19 @@ def _names(value: str | None) -> list[str]:
 @click.option("--feature-columns", help="Comma-separated columns that must be numeric features.")
 @click.option("--add-columns", is_flag=True,
               help="Allow feature columns the store does not have yet (widens every user's feature vector; retrain models).")
+@click.option("--allow-synthetic-change", is_flag=True,
+              help="Allow marking existing real users synthetic (is_synthetic=true); `synth purge` deletes synthetic users.")
 @FORMAT
 @click.pass_context
 def import_users(ctx: click.Context, file: Path, id_column: str, id_type: str, delimiter: str, text_columns: str | None,
-                 feature_columns: str | None, add_columns: bool, fmt: str) -> None:
+                 feature_columns: str | None, add_columns: bool, allow_synthetic_change: bool, fmt: str) -> None:
     """Import users from a CSV: numeric columns become features, others profile attributes.
 
     A feature column the store does not have yet is refused unless --add-columns is given."""
     report = open_store(ctx, create=True).import_users(
         file,
         allow_new_columns=add_columns,
+        allow_synthetic_change=allow_synthetic_change,
         id_column=id_column,
         id_type=id_type,
         delimiter=delimiter,
