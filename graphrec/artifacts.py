@@ -175,9 +175,11 @@ def read_manifest(home: Path, kind: str, version: str) -> dict[str, Any]:
     if not _VERSION_RE.match(version) or not (folder / MANIFEST).is_file():
         raise ArtifactError(f"no {kind} model version {version!r} under {_kind_dir(home, kind)}")
     try:
-        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError) as exc:
-        raise ArtifactError(f"{kind} model {version} is unreadable: {exc}") from None
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ArtifactError(f"{kind} model {version} is unreadable: {_one_line(exc)}") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{kind} model {version}: {MANIFEST} is not a JSON object")
     return manifest
 
 
@@ -212,9 +214,12 @@ def latest_version(home: Path, kind: str) -> str | None:
 def load(home: Path, kind: str, version: str | None = None, *, train_command: str | None = None) -> Artifact:
     """Load a model version (default: ``LATEST``) without unpickling anything. ``train_command``
     is the command the error names when nothing was trained (the task's ``graphrec train NAME``;
-    the kind is not always the command's word: the ``bot`` kind is trained by ``train bots``)."""
-    from safetensors.numpy import load_file
+    the kind is not always the command's word: the ``bot`` kind is trained by ``train bots``).
 
+    A missing, unreadable or non-object manifest, a manifest of another kind or format, and a
+    truncated, garbage or non-finite ``arrays.safetensors`` are each one :class:`ArtifactError`
+    (exit code 4); each task's ``from_artifact`` then checks the manifest fields against the
+    arrays before building anything."""
     version = version or latest_version(home, kind)
     if version is None:
         hint = f"run `{train_command}` first" if train_command else "train one first (`graphrec train --help` lists the tasks)"
@@ -229,9 +234,35 @@ def load(home: Path, kind: str, version: str | None = None, *, train_command: st
             raise ArtifactError(f"{kind} model {version} is incomplete: {name} missing in {folder}")
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        arrays = load_file(str(folder / ARRAYS))
-    except (json.JSONDecodeError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{kind} model {version} is unreadable: {exc}") from None
-    if manifest.get("format") != FORMAT_VERSION or manifest.get("kind") != kind:
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ArtifactError(f"{kind} model {version}: {MANIFEST} is unreadable ({_one_line(exc)}): retrain the model") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION or manifest.get("kind") != kind:
         raise ArtifactError(f"{folder} is not a {kind} model of format {FORMAT_VERSION}")
+    arrays = _load_arrays(folder / ARRAYS, f"{kind} model {version}")
     return Artifact(kind, version, folder, manifest, arrays)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace runs, newlines included, become one space)."""
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "") if text else type(exc).__name__
+
+
+def _load_arrays(path: Path, name: str) -> dict[str, np.ndarray]:
+    """Every array of a model's safetensors file, refusing a truncated or garbage file (the
+    safetensors reader checks the header against the file size and maps the file, so a header
+    that claims more than the file holds is refused without allocating it) and float arrays with
+    NaN or infinity (no trained model has them: they are corruption), each as an
+    :class:`ArtifactError` naming the model and the file."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{name}: {path.name} is truncated or not a safetensors file ({_one_line(exc)}): retrain the model") from None
+    bad = sorted(k for k, v in arrays.items() if v.dtype.kind in "fc" and not np.isfinite(v).all())
+    if bad:
+        raise ArtifactError(f"{name}: {path.name} holds NaN or infinite values in {', '.join(bad[:3])}"
+                            + (f" and {len(bad) - 3} more arrays" if len(bad) > 3 else "") + ": retrain the model")
+    return arrays

@@ -23,6 +23,7 @@ so artifacts written before this class existed still load.
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,68 @@ HNSW_THRESHOLD = 200_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+
+
+#: FAISS index types graphrec writes (fourcc of ``faiss.write_index``): flat inner-product / L2,
+#: HNSW over flat storage, and the id maps around them
+_FLAT, _HNSW_FLAT, _ID_MAPS = (b"IxFI", b"IxF2", b"IxFl"), b"IHNf", (b"IxM2", b"IxMp")
+_HEADER = struct.Struct("<iqqq?i")  # d, ntotal, two dummies, is_trained, metric_type
+
+
+def check_faiss_file(path: Path) -> None:
+    """Walk a FAISS index file of a type graphrec writes (flat, HNSW-flat, in an id map) without
+    reading its arrays, and raise ``ValueError`` when it is not one, or when a header or array
+    length claims more bytes than the file holds or a size no index of its own header has
+    (e.g. a header asking for 16 GiB in a file of a few KiB): ``faiss.read_index`` allocates
+    what a header claims before it reads, so a corrupt or hostile file is refused here first."""
+    size = Path(path).stat().st_size
+    where = f"unreadable FAISS index {path}: "
+    with open(path, "rb") as fh:
+
+        def take(n: int) -> bytes:
+            data = fh.read(n)
+            if len(data) != n:
+                raise ValueError(f"{where}truncated (offset {fh.tell()} of {size} bytes)")
+            return data
+
+        def vector(item: int, what: str, expect: int | None = None) -> int:
+            (count,) = struct.unpack("<Q", take(8))
+            left = size - fh.tell()
+            if count > left // item or (expect is not None and count != expect):
+                want = f"{expect} expected, " if expect is not None else ""
+                raise ValueError(f"{where}{what} claims {count} entries of {item} bytes ({want}{left} bytes left in the file)")
+            fh.seek(count * item, 1)
+            return int(count)
+
+        def index() -> tuple[int, int]:
+            fourcc = take(4)
+            d, ntotal, _, _, _, metric = _HEADER.unpack(take(_HEADER.size))
+            if metric > 1:
+                take(4)  # metric argument
+            if d <= 0 or ntotal < 0:
+                raise ValueError(f"{where}dimension {d}, {ntotal} vectors")
+            if fourcc in _FLAT:
+                vector(4, "the vectors", ntotal * d)  # float32 codes, counted in 4-byte words
+            elif fourcc == _HNSW_FLAT:
+                vector(8, "the HNSW level probabilities")
+                vector(4, "the HNSW neighbours per level")
+                vector(4, "the HNSW levels", ntotal)
+                vector(8, "the HNSW offsets", ntotal + 1)
+                vector(4, "the HNSW neighbour lists")
+                take(20)  # entry point, max level, efConstruction, efSearch, upper beam
+                if index() != (d, ntotal):
+                    raise ValueError(f"{where}HNSW storage does not match its header")
+            elif fourcc in _ID_MAPS:
+                if index() != (d, ntotal):
+                    raise ValueError(f"{where}id map and its index disagree")
+                vector(8, "the id map", ntotal)
+            else:
+                raise ValueError(f"{where}not a FAISS index type graphrec writes ({fourcc!r})")
+            return d, ntotal
+
+        index()
+        if fh.tell() != size:
+            raise ValueError(f"{where}{size - fh.tell()} unexpected bytes after the index")
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -223,8 +286,9 @@ class EmbeddingIndex:
         """Load what :meth:`save` wrote (a folder: keyed; a file: positional) and validate it:
         the FAISS dimension against the sidecar and ``dim``, the vector count against the keys
         and tombstones (and ``size`` when given), and the model version the keyed index was built
-        for. ``ValueError`` names every mismatch; FAISS raises ``RuntimeError`` for an unreadable
-        file."""
+        for. The FAISS file is walked first (:func:`check_faiss_file`), so a header claiming more
+        than the file holds is a ``ValueError`` before FAISS allocates anything. ``ValueError``
+        names every mismatch; FAISS raises ``RuntimeError`` for an otherwise unreadable file."""
         import faiss
 
         path = Path(path)
@@ -233,6 +297,7 @@ class EmbeddingIndex:
         problems = []
         if path.is_dir():
             meta = json.loads((path / cls.SIDECAR).read_text(encoding="utf-8"))
+            check_faiss_file(path / cls.FAISS_FILE)
             idx.index = faiss.read_index(str(path / cls.FAISS_FILE))
             idx.keyed = True
             idx.dim, idx.exact, idx.model_version, idx.next_label = int(meta["dim"]), bool(meta["exact"]), str(meta["model_version"]), int(meta["next_label"])
@@ -244,6 +309,7 @@ class EmbeddingIndex:
             if model_version is not None and idx.model_version != model_version:
                 problems.append(f"built for model {idx.model_version!r}, not {model_version!r}")
         else:
+            check_faiss_file(path)
             idx.index = faiss.read_index(str(path))
             idx.keyed, idx.dim, idx.model_version = False, int(idx.index.d), ""
             idx.exact = not hasattr(idx.index, "hnsw")

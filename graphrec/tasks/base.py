@@ -96,7 +96,11 @@ class Model(ABC):
     @abstractmethod
     def from_artifact(cls: type[ModelT], art: artifacts.Artifact) -> ModelT:
         """Rebuild a fitted model from a loaded artifact (raise ``KeyError``/``ValueError`` on a
-        malformed one: :meth:`load` turns them into :class:`~graphrec.artifacts.ArtifactError`)."""
+        malformed one: :meth:`load` turns them into :class:`~graphrec.artifacts.ArtifactError`).
+
+        Check every manifest field against the arrays *before* building anything from it (a
+        manifest that says ``folds=10**8`` or a layer of 10^9 units must fail fast, not allocate):
+        :func:`check_network_args` does this for constructor arguments."""
 
     @classmethod
     def load(cls: type[ModelT], home: Path, version: str | None = None) -> ModelT:
@@ -106,8 +110,10 @@ class Model(ABC):
             model = cls.from_artifact(art)
         except artifacts.ArtifactError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError, OSError, RuntimeError) as exc:
-            raise artifacts.ArtifactError(f"{cls.kind} model {art.version} is malformed or incomplete: {type(exc).__name__}: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OSError, RuntimeError) as exc:
+            # one line: torch's load_state_dict errors, for one, span several
+            raise artifacts.ArtifactError(f"{cls.kind} model {art.version} is malformed or incomplete: {type(exc).__name__}: "
+                                          f"{artifacts._one_line(exc)}") from None
         model.version = art.version
         return model
 
@@ -119,6 +125,38 @@ class Model(ABC):
                 f"{self.kind} model {self.version} was trained on {len(self.feature_names)} feature columns, the store now has "
                 f"{len(feature_names)} (or in another order): retrain with `{hint}`"
             )
+
+
+def check_network_args(args: Any, arrays: dict[str, np.ndarray], what: str) -> None:
+    """Refuse network constructor arguments (a manifest's ``network`` / ``args``) that cannot
+    describe ``arrays`` before the network is built from them: every integer (also inside lists)
+    must be in ``[0, bound]``, where ``bound`` is the largest of the arrays' dimensions and their
+    count (a width is some array's dimension, a layer count at most the number of arrays), and
+    every list at most ``bound`` long. So a corrupt manifest cannot make the loader allocate a
+    network far larger than the weights it is about to load (the strict ``load_state_dict``
+    afterwards checks the exact shapes). ``ValueError`` names the argument."""
+    bound = max([len(arrays), *(int(d) for v in arrays.values() for d in np.shape(v))], default=0)
+
+    def visit(value: Any, name: str) -> None:
+        if isinstance(value, bool) or value is None or isinstance(value, (float, str)):
+            return
+        if isinstance(value, int):
+            if not 0 <= value <= bound:
+                raise ValueError(f"{what} argument {name}={value} does not fit the saved weights (at most {bound})")
+        elif isinstance(value, (list, tuple)):
+            if len(value) > bound:
+                raise ValueError(f"{what} argument {name} has {len(value)} entries, the saved weights allow at most {bound}")
+            for i, v in enumerate(value):
+                visit(v, f"{name}[{i}]")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                visit(v, f"{name}.{k}" if name else str(k))
+        else:
+            raise ValueError(f"{what} argument {name} is a {type(value).__name__}")
+
+    if not isinstance(args, dict):
+        raise ValueError(f"{what} arguments are a {type(args).__name__}, not an object")
+    visit(args, "")
 
 
 @dataclass

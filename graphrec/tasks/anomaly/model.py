@@ -27,7 +27,7 @@ from graphrec.tasks.anomaly.detector import (
     DominantDetector,
     make_detector,
 )
-from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel
+from graphrec.tasks.base import ArtifactContent, ScoreRun, ScoringModel, check_network_args
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,10 @@ class AnomalyModel(ScoringModel):
     @classmethod
     def from_artifact(cls, art: artifacts.Artifact) -> "AnomalyModel":
         """Rebuild the fitted detector from its manifest and arrays, validating the detector kind,
-        the network's input width against the feature columns, the scaler's width and the
-        threshold (the weights themselves are loaded strictly)."""
+        the threshold (finite, >= 0: every detector's scores are), the network's input width
+        against the feature columns and its other constructor arguments against the arrays
+        (before the network is built), and the scaler's width; the weights themselves are loaded
+        strictly."""
         import torch
 
         from graphrec.nn.autoencoders import DominantAutoencoder, FeatureAutoencoder
@@ -107,12 +109,17 @@ class AnomalyModel(ScoringModel):
             params.pop("variant", None)
             det = make_detector(kind, **common, **params)
         names = [str(c) for c in m["feature_names"]]
+        threshold = float(m["threshold"])
+        if not (math.isfinite(threshold) and threshold >= 0.0):  # every detector's scores are >= 0
+            raise ValueError(f"threshold {threshold} is not a finite score >= 0")
         net = dict(m["network"])
         want_in = len(names) if kind == "context" else len(names) + len(STRUCTURAL_COLUMNS)
         if int(net["in_dim"]) != want_in:
             raise ValueError(f"network reads {net['in_dim']} columns, {len(names)} feature columns need {want_in}")
+        weights = {k[4:]: v for k, v in art.arrays.items() if k.startswith("net.")}
+        check_network_args(net, weights, f"{kind} network")  # before building it
         module = DominantAutoencoder(**net) if kind == "dominant" else FeatureAutoencoder(**net)
-        state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in art.arrays.items() if k.startswith("net.")}
+        state = {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}
         module.load_state_dict(state)
         module.eval()
         det.model_ = module  # type: ignore[attr-defined]
@@ -123,9 +130,6 @@ class AnomalyModel(ScoringModel):
             raise ValueError(f"a {kind} detector needs its input scaler (scaler.mean, scaler.std)")
         if isinstance(det, ContextDetector):
             det.binary_ = binary
-        threshold = float(m["threshold"])
-        if not math.isfinite(threshold):
-            raise ValueError(f"threshold {threshold} is not finite")
         det.threshold_ = threshold
         return cls(det, names, dict(m.get("metrics") or {}))
 

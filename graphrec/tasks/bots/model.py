@@ -255,12 +255,12 @@ class BotModel(ScoringModel):
         scaler = Standardiser.from_arrays(art.arrays, "input", width=profile_width + len(STRUCTURAL_NAMES))
 
         folds = int(m["folds"])
-        if folds < 1:
-            raise ValueError(f"folds is {folds}")
+        saved = {k.split(".", 1)[0] for k in art.arrays if k.startswith("fold")}
+        # checked against the arrays before anything is built (folds=10**8 must not loop 10**8 times)
+        if folds < 1 or folds != len(saved) or saved != {f"fold{i}" for i in range(folds)}:
+            held = ", ".join(sorted(saved, key=lambda f: (len(f), f))) or "no fold"
+            raise ValueError(f"the manifest says {folds} folds, the arrays hold {held}")
         states = [{k.split(".", 1)[1]: v for k, v in art.arrays.items() if k.startswith(f"fold{i}.")} for i in range(folds)]
-        stray = sorted({k.split(".", 1)[0] for k in art.arrays if k.startswith("fold")} - {f"fold{i}" for i in range(folds)})
-        if stray:
-            raise ValueError(f"the manifest says {folds} folds but the arrays hold {', '.join(stray)} too")
         shapes = {k: v.shape for k, v in states[0].items()}
         for i, state in enumerate(states):
             if {k: v.shape for k, v in state.items()} != shapes:

@@ -133,23 +133,38 @@ class LinkModel(Model):
                 f"{name} was trained with other pair features than this graphrec computes: run `graphrec train linkpred` again"
             )
         try:
-            ids: list[str] = json.loads((art.path / IDS_FILE).read_text(encoding="utf-8"))
+            ids = json.loads((art.path / IDS_FILE).read_text(encoding="utf-8"))
             indptr, indices = a["graph.indptr"], a["graph.indices"]
-            profile_dim = int(m["profile_dim"])
-            profiles = ProfileMatrix(a["profiles.indptr"], a["profiles.indices"], a["profiles.data"], profile_dim)
-            weights = RankerWeights.from_arrays({k.removeprefix("ranker."): v for k, v in a.items() if k.startswith("ranker.")})
+            p_indptr, p_indices, p_data = a["profiles.indptr"], a["profiles.indices"], a["profiles.data"]
+            profile_dim = m["profile_dim"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise artifacts.ArtifactError(f"{name} is incomplete or corrupt ({type(exc).__name__}: {exc})") from None
+            raise artifacts.ArtifactError(f"{name} is incomplete or corrupt ({type(exc).__name__}: {artifacts._one_line(exc)})") from None
+        # every manifest field and array checked against the others before anything is built
+        if not isinstance(ids, list) or not all(isinstance(e, str) for e in ids):
+            raise artifacts.ArtifactError(f"{name}: {IDS_FILE} is not a list of user ids")
         n = len(ids)
+        feature_names = m.get("feature_names", [])
+        if isinstance(profile_dim, bool) or not isinstance(profile_dim, int) or profile_dim < 0:
+            raise artifacts.ArtifactError(f"{name}: profile_dim {profile_dim!r} is not a column count")
+        if not isinstance(feature_names, list) or len(feature_names) != profile_dim:
+            raise artifacts.ArtifactError(f"{name}: {len(feature_names) if isinstance(feature_names, list) else 'no'} feature names "
+                                          f"for profile_dim {profile_dim}")
+        feature_names = [str(f) for f in feature_names]
+        for what, value in (("training", m.get("training", {})), ("data", m.get("data", {})), ("metrics", m.get("metrics", {}))):
+            if not isinstance(value, dict):
+                raise artifacts.ArtifactError(f"{name}: manifest field {what} is not an object")
         if indptr.size != n + 1:
             raise artifacts.ArtifactError(f"{name}: id list and graph disagree")
-        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n):
-            raise artifacts.ArtifactError(f"{name}: the graph refers to nodes outside its {n} users")
-        if profiles.num_rows != n or (profiles.indices.size and int(profiles.indices.max()) >= profile_dim):
-            raise artifacts.ArtifactError(f"{name}: profile matrix of {profiles.num_rows} rows does not fit {n} users and profile_dim {profile_dim}")
-        feature_names = [str(f) for f in m.get("feature_names", [])]
-        if len(feature_names) != profile_dim:
-            raise artifacts.ArtifactError(f"{name}: {len(feature_names)} feature names for profile_dim {profile_dim}")
+        problem = _csr_problem(indptr, indices, n, n, "the graph") or _csr_problem(p_indptr, p_indices, n, profile_dim, "the profile matrix")
+        if problem is None and p_data.shape != p_indices.shape:
+            problem = f"the profile matrix has {p_data.size} values for {p_indices.size} entries"
+        if problem is not None:
+            raise artifacts.ArtifactError(f"{name}: {problem} (users {n}, profile_dim {profile_dim})")
+        try:
+            profiles = ProfileMatrix(p_indptr, p_indices, p_data, profile_dim)
+            weights = RankerWeights.from_arrays({k.removeprefix("ranker."): v for k, v in a.items() if k.startswith("ranker.")})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise artifacts.ArtifactError(f"{name} is incomplete or corrupt ({type(exc).__name__}: {artifacts._one_line(exc)})") from None
         _check_ranker(weights, profile_dim, n, name)
         index = None
         if (art.path / INDEX_FILE).exists():
@@ -159,7 +174,7 @@ class LinkModel(Model):
             try:
                 index = EmbeddingIndex.load(art.path / INDEX_FILE, dim=dim)
             except RuntimeError as exc:
-                raise artifacts.ArtifactError(f"{name}: unreadable FAISS index ({exc})") from None
+                raise artifacts.ArtifactError(f"{name}: unreadable FAISS index ({artifacts._one_line(exc)})") from None
             except ValueError as exc:
                 raise artifacts.ArtifactError(f"{name}: {exc}") from None
             if index.size != n:
@@ -284,6 +299,18 @@ class LinkModel(Model):
         if cos > 0:
             out.append(f"similar profile (cosine {cos:.2f})")
         return out
+
+
+def _csr_problem(indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int, what: str) -> str | None:
+    """Why ``indptr`` / ``indices`` are not a CSR structure of ``rows`` x ``cols`` (None when they
+    are): checked before anything sized by them is allocated."""
+    if indptr.ndim != 1 or indices.ndim != 1 or indptr.dtype.kind not in "iu" or indices.dtype.kind not in "iu":
+        return f"{what} is not a 1-d integer CSR structure"
+    if indptr.size != rows + 1 or int(indptr[0]) != 0 or int(indptr[-1]) != indices.size or bool((np.diff(indptr) < 0).any()):
+        return f"{what} has a malformed row index (indptr)"
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= cols):
+        return f"{what} refers to columns outside 0..{cols - 1}"
+    return None
 
 
 def _check_ranker(weights: RankerWeights, profile_dim: int, n: int, name: str) -> None:

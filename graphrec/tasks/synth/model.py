@@ -22,7 +22,7 @@ import numpy as np
 from graphrec import artifacts
 from graphrec.core.graph import Graph
 from graphrec.core.scaling import Standardiser
-from graphrec.tasks.base import ArtifactContent, Model
+from graphrec.tasks.base import ArtifactContent, Model, check_network_args
 from graphrec.tasks.synth.evaluate import Realism, batch_realism
 from graphrec.tasks.synth.profiles import GENERATOR_CLASSES, ProfileGenerator
 from graphrec.tasks.synth.wiring import wire_synthetic
@@ -104,7 +104,8 @@ class SynthModel(Model):
     @classmethod
     def from_artifact(cls, art: artifacts.Artifact) -> "SynthModel":
         """Rebuild the generator; ``ArtifactError`` for another layout format, ``ValueError`` when
-        arrays, constructor arguments and feature columns disagree."""
+        arrays, constructor arguments, class names and feature columns disagree (checked before
+        the network is built, :func:`~graphrec.tasks.base.check_network_args`)."""
         spec = art.manifest["generator"]
         if spec.get("format") != GENERATOR_FORMAT:
             raise artifacts.ArtifactError(f"synth model {art.version} has generator format {spec.get('format')!r}, "
@@ -115,9 +116,13 @@ class SynthModel(Model):
         names = [str(n) for n in art.manifest["feature_names"]]
         scaler = Standardiser.from_arrays(art.arrays, _SCALER_PREFIX, width=len(names))
         state = {k[len(_STATE_PREFIX):]: v for k, v in art.arrays.items() if k.startswith(_STATE_PREFIX)}
-        gen = ProfileGenerator.from_state(kind, dict(spec["args"]), state, binary=bool(spec["binary"]), scaler=scaler,
-                                          class_names=[str(c) for c in spec["class_names"]])
-        width = int(spec["args"]["input_dim" if kind == "vae" else "data_dim"])
+        args = spec["args"]
+        check_network_args(args, state, f"{kind} generator")  # before building it
+        width = int(args["input_dim" if kind == "vae" else "data_dim"])
         if width != len(names):
             raise ValueError(f"the generator draws {width} columns, the manifest lists {len(names)} feature columns")
+        class_names = [str(c) for c in spec["class_names"]]
+        if len(class_names) != int(args["n_classes"]):
+            raise ValueError(f"{len(class_names)} class names for a generator of {args['n_classes']} classes")
+        gen = ProfileGenerator.from_state(kind, dict(args), state, binary=bool(spec["binary"]), scaler=scaler, class_names=class_names)
         return cls(gen, names, dict(art.manifest.get("metrics", {})))

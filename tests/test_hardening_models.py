@@ -1,0 +1,259 @@
+"""Issue 15, part B: model files and output files.
+
+Every broken model file (a truncated or garbage ``arrays.safetensors``, non-finite arrays, a
+manifest whose shapes, ``folds``, ``profile_dim``, threshold or network arguments disagree with
+the arrays, a FAISS header claiming 16 GiB) is one :class:`~graphrec.artifacts.ArtifactError`
+line for every model kind, raised before anything is built from the bad field; output files
+refuse non-regular targets and unwritable folders with one line; a synth run's users and its
+``model_runs`` row land together or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from graphrec import artifacts
+from graphrec.cli import cli
+from graphrec.store.engine import dispose_engine
+from graphrec.store.store import GraphStore
+from graphrec.tasks.base import train_and_register
+from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
+from graphrec.tasks.registry import get_task
+
+#: artifact kind -> the task that trains and loads it
+TASKS = {"linkpred": "linkpred", "siamese": "siamese", "bot": "bots", "anomaly": "anomaly", "synth": "synth"}
+KINDS = list(TASKS)
+
+
+def _load_graph(store: GraphStore) -> None:
+    g = inject_bot_region(honest_graph(300, mean_degree=8, n_features=6, seed=0), n_bots=30, attack_edges=3, seed=0)
+    load_into_store(store, g, sample_labels(g.is_bot, 0.2, seed=0))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny model of every kind, trained once (artifacts do not depend on the database)."""
+    from graphrec.tasks.synth.config import SynthConfig
+    from graphrec.tasks.synth.synthesize import synthesize
+
+    folder = tmp_path_factory.mktemp("hardening_models")
+    url = f"sqlite:///{folder / 'train.db'}"
+    store = GraphStore(url, home=folder / "home")
+    store.initialize()
+    _load_graph(store)
+    for name, cfg in (("linkpred", {"epochs": 1}), ("siamese", {"epochs": 1}), ("bots", {"folds": 2, "epochs": 5}), ("anomaly", {"epochs": 2})):
+        task = get_task(name)
+        train_and_register(store, task, task.config_type(seed=0, threads=1, **cfg))  # type: ignore[call-arg]
+    synthesize(store, SynthConfig(n=10, epochs=2, threads=1))
+    dispose_engine(url)
+    return folder / "home"
+
+
+@pytest.fixture
+def home(trained: Path, tmp_path: Path) -> Path:
+    shutil.copytree(trained, tmp_path / "home")
+    return tmp_path / "home"
+
+
+def _folder(home: Path, kind: str) -> Path:
+    version = artifacts.latest_version(home, kind)
+    assert version is not None
+    return home / "models" / kind / version
+
+
+def _edit_manifest(folder: Path, change: Callable[[dict], None]) -> None:
+    manifest = json.loads((folder / artifacts.MANIFEST).read_text())
+    change(manifest)
+    (folder / artifacts.MANIFEST).write_text(json.dumps(manifest))
+
+
+def _edit_arrays(folder: Path, change: Callable[[dict[str, np.ndarray]], None]) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    arrays = load_file(str(folder / artifacts.ARRAYS))
+    change(arrays)
+    save_file(arrays, str(folder / artifacts.ARRAYS))
+
+
+def _refused(home: Path, kind: str, match: str) -> str:
+    """Loading the served ``kind`` model is one ArtifactError line matching ``match``, fast."""
+    t0 = time.perf_counter()
+    with pytest.raises(artifacts.ArtifactError, match=match) as info:
+        get_task(TASKS[kind]).load(home)
+    assert time.perf_counter() - t0 < 20, "validated before building anything"
+    message = str(info.value)
+    assert "\n" not in message and info.value.exit_code == 4
+    return message
+
+
+def test_every_kind_loads_untouched(home: Path) -> None:
+    for kind in KINDS:
+        assert get_task(TASKS[kind]).load(home).version == artifacts.latest_version(home, kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "header"])
+def test_a_truncated_or_garbage_safetensors_file_is_one_line(home: Path, kind: str, damage: str) -> None:
+    path = _folder(home, kind) / artifacts.ARRAYS
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    else:  # a header length claiming a terabyte
+        path.write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
+    message = _refused(home, kind, r"arrays\.safetensors is truncated or not a safetensors file")
+    assert f"{kind} model" in message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_finite_arrays_are_refused(home: Path, kind: str) -> None:
+    def poison(arrays: dict[str, np.ndarray]) -> None:
+        name = next(k for k, v in arrays.items() if v.dtype.kind == "f" and v.size)
+        arrays[name] = arrays[name].copy()
+        arrays[name].flat[0] = np.nan
+
+    _edit_arrays(_folder(home, kind), poison)
+    _refused(home, kind, "NaN or infinite")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_manifest_that_is_not_an_object_is_refused(home: Path, kind: str) -> None:
+    (_folder(home, kind) / artifacts.MANIFEST).write_text("[1, 2]")
+    _refused(home, kind, f"is not a {kind} model")
+    with pytest.raises(artifacts.ArtifactError, match="not a JSON object"):
+        artifacts.read_manifest(home, kind, _folder(home, kind).name)
+
+
+@pytest.mark.parametrize("folds", [10**8, 3, 1, 0, -1])
+def test_bot_folds_disagreeing_with_the_arrays_are_refused_without_building(home: Path, folds: int) -> None:
+    _edit_manifest(_folder(home, "bot"), lambda m: m.update(folds=folds))
+    _refused(home, "bot", r"the manifest says -?\d+ folds, the arrays hold fold0, fold1")
+
+
+@pytest.mark.parametrize("kind", ["bot", "anomaly"])
+def test_a_threshold_of_minus_one_is_refused(home: Path, kind: str) -> None:
+    _edit_manifest(_folder(home, kind), lambda m: m.update(threshold=-1))
+    _refused(home, kind, "threshold")
+
+
+def test_linkpred_profile_dim_and_structure_are_checked_against_the_arrays(home: Path) -> None:
+    folder = _folder(home, "linkpred")
+    _edit_manifest(folder, lambda m: m.update(profile_dim=99))
+    _refused(home, "linkpred", "feature names for profile_dim 99")
+    _edit_manifest(folder, lambda m: m.update(profile_dim=-3))
+    _refused(home, "linkpred", "profile_dim -3 is not a column count")
+    _edit_manifest(folder, lambda m: m.update(profile_dim=6))
+
+    def huge_row(arrays: dict[str, np.ndarray]) -> None:  # np.repeat would allocate 10^12 entries
+        indptr = arrays["profiles.indptr"].copy()
+        indptr[-1] = 10**12
+        arrays["profiles.indptr"] = indptr
+
+    _edit_arrays(folder, huge_row)
+    _refused(home, "linkpred", "the profile matrix has a malformed row index")
+
+
+def test_siamese_in_dim_disagreeing_with_the_arrays_is_refused(home: Path) -> None:
+    _edit_manifest(_folder(home, "siamese"), lambda m: m.update(in_dim=99))
+    _refused(home, "siamese", "expected 99")
+
+
+def test_network_arguments_larger_than_the_weights_are_refused_before_building(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphrec.nn import autoencoders
+    from graphrec.tasks.synth import profiles
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a network was built from a manifest that disagrees with the arrays")
+
+    monkeypatch.setattr(autoencoders.FeatureAutoencoder, "__init__", never)
+    monkeypatch.setattr(autoencoders.DominantAutoencoder, "__init__", never)
+    monkeypatch.setattr(profiles, "build_generator", never)
+    _edit_manifest(_folder(home, "anomaly"), lambda m: m["network"].update(hidden=10**8))
+    _refused(home, "anomaly", r"network argument hidden=100000000 does not fit the saved weights")
+    _edit_manifest(_folder(home, "synth"), lambda m: m["generator"]["args"].update(hidden=[10**8, 256]))
+    _refused(home, "synth", r"generator argument hidden\[0\]=100000000 does not fit the saved weights")
+    _edit_manifest(_folder(home, "synth"), lambda m: m["generator"]["args"].update(hidden=[512, 256], n_classes=3))
+    _refused(home, "synth", "0 class names for a generator of 3 classes")
+
+
+def _claim_16_gib(path: Path) -> None:
+    """Rewrite a flat FAISS index (or the flat index inside an id map) so that its header and
+    vector length ask for 16 GiB of vectors; the file stays a few KiB."""
+    data = bytearray(path.read_bytes())
+    outer = data[:4] in (b"IxM2", b"IxMp")
+    off = 37 if outer else 0  # fourcc + header: 4 + 33 bytes
+    assert data[off:off + 4] == b"IxFI"
+    d = struct.unpack_from("<i", data, off + 4)[0]
+    ntotal = (16 << 30) // (4 * d)
+    struct.pack_into("<q", data, off + 8, ntotal)
+    struct.pack_into("<Q", data, off + 37, ntotal * d)
+    if outer:
+        struct.pack_into("<q", data, 8, ntotal)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind,name", [("linkpred", "embeddings.faiss"), ("siamese", "index/index.faiss")])
+def test_a_faiss_header_asking_for_16_gib_is_refused_before_faiss_reads_it(home: Path, kind: str, name: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import faiss
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("faiss.read_index would allocate what the header claims")
+
+    _claim_16_gib(_folder(home, kind) / name)
+    monkeypatch.setattr(faiss, "read_index", never)
+    _refused(home, kind, r"unreadable FAISS index .* the vectors claims \d+ entries of 4 bytes")
+
+
+def test_the_faiss_walk_accepts_every_form_graphrec_writes(tmp_path: Path) -> None:
+    from graphrec.core.index import EmbeddingIndex, check_faiss_file
+
+    x = np.random.default_rng(0).random((60, 8)).astype(np.float32)
+    keys = [str(i) for i in range(60)]
+    for exact in (True, False):
+        for keyed in (False, True):
+            idx = EmbeddingIndex.build(x, keys if keyed else None, exact=exact)
+            if keyed:
+                idx.remove(keys[:5])
+                idx.upsert(keys[:3], x[:3])
+            path = tmp_path / f"{exact}-{keyed}"
+            idx.save(path)
+            loaded = EmbeddingIndex.load(path)
+            assert loaded.size == idx.size
+            faiss_file = path / EmbeddingIndex.FAISS_FILE if keyed else path
+            check_faiss_file(faiss_file)
+            with open(faiss_file, "ab") as fh:
+                fh.write(b"\0")
+            with pytest.raises(ValueError, match="unexpected bytes"):
+                EmbeddingIndex.load(path)
+
+
+def _cli(store: GraphStore, *args: str):  # noqa: ANN202
+    env = {"GRAPHREC_DATABASE_URL": store.engine.url.render_as_string(hide_password=False), "GRAPHREC_HOME": str(store.settings.home)}
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+@pytest.mark.parametrize("kind,command", [("linkpred", ("recommend", "--user", "0")), ("siamese", ("similar", "--user", "0")),
+                                          ("bot", ("score",)), ("anomaly", ("score",))])
+def test_the_cli_reports_a_broken_model_file_in_one_line(database_url: str, home: Path, kind: str, command: tuple[str, ...]) -> None:
+    store = GraphStore(database_url, home=home)
+    store.initialize()
+    _load_graph(store)
+    path = _folder(home, kind) / artifacts.ARRAYS
+    path.write_bytes(path.read_bytes()[:100])
+    res = _cli(store, *command)
+    assert res.exit_code == 4, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and "arrays.safetensors is truncated" in lines[-1], res.output
+    assert "Traceback" not in res.output
