@@ -116,6 +116,8 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     os.fchmod(fd, default_file_mode())  # an ordinary new file's mode, not mkstemp's 0600
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        fh.flush()
+        os.fsync(fh.fileno())  # on disk before the rename (the policy of graphrec.fileio.atomic_output)
     os.replace(tmp, Path(folder) / MANIFEST)
 
 
@@ -124,6 +126,8 @@ def _replace_text(root: Path, name: str, text: str) -> None:
     os.fchmod(fd, default_file_mode())
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, root / name)
 
 

@@ -257,3 +257,87 @@ def test_the_cli_reports_a_broken_model_file_in_one_line(database_url: str, home
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert lines[-1].startswith("error: ") and "arrays.safetensors is truncated" in lines[-1], res.output
     assert "Traceback" not in res.output
+
+
+# -- item 2: output paths ---------------------------------------------------------------------------
+@pytest.fixture
+def small_store(store: GraphStore) -> GraphStore:
+    for i in range(3):
+        store.add_user(str(i))
+    store.add_friendship("0", "1")
+    return store
+
+
+def _non_regular(tmp_path: Path, what: str) -> Path:
+    path = tmp_path / what
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "device":
+        if os.geteuid() != 0:
+            pytest.skip("creating a device node needs root")
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own
+    else:
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("what", ["fifo", "device", "folder"])
+def test_exports_refuse_a_non_regular_target(small_store: GraphStore, tmp_path: Path, what: str) -> None:
+    target = _non_regular(tmp_path, what)
+    before = os.stat(target).st_mode
+    res = _cli(small_store, "export", "users", "-o", str(target))
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "not a regular file" in lines[0] and str(target) in lines[0]
+    assert os.stat(target).st_mode == before  # still the FIFO / device / folder it was
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_batch_recommend_refuses_a_fifo_output(database_url: str, home: Path, tmp_path: Path) -> None:
+    store = GraphStore(database_url, home=home)
+    store.initialize()
+    _load_graph(store)
+    (tmp_path / "users.txt").write_text("0\n1\n")
+    fifo = _non_regular(tmp_path, "fifo")
+    res = _cli(store, "recommend", "--users-file", str(tmp_path / "users.txt"), "-o", str(fifo))
+    assert res.exit_code == 2 and res.output.strip().startswith("error: ") and "FIFO" in res.output, res.output
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_an_output_in_an_unwritable_folder_is_one_line(small_store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import tempfile
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:  # a real read-only folder (root writes through permissions)
+        folder.chmod(0o555)
+        res = _cli(small_store, "export", "users", "-o", str(folder / "u.csv"))
+        folder.chmod(0o755)
+        assert res.exit_code == 2 and res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    res = _cli(small_store, "export", "users", "-o", str(folder / "u.csv"))
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(f"error: {folder}: cannot write in this folder: Read-only file system") and res.output.count("\n") == 1
+
+
+def test_outputs_are_fsynced_before_the_rename_and_follow_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphrec import fileio
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(fileio.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(fileio.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with fileio.atomic_output(link) as fh:
+        fh.write("new\n")
+    assert events[:2] == ["fsync", "replace"]  # the file reaches the disk before it replaces the old one
+    assert link.is_symlink() and real.read_text() == "new\n"
+    assert stat.S_IMODE(real.stat().st_mode) == fileio.default_file_mode()
