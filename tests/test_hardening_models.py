@@ -341,3 +341,44 @@ def test_outputs_are_fsynced_before_the_rename_and_follow_links(tmp_path: Path, 
     assert events[:2] == ["fsync", "replace"]  # the file reaches the disk before it replaces the old one
     assert link.is_symlink() and real.read_text() == "new\n"
     assert stat.S_IMODE(real.stat().st_mode) == fileio.default_file_mode()
+
+
+# -- item 3: a synth run's users and its model_runs row in one transaction ----------------------------
+def _synth_counts(store: GraphStore) -> tuple[int, int, int]:
+    from sqlalchemy import text
+
+    with store.read() as conn:
+        users = int(conn.execute(text("SELECT COUNT(*) FROM users WHERE is_synthetic = :t"), {"t": True}).scalar_one())
+        edges = int(conn.execute(text("SELECT COUNT(*) FROM friendships")).scalar_one())
+        runs = int(conn.execute(text("SELECT COUNT(*) FROM model_runs WHERE kind = 'synth'")).scalar_one())
+    return users, edges, runs
+
+
+def test_a_synth_run_failing_at_its_model_run_row_leaves_no_synthetic_users(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last write of the transaction (the model_runs row) fails, as a kill there would: the
+    users and friendships written before it in the same transaction are rolled back, nothing is
+    served; synth never records its run in a transaction of its own."""
+    from graphrec.tasks.synth.config import SynthConfig
+    from graphrec.tasks.synth.synthesize import synthesize
+
+    _load_graph(store)
+    before = _synth_counts(store)
+
+    def separate(*args: object, **kwargs: object) -> None:
+        raise AssertionError("synth recorded its run in a transaction of its own")
+
+    def killed(conn: object, record: object) -> None:
+        raise RuntimeError("killed while writing the model_runs row")
+
+    monkeypatch.setattr(GraphStore, "record_model_run", separate)
+    monkeypatch.setattr(GraphStore, "_insert_model_run", staticmethod(killed))
+    with pytest.raises(RuntimeError, match="killed"):
+        synthesize(store, SynthConfig(n=10, epochs=2, threads=1))
+    assert _synth_counts(store) == before and before[0] == 0 and before[2] == 0
+    assert artifacts.latest_version(store.settings.home, "synth") is None
+    monkeypatch.undo()
+    monkeypatch.setattr(GraphStore, "record_model_run", separate)
+    report = synthesize(store, SynthConfig(n=10, epochs=2, threads=1))
+    users, edges, runs = _synth_counts(store)
+    assert (users, runs) == (10, 1) and edges == before[1] + report.friendships_added
+    assert artifacts.latest_version(store.settings.home, "synth") is not None
