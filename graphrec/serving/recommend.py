@@ -359,10 +359,11 @@ def recommend_batch(
     ``{"user", "recommendations"}``, or ``{"user", "error", "line"}`` for a user who cannot be
     served. A bad ``users_file`` is an :class:`~graphrec.errors.InputError` before any model is
     loaded. The caller decides what failures mean (:meth:`BatchReport.check`)."""
-    from graphrec.fileio import atomic_output, read_id_lines
+    from graphrec.fileio import atomic_output, output_target, read_id_lines
     from graphrec.progress import track
 
     users = read_id_lines(users_file)
+    output_target(output)  # a bad --output (a FIFO, a device, no such folder) is refused before the model loads
     rec = Recommender(store, version=version, bot_threshold=bot_threshold)
     bot_filter = rec.bot_filter_description()
     total = dict.fromkeys(FILTERS, 0)
