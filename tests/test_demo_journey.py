@@ -164,3 +164,19 @@ def test_cli_marks_a_real_user_synthetic_only_when_asked(tmp_path: Path) -> None
     assert code == 0, out
     code, out = _run(url, home, "user", "show", "1", "--format", "json")
     assert json.loads(out)["is_synthetic"] is True
+
+
+def test_a_nul_byte_in_a_user_id_is_one_input_error_on_both_backends(database_url: str) -> None:
+    """A user id with a NUL byte (e.g. a NUL line in `recommend --users-file`) is bad input for
+    that id on SQLite and PostgreSQL alike, so a batch reports that line and goes on (PostgreSQL
+    used to raise a driver error that aborted the whole batch)."""
+    from graphrec.errors import InputError
+    from graphrec.store.store import GraphStore
+
+    store = GraphStore(database_url)
+    store.initialize()
+    store.add_user("a")
+    for call in (lambda: store.user_profile("a\x00b"), lambda: store.serving_context("\x00"), lambda: store.add_user("b\x00")):
+        with pytest.raises(InputError, match="NUL byte"):
+            call()
+    assert store.user_profile("a")["id"] == "a"

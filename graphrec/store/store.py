@@ -158,6 +158,8 @@ def _ext(user: UserRef) -> str:
     value = str(user).strip()
     if not value:
         raise InputError("empty user id")
+    if "\x00" in value:  # no stored id has one (imports reject NUL bytes); PostgreSQL cannot even compare it
+        raise InputError(f"user id {value.replace(chr(0), '?')!r} contains a NUL byte")
     return value
 
 
