@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from graphrec.errors import GraphrecError
-from graphrec.fileio import current_umask, default_file_mode
+from graphrec.fileio import atomic_output, current_umask, default_file_mode
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MANIFEST = "manifest.json"
@@ -112,23 +112,13 @@ def save(
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """Replace a saved version's manifest atomically (e.g. to record an incremental index sync)."""
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=folder)
-    os.fchmod(fd, default_file_mode())  # an ordinary new file's mode, not mkstemp's 0600
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_output(Path(folder) / MANIFEST) as fh:
         fh.write(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        fh.flush()
-        os.fsync(fh.fileno())  # on disk before the rename (the policy of graphrec.fileio.atomic_output)
-    os.replace(tmp, Path(folder) / MANIFEST)
 
 
 def _replace_text(root: Path, name: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=root)
-    os.fchmod(fd, default_file_mode())
-    with os.fdopen(fd, "w") as fh:
+    with atomic_output(root / name) as fh:
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / name)
 
 
 def set_latest(home: Path, kind: str, version: str, *, history: list[str] | None = None) -> None:

@@ -123,8 +123,19 @@ class _ConfigEstimator(BaseEstimator):
     """get_params / set_params over a task config's fields (scikit-learn's own machinery reads
     them from ``__init__``'s signature, which each subclass spells out)."""
 
+    #: the attribute :meth:`fit` sets to the fitted model
+    _fitted_attribute = ""
+
     def _config_fields(self) -> dict[str, Any]:
         return self.get_params(deep=False)
+
+    def _fitted_model(self) -> Any:
+        from sklearn.exceptions import NotFittedError
+
+        model = getattr(self, self._fitted_attribute, None)
+        if model is None:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
+        return model
 
 
 class BotEstimator(_ConfigEstimator):
@@ -175,12 +186,10 @@ class BotEstimator(_ConfigEstimator):
         self.n_features_in_ = graph.features.shape[1]
         return self
 
-    def _fitted(self) -> "BotModel":
-        from sklearn.exceptions import NotFittedError
+    _fitted_attribute = "model_"
 
-        model = getattr(self, "model_", None)
-        if model is None:
-            raise NotFittedError("this BotEstimator is not fitted yet: call fit first")
+    def _fitted(self) -> "BotModel":
+        model: BotModel = self._fitted_model()
         return model
 
     def predict_proba(self, data: Any, y: Any = None) -> np.ndarray:
@@ -236,12 +245,10 @@ class AnomalyEstimator(_ConfigEstimator):
         self.n_features_in_ = graph.features.shape[1]
         return self
 
-    def _fitted(self) -> "AnomalyDetector":
-        from sklearn.exceptions import NotFittedError
+    _fitted_attribute = "detector_"
 
-        det = getattr(self, "detector_", None)
-        if det is None:
-            raise NotFittedError("this AnomalyEstimator is not fitted yet: call fit first")
+    def _fitted(self) -> "AnomalyDetector":
+        det: AnomalyDetector = self._fitted_model()
         return det
 
     def decision_function(self, data: Any) -> np.ndarray:
