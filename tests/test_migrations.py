@@ -27,6 +27,7 @@ TABLES = {
     "scores",
     "job_locks",
     "store_revision",
+    "api_tokens",
 }
 
 

@@ -273,4 +273,25 @@ class JobLock(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class ApiToken(Base):
+    """A bearer token for ``graphrec serve``: a name, its scopes, and the SHA-256 hex digest of its
+    secret (the secret itself is never stored; it is shown once, when the token is created).
+
+    ``token_hash`` is unique so verifying a request is one indexed look-up; ``prefix`` (the
+    secret's first characters) lets a person tell tokens apart in a listing; ``scopes`` is a
+    comma-separated, sorted list. A token is active until ``revoked_at`` is set or ``expires_at``
+    has passed; revoked tokens are kept so listings show what was revoked and when."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    scopes: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 metadata = Base.metadata
