@@ -197,6 +197,11 @@ def previous_served(home: Path, kind: str) -> tuple[str, list[str]] | None:
     return None
 
 
+def version_dir(home: Path, kind: str, version: str) -> Path:
+    """The folder of one saved version (its manifest and arrays)."""
+    return _kind_dir(home, kind) / version
+
+
 def latest_version(home: Path, kind: str) -> str | None:
     """The served version of ``kind``, or None if none was trained."""
     marker = _kind_dir(home, kind) / LATEST

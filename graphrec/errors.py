@@ -61,6 +61,11 @@ class InputError(GraphrecError):
         return cls(first, source=source, line=line, more=rest, total=total if total is not None else len(problems))
 
 
+class ConflictError(InputError):
+    """The request contradicts what the store holds (a user that already exists, a flag that
+    cannot change): bad input on the command line (exit code 2), ``409 Conflict`` over HTTP."""
+
+
 class NotFoundError(GraphrecError):
     """A user (or other entity) the caller named does not exist in the store."""
 

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from graphrec.store.migrate import SCHEMA_HEAD
 from click.testing import CliRunner
 
 from conftest import write
@@ -26,7 +28,7 @@ def run(url: str, *args: str, env: dict[str, str] | None = None):
 @pytest.mark.slow
 def test_full_flow_json(database_url: str, tmp_path: Path) -> None:
     r = run(database_url, "db", "upgrade")
-    assert r.exit_code == 0 and "-> 0001" in r.output
+    assert r.exit_code == 0 and f"-> {SCHEMA_HEAD}" in r.output
     r = run(database_url, "import", "ego-facebook", "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["friendships_added"] == 88234
@@ -97,7 +99,7 @@ def test_default_database_is_sqlite_in_working_directory(tmp_path: Path) -> None
 
 def test_schema_commands_and_user_show(sqlite_url: str, tmp_path: Path) -> None:
     r = run(sqlite_url, "db", "current", "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.stdout) == {"database": sqlite_url, "current": None, "head": "0001", "up_to_date": False}
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"database": sqlite_url, "current": None, "head": SCHEMA_HEAD, "up_to_date": False}
     assert run(sqlite_url, "import", "edges", str(write(tmp_path / "e.txt", "1 2\n2 3\n"))).exit_code == 0
     r = run(sqlite_url, "db", "current", "--format", "json")
     assert json.loads(r.stdout)["up_to_date"] is True
@@ -109,7 +111,7 @@ def test_schema_commands_and_user_show(sqlite_url: str, tmp_path: Path) -> None:
     r = run(sqlite_url, "user", "show", "9")
     assert r.exit_code == 3 and "error: unknown user '9'" in r.output
     r = run(sqlite_url, "db", "downgrade", "base", "--yes")
-    assert r.exit_code == 0 and r.stdout.strip() == "database schema: 0001 -> empty"
+    assert r.exit_code == 0 and r.stdout.strip() == f"database schema: {SCHEMA_HEAD} -> empty"
     r = run(sqlite_url, "user", "show", "2")
     assert r.exit_code == 4 and "not initialised" in r.output
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 import pytest
+
+from graphrec.store.migrate import SCHEMA_HEAD
 from click.testing import CliRunner
 
 import graphrec.cli  # noqa: F401  (registers every command family)
@@ -137,7 +139,7 @@ def test_downgrade_plan_names_the_tables_and_rows_and_changes_nothing(database_u
     _loaded(database_url, tmp_path)
     store = GraphStore(database_url)
     plan = store.downgrade_plan("base")
-    assert plan.before == "0001" and plan.after is None
+    assert plan.before == SCHEMA_HEAD and plan.after is None
     assert plan.dropped["users"] == 3 and plan.dropped["feature_columns"] == 1 and "friendships" in plan.dropped
     assert "users: 3" in plan.describe()
     assert store.count_users() == 3 and store.schema_status().up_to_date  # rolled back
@@ -152,7 +154,7 @@ def test_db_downgrade_needs_yes_off_a_terminal(sqlite_url: str, tmp_path: Path) 
     assert r.exit_code == 2 and "--yes" in _error_lines(r.output)[0] and "users: 3" in r.output
     assert GraphStore(sqlite_url).count_users() == 3
     r = run(sqlite_url, "db", "downgrade", "base", "--yes")
-    assert r.exit_code == 0 and "database schema: 0001 -> empty" in r.output
+    assert r.exit_code == 0 and f"database schema: {SCHEMA_HEAD} -> empty" in r.output
     assert GraphStore(sqlite_url).schema_status().current is None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from graphrec.cli import data, jobs, models, serving, tokens  # noqa: F401  (registers the commands)
+from graphrec.cli import data, jobs, models, service, serving, tokens  # noqa: F401  (registers the commands)
 from graphrec.cli.app import cli, main
 from graphrec.logs import LOG_FORMAT_ENV, LOG_FORMATS, set_log_format
 

@@ -34,6 +34,7 @@ wider than the stored profile (:func:`graphrec.core.graph.profile_at_width`).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -87,16 +88,22 @@ class Recommender:
         embedding_candidates: how many FAISS neighbours join the friends-of-friends.
         profile_candidates: how many Siamese-profile neighbours join them (0: do not use the
             Siamese model even where one is trained).
+        profile_model: an already loaded Siamese service to use (default: load the served one,
+            if any), so a long-running server loads each model once.
     """
 
     def __init__(self, store: "GraphStore", *, version: str | None = None, bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD,
-                 embedding_candidates: int = 50, profile_candidates: int = 20) -> None:
+                 embedding_candidates: int = 50, profile_candidates: int = 20, profile_model: SimilarUsers | None = None) -> None:
         self.store = store
         self.model = LinkModel.load(store.settings.home, version)
         self.version: str = self.model.version or ""
         self.bot_threshold = bot_threshold
         self.embedding_candidates = embedding_candidates
-        self.profile_model: SimilarUsers | None = optional_similar_users(store) if profile_candidates else None
+        if not profile_candidates:
+            profile_model = None
+        elif profile_model is None:
+            profile_model = optional_similar_users(store)
+        self.profile_model: SimilarUsers | None = profile_model
         self.profile_candidates = profile_candidates
         #: the profile width read from the store: the wider of the two models' (each takes its own)
         self.read_width = max(self.model.profile_dim, self._profile_model_width())
@@ -133,6 +140,13 @@ class Recommender:
         if self.bot_threshold is None:
             return {}
         return {"score_kind": BOT_SCORE_KIND, "score_threshold": self.bot_threshold}
+
+    def with_bot_threshold(self, bot_threshold: float | str | None) -> "Recommender":
+        """The same loaded models with another bot filter (a shallow copy: no model is loaded
+        again), for a server whose requests each choose their threshold."""
+        other = copy.copy(self)
+        other.bot_threshold = bot_threshold
+        return other
 
     def recommend(self, user: str | int, k: int = 20) -> list[Suggestion]:
         """Top ``k`` friend suggestions for ``user`` (an external id), best first."""

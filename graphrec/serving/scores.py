@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
 BOT_KIND = "bot"
 ANOMALY_KIND = "anomaly"
 
+#: The scoring kinds the serving reads know (spelled here: :func:`scoring_kinds` would import the
+#: tasks, and with them torch, into a server process).
+SERVED_SCORE_KINDS = (BOT_KIND, ANOMALY_KIND)
+
 #: How to produce a run, named in the error when there is none.
 NIGHTLY_HINT = "run the nightly job first: `graphrec score` (or its alias `graphrec score-bots`)"
 
@@ -142,6 +146,26 @@ def live_anomalies(store: "GraphStore", *, top: int = 20, threads: int | None = 
               **scored.details[int(i)]} for i in order.tolist()]
     fresh = artifact_freshness(store, ANOMALY_KIND, model.version)
     return TopAnomalies(f"live, model {model.version}", float(scored.threshold), items, [fresh] if fresh is not None else [])
+
+
+def user_scores(store: "GraphStore", user: str) -> dict[str, Any]:
+    """``GET /v1/users/{id}/scores``: the user's score in the latest complete run of every scoring
+    kind, with the run it comes from: ``{"user", "scores": {kind: {"run_id", "run_date",
+    "threshold", "model_version", "score", "flagged", "details"} or None}}``. A kind is None when
+    it has no complete run; ``score`` is None when the run did not score the user (created since).
+    :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
+    found = store.latest_user_scores(user, SERVED_SCORE_KINDS)
+    out: dict[str, Any] = {}
+    for kind, hit in found.items():
+        if hit is None:
+            out[kind] = None
+            continue
+        run, row = hit
+        out[kind] = {"run_id": run.id, "run_date": run.run_date.isoformat(), "threshold": run.threshold,
+                     "model_version": (run.summary or {}).get("model_version"),
+                     "score": None if row is None else round(row.score, 6), "flagged": None if row is None else row.flagged,
+                     "details": None if row is None else row.details}
+    return {"user": str(user).strip(), "scores": out}
 
 
 @dataclass

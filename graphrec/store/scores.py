@@ -237,6 +237,20 @@ def top_scores(conn: Connection, run_id: int, limit: int) -> list[TopScore]:
     return [TopScore(r[0], float(r[1]), bool(r[2]), json.loads(r[3]) if isinstance(r[3], str) else r[3]) for r in rows]
 
 
+def user_score(conn: Connection, run_id: int, user_id: int) -> TopScore | None:
+    """One user's score in a run (as :class:`TopScore`: external id, score, flag, the recorded
+    explanation), or None when the run did not score the user (created after it)."""
+    row = conn.execute(
+        select(User.external_id, Score.score, Score.flagged, Score.details)
+        .select_from(Score)
+        .join(User, User.id == Score.user_id)
+        .where(Score.run_id == run_id, Score.user_id == user_id)
+    ).first()
+    if row is None:
+        return None
+    return TopScore(row[0], float(row[1]), bool(row[2]), json.loads(row[3]) if isinstance(row[3], str) else row[3])
+
+
 def iter_scores(conn: Connection, run_id: int, batch: int = 100_000) -> Iterator[list[UserScore]]:
     """Every user's score in a run, in batches of ``batch``, by internal id."""
     result = conn.execution_options(stream_results=True).execute(

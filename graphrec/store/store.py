@@ -60,7 +60,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, lite
 from sqlalchemy.sql.expression import ColumnElement, Subquery
 
 from graphrec.config import Settings
-from graphrec.errors import InputError, NotFoundError, StoreStateError
+from graphrec.errors import ConflictError, InputError, NotFoundError, StoreStateError
 from graphrec.store import bulk, migrate
 from graphrec.store import scores as scoring
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
@@ -441,7 +441,7 @@ class GraphStore:
         ext = _ext(user)
         with self.write() as conn:
             if conn.execute(select(User.id).where(User.external_id == ext)).first() is not None:
-                raise InputError(f"user {ext!r} already exists")
+                raise ConflictError(f"user {ext!r} already exists")
             blob = self._encode_features(conn, features, allow_new=allow_new_columns)
             now = utcnow()
             conn.execute(
@@ -482,6 +482,56 @@ class GraphStore:
                 values["features"] = self._encode_features(conn, features, base=row.features, allow_new=allow_new_columns)
             conn.execute(update(User).where(User.id == uid).values(**values))
             bulk.bump_revision(conn)
+
+    def put_user(
+        self,
+        user: UserRef,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        features: Mapping[str, float] | None = None,
+        is_synthetic: bool | None = None,
+        allow_new_columns: bool = False,
+    ) -> bool:
+        """Create ``user`` with these values, or merge them into the existing user (as
+        :meth:`update_user`), in one transaction: idempotent, the same call twice leaves the same
+        user. Returns True when the user was created. ``is_synthetic`` cannot change on an
+        existing user (a :class:`~graphrec.errors.ConflictError`: synthetic users are never shown
+        to real ones, so the flag is fixed at creation); a soft-deleted user is a conflict too
+        (its id is kept for audit and is not reused)."""
+        ext = _ext(user)
+        with self.write() as conn:
+            row = conn.execute(select(User.id, User.attributes, User.features, User.is_synthetic, User.deleted_at)
+                               .where(User.external_id == ext)).first()
+            now = utcnow()
+            if row is None:
+                blob = self._encode_features(conn, features, allow_new=allow_new_columns)
+                attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
+                conn.execute(insert(User).values(external_id=ext, attributes=attrs or None, features=blob,
+                                                 is_synthetic=bool(is_synthetic), created_at=now, updated_at=now))
+                bulk.bump_revision(conn)
+                return True
+            if row.deleted_at is not None:
+                raise ConflictError(f"user {ext!r} was deleted: its id is not reused")
+            if is_synthetic is not None and bool(is_synthetic) != bool(row.is_synthetic):
+                raise ConflictError(f"user {ext!r} is {'' if row.is_synthetic else 'not '}synthetic: the flag cannot change")
+            values: dict[str, Any] = {}
+            if attributes:
+                merged = dict(row.attributes or {})
+                for key, value in attributes.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                if merged != dict(row.attributes or {}):
+                    values["attributes"] = merged or None
+            if features:
+                blob = self._encode_features(conn, features, base=row.features, allow_new=allow_new_columns)
+                if blob != row.features:
+                    values["features"] = blob
+            if values:  # a repeated PUT changes nothing and does not bump the revision
+                conn.execute(update(User).where(User.id == row.id).values(updated_at=now, **values))
+                bulk.bump_revision(conn)
+            return False
 
     def _encode_features(self, conn: Connection, features: Mapping[str, float] | None, base: bytes | None = None, *,
                          allow_new: bool = False) -> bytes | None:
@@ -1097,6 +1147,19 @@ class GraphStore:
         with self.read() as conn:
             run = scoring.latest_complete(conn, kind)
             return None if run is None else (run, scoring.top_scores(conn, run.id, limit))
+
+    def latest_user_scores(self, user: UserRef, kinds: Sequence[str]) -> dict[str, tuple[RunInfo, TopScore | None] | None]:
+        """For each of ``kinds``: the latest complete run and ``user``'s score in it (None when
+        the run did not score the user, e.g. one created since), or None when there is no
+        complete run of that kind; read in one transaction, so every kind is seen as of the
+        same moment. :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
+        with self.read() as conn:
+            uid = self._user_id(conn, user)
+            out: dict[str, tuple[RunInfo, TopScore | None] | None] = {}
+            for kind in kinds:
+                run = scoring.latest_complete(conn, kind)
+                out[kind] = None if run is None else (run, scoring.user_score(conn, run.id, uid))
+            return out
 
     def iter_scores(self, run_id: int, *, batch: int = 100_000) -> Iterator[list[UserScore]]:
         """Every user's score in scoring run ``run_id`` (external id, score, is synthetic), in

@@ -1,0 +1,331 @@
+"""The FastAPI application of ``graphrec serve``: routes that parse, call one library function
+and return its JSON.
+
+Routes (all JSON; ``/v1`` needs a bearer token, :mod:`graphrec.service.auth`):
+
+====================================================  =======  ============================================
+route                                                 scope    library function
+====================================================  =======  ============================================
+``GET /v1/users/{id}/recommendations?k=&bot_threshold=``  read   :func:`~graphrec.serving.served.served_recommendations`
+``POST /v1/recommendations`` (a batch of users)       read     :func:`~graphrec.serving.served.served_batch`
+``GET /v1/users/{id}/similar?k=``                     read     :func:`~graphrec.serving.served.served_similar`
+``GET /v1/users/{id}/scores``                         read     :func:`~graphrec.serving.scores.user_scores`
+``GET /v1/bots?top=``                                 read     :func:`~graphrec.serving.scores.top_bots`
+``GET /v1/anomalies?top=``                            read     :func:`~graphrec.serving.scores.top_anomalies`
+``GET /v1/users/{id}``                                read     :meth:`GraphStore.user_profile`
+``GET /v1/users/{id}/friends``                        read     :meth:`GraphStore.neighbours`
+``GET /v1/users/{a}/mutual/{b}``                      read     :meth:`GraphStore.mutual_friends`
+``GET /v1/stats``                                     read     :func:`~graphrec.serving.freshness.store_overview`
+``GET /v1/models``                                    read     :meth:`ServedModels.status`
+``POST /v1/users``                                    write    :meth:`GraphStore.add_user` (409 if it exists)
+``PUT /v1/users/{id}``                                write    :meth:`GraphStore.put_user` (201 created, 200 updated)
+``DELETE /v1/users/{id}[?hard=true]``                 write    :meth:`GraphStore.remove_user` (hard: admin)
+``PUT|DELETE /v1/friendships/{a}/{b}``                write    :meth:`GraphStore.add_friendship` / ``remove_friendship``
+``PUT|DELETE /v1/blocks/{blocker}/{blocked}``         write    :meth:`GraphStore.block` / ``unblock``
+``PUT /v1/users/{id}/labels/{source}``                write    :meth:`GraphStore.set_label`
+``POST /v1/admin/models/reload``                      admin    :meth:`ServedModels.refresh`
+``GET /healthz``, ``/readyz``, ``/metrics``           none     liveness, readiness, Prometheus
+====================================================  =======  ============================================
+
+Every write is one store transaction with the importers' validation; the live filters of the
+recommender read the store, so a write shows in the next recommendation. The loaded models are
+swapped in the background when ``LATEST`` moves (:mod:`graphrec.serving.served`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from graphrec.config import Settings
+from graphrec.errors import GraphrecError, InputError
+from graphrec.service import schemas as s
+from graphrec.service.auth import require
+from graphrec.service.errors import error_response, on_exception, on_http_exception, on_validation_error
+from graphrec.service.metrics import Instrumented, registry_for, render, set_served_models, worker_exit
+
+log = logging.getLogger("graphrec.service")
+
+API_VERSION = "v1"
+#: environment of a worker process (set by :func:`graphrec.service.server.serve`)
+AUTH_ENV = "GRAPHREC_SERVE_AUTH"
+WATCH_ENV = "GRAPHREC_SERVE_WATCH_SECONDS"
+
+UserId = Annotated[str, Path(min_length=1, max_length=255, description="External id of a user.")]
+OtherId = Annotated[str, Path(min_length=1, max_length=255, description="External id of the other user.")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.ErrorBody, "description": text} for code, text in (
+        (401, "No valid bearer token"), (403, "The token lacks the scope"), (404, "Unknown user"),
+        (409, "Conflict with the store's state"), (422, "Bad input (names the field)"), (503, "Store unreachable or model missing"))
+}
+
+
+def parse_bot_threshold(value: str, field: str = "bot_threshold") -> float | str | None:
+    """``flagged`` (the latest bot run's flags), ``off`` (no bot filter) or a score in [0, 1]."""
+    text = value.strip().lower()
+    if text == "flagged":
+        return "flagged"
+    if text in ("off", "none"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputError(f"{field} must be 'flagged', 'off' or a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise InputError(f"{field} must be in [0, 1], got {value!r}")
+    return number
+
+
+def create_app(settings: Settings | None = None, *, auth: bool = True, watch_seconds: float = 2.0) -> FastAPI:
+    """The service over the store and models ``settings`` name. ``auth=False`` opens every route
+    (the CLI allows it on loopback hosts only); ``watch_seconds``: how often each worker looks
+    for a new ``LATEST`` model (0: only at start and on ``POST /v1/admin/models/reload``)."""
+    from graphrec.serving.served import ServedModels
+    from graphrec.store.store import GraphStore
+    from graphrec.store.tokens import verify_token
+
+    store = GraphStore(settings=settings or Settings.resolve())
+    served = ServedModels(store, interval=watch_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
+
+        # Load the models before this worker takes requests; a store that is down or a model
+        # that does not load leaves the worker up but not ready (/readyz says why).
+        try:
+            await anyio.to_thread.run_sync(served.start)
+        except Exception as exc:  # noqa: BLE001
+            log.error("models not loaded at start: %s", exc)
+        set_served_models(served.status()["served"])
+        yield
+        served.stop()
+        worker_exit()
+        store.engine.dispose()
+
+    app = FastAPI(title="graphrec", version=API_VERSION, lifespan=lifespan,
+                  description="Friend recommendations, similar users, bot and anomaly scores over a SQL-backed social graph.")
+    app.state.store = store
+    app.state.served = served
+    app.state.auth = auth
+    app.state.verify_token = verify_token
+    app.state.metrics = registry_for(store)
+    app.add_middleware(Instrumented)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    # graphrec's errors, driver and file errors are answered where they are raised; anything
+    # else reaches the outermost handler (answered 500, traceback to the log).
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for expected in (GraphrecError, SQLAlchemyError, OSError):
+        app.add_exception_handler(expected, on_exception)
+    app.add_exception_handler(Exception, on_exception)
+
+    read, write, admin = require("read"), require("write"), require("admin")
+    v1 = f"/{API_VERSION}"
+
+    def models_status() -> dict[str, Any]:
+        status = served.status()
+        set_served_models(status["served"])
+        return status
+
+    # -- operations -------------------------------------------------------------------------
+    @app.get("/healthz", response_model=s.Health, tags=["operations"])
+    def healthz() -> dict[str, Any]:
+        """The process is alive (no store access)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=s.Ready, tags=["operations"], responses={503: {"model": s.ErrorBody}})
+    def readyz() -> Any:
+        """The store is reachable, its schema is current, and every trained model that serves
+        users is loaded in this worker."""
+        from graphrec.serving.readiness import readiness
+
+        ready, checks = readiness(store, served)
+        if not ready:
+            failed = "; ".join(f"{name}: {c['message']}" for name, c in checks.items() if not c["ok"])
+            return error_response(503, "not_ready", f"not ready: {failed}", details=checks)
+        return {"status": "ready", "checks": checks}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    def metrics() -> Response:
+        """Prometheus metrics of every worker."""
+        models_status()
+        return Response(render(app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # -- reads --------------------------------------------------------------------------------
+    @app.get(v1 + "/users/{user_id}/recommendations", response_model=s.Recommendations, tags=["recommendations"],
+             dependencies=[read], responses=_ERRORS)
+    def recommendations(user_id: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 20,
+                        bot_threshold: Annotated[str, Query(max_length=32, description="'flagged', 'off', or a score in [0, 1].")] = "flagged") -> Any:
+        """Friend suggestions with scores, mutual friends and reasons (cold-start users by
+        profile similarity), what each filter removed, and the model's freshness."""
+        from graphrec.serving.served import served_recommendations
+
+        return served_recommendations(served, user_id, k=k, bot_threshold=parse_bot_threshold(bot_threshold)).summary()
+
+    @app.post(v1 + "/recommendations", response_model=s.BatchRecommendations, tags=["recommendations"],
+              dependencies=[read], responses=_ERRORS)
+    def recommendations_batch(request_body: Annotated[s.BatchRequest, Body()]) -> Any:
+        """Suggestions for up to 1,000 users in one request, all from one model version;
+        unknown users get an ``error`` entry."""
+        from graphrec.serving.served import served_batch
+
+        return served_batch(served, request_body.users, k=request_body.k,
+                            bot_threshold=parse_bot_threshold(request_body.bot_threshold, "body field 'bot_threshold'"))
+
+    @app.get(v1 + "/users/{user_id}/similar", response_model=s.Similar, tags=["recommendations"], dependencies=[read], responses=_ERRORS)
+    def similar(user_id: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> Any:
+        """Users with the most similar learned profile embedding (works for users with no friends)."""
+        from graphrec.serving.served import served_similar
+
+        return served_similar(served, user_id, k=k)
+
+    @app.get(v1 + "/users/{user_id}/scores", response_model=s.UserScores, tags=["scores"], dependencies=[read], responses=_ERRORS)
+    def user_scores(user_id: UserId) -> Any:
+        """The user's latest bot and anomaly scores, each with the run it comes from."""
+        from graphrec.serving.scores import user_scores as scores_of
+
+        return scores_of(store, user_id)
+
+    @app.get(v1 + "/bots", response_model=s.TopBots, tags=["scores"], dependencies=[read], responses=_ERRORS)
+    def top_bots(top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
+        """The likeliest bots of the latest complete nightly run, with their signals."""
+        from graphrec.serving.scores import top_bots as bots
+
+        return bots(store, top=top).as_dict()
+
+    @app.get(v1 + "/anomalies", response_model=s.TopAnomalies, tags=["scores"], dependencies=[read], responses=_ERRORS)
+    def top_anomalies(top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
+        """The most anomalous users of the latest complete nightly run, with their explanations
+        (503 before the first run: live scoring of the whole graph is a batch job, not a request)."""
+        from graphrec.serving.scores import ANOMALY_KIND, no_run, top_anomalies as anomalies
+
+        if store.latest_run(ANOMALY_KIND) is None:
+            raise no_run(ANOMALY_KIND)
+        return anomalies(store, top=top).as_dict()
+
+    @app.get(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], dependencies=[read], responses=_ERRORS)
+    def user_profile(user_id: UserId) -> Any:
+        """A user's profile, degree and labels (deleted users too, marked)."""
+        return store.user_profile(user_id)
+
+    @app.get(v1 + "/users/{user_id}/friends", response_model=s.Friends, tags=["users"], dependencies=[read], responses=_ERRORS)
+    def friends(user_id: UserId) -> Any:
+        """The user's active friends."""
+        found = store.neighbours(user_id)
+        return {"user": user_id.strip(), "friends": found, "count": len(found)}
+
+    @app.get(v1 + "/users/{user_id}/mutual/{other_id}", response_model=s.MutualFriends, tags=["users"], dependencies=[read],
+             responses=_ERRORS)
+    def mutual(user_id: UserId, other_id: OtherId) -> Any:
+        """The active users who are friends of both."""
+        found = store.mutual_friends(user_id, other_id)
+        return {"users": [user_id.strip(), other_id.strip()], "mutual_friends": found, "count": len(found)}
+
+    @app.get(v1 + "/stats", response_model=s.StoreOverview, tags=["store"], dependencies=[read], responses=_ERRORS)
+    def stats() -> Any:
+        """The store's figures and each served model's freshness (``graphrec stats``)."""
+        from graphrec.serving.freshness import store_overview
+
+        return store_overview(store)
+
+    @app.get(v1 + "/models", response_model=s.ServedModelsStatus, tags=["store"], dependencies=[read], responses=_ERRORS)
+    def models() -> Any:
+        """The model versions this worker serves, what ``LATEST`` names, and refused versions."""
+        return models_status()
+
+    # -- writes -------------------------------------------------------------------------------
+    @app.post(v1 + "/users", response_model=s.UserProfile, status_code=201, tags=["users"], dependencies=[write], responses=_ERRORS)
+    def create_user(user: Annotated[s.UserCreate, Body()]) -> Any:
+        """Create a user (409 when the id exists)."""
+        store.add_user(user.id, attributes=user.attributes, features=user.features, is_synthetic=user.is_synthetic)
+        return store.user_profile(user.id)
+
+    @app.put(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], dependencies=[write],
+             responses={**_ERRORS, 201: {"model": s.UserProfile, "description": "Created"}})
+    def put_user(user_id: UserId, body: Annotated[s.UserPut, Body()], response: Response) -> Any:
+        """Create the user, or merge these attributes and features into it (idempotent)."""
+        created = store.put_user(user_id, attributes=body.attributes, features=body.features, is_synthetic=body.is_synthetic)
+        response.status_code = 201 if created else 200
+        return store.user_profile(user_id)
+
+    @app.delete(v1 + "/users/{user_id}", response_model=s.Deleted, tags=["users"], responses=_ERRORS,
+                dependencies=[write])
+    def delete_user(request: Request, user_id: UserId, hard: bool = False) -> Any:
+        """Soft-delete a user (kept for audit, hidden everywhere); ``hard=true`` (admin scope)
+        erases it with its friendships and scores."""
+        token = request.scope.get("graphrec.token")
+        if hard and app.state.auth and (token is None or not token.allows("admin")):
+            raise StarletteHTTPException(403, "a hard delete needs the 'admin' scope")
+        store.remove_user(user_id, hard=hard)
+        return {"user": user_id.strip(), "deleted": True, "hard": hard}
+
+    def pair_change(relation: str, a: str, b: str, changed: bool) -> dict[str, Any]:
+        return {"users": [a.strip(), b.strip()], "relation": relation, "changed": changed}
+
+    @app.put(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+             responses={**_ERRORS, 201: {"model": s.PairChange, "description": "Created"}})
+    def add_friendship(user_id: UserId, other_id: OtherId, response: Response) -> Any:
+        """Befriend two users (201; 200 when they already were)."""
+        changed = store.add_friendship(user_id, other_id)
+        response.status_code = 201 if changed else 200
+        return pair_change("friendship", user_id, other_id, changed)
+
+    @app.delete(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+                responses=_ERRORS)
+    def remove_friendship(user_id: UserId, other_id: OtherId) -> Any:
+        """Unfriend (``changed`` is false when they were not friends)."""
+        return pair_change("friendship", user_id, other_id, store.remove_friendship(user_id, other_id))
+
+    @app.put(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+             responses={**_ERRORS, 201: {"model": s.PairChange, "description": "Created"}})
+    def block(user_id: UserId, other_id: OtherId, response: Response) -> Any:
+        """``user_id`` blocks ``other_id`` (201; 200 when already recorded)."""
+        changed = store.block(user_id, other_id)
+        response.status_code = 201 if changed else 200
+        return pair_change("block", user_id, other_id, changed)
+
+    @app.delete(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+                responses=_ERRORS)
+    def unblock(user_id: UserId, other_id: OtherId) -> Any:
+        """Remove a block (``changed`` is false when there was none)."""
+        return pair_change("block", user_id, other_id, store.unblock(user_id, other_id))
+
+    @app.put(v1 + "/users/{user_id}/labels/{source}", response_model=s.Label, tags=["users"], dependencies=[write], responses=_ERRORS)
+    def set_label(user_id: UserId, source: Annotated[str, Path(min_length=1, max_length=32)],
+                  body: Annotated[s.LabelPut, Body()]) -> Any:
+        """Set the user's label from ``source`` (one label per user and source)."""
+        store.set_label(user_id, body.label, source=source)
+        return {"user": user_id.strip(), "source": source, "label": body.label.strip()}
+
+    @app.post(v1 + "/admin/models/reload", response_model=s.Reload, tags=["operations"], dependencies=[admin], responses=_ERRORS)
+    def reload_models() -> Any:
+        """Look for new ``LATEST`` models now (this worker; the others within their watch interval)."""
+        changes = served.refresh()
+        return {"changes": changes, "models": models_status()}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory each ``graphrec serve`` worker process calls: settings, auth and logging from
+    the environment the server set (``GRAPHREC_DATABASE_URL``, ``GRAPHREC_HOME``,
+    ``GRAPHREC_SERVE_AUTH``, ``GRAPHREC_LOG_LEVEL``, ``GRAPHREC_LOG_FORMAT``)."""
+    from graphrec.logs import DEFAULT_LEVEL, LOG_LEVEL_ENV, configure_logging
+
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, DEFAULT_LEVEL))
+    if os.environ.get("GRAPHREC_SERVE_ACCESS_LOG", "1") == "1":
+        logging.getLogger("graphrec.access").setLevel(logging.INFO)
+        logging.getLogger("graphrec.service").setLevel(logging.INFO)
+        logging.getLogger("graphrec.serving.served").setLevel(logging.INFO)
+    return create_app(Settings.resolve(), auth=os.environ.get(AUTH_ENV, "1") != "0",
+                      watch_seconds=float(os.environ.get(WATCH_ENV, "2")))
