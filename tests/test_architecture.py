@@ -225,6 +225,25 @@ def test_serving_modules_import_without_torch() -> None:
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
 
+def test_the_http_client_loads_no_models_and_no_store() -> None:
+    """graphrec.client is for backends that talk to the service: httpx, the service's pydantic
+    schemas and graphrec.errors only, never the model stack or the store."""
+    forbidden = ("torch", "torch_geometric", "numpy", "sqlalchemy", "faiss", "graphrec.store", "graphrec.serving",
+                 "graphrec.tasks", "graphrec.core", "graphrec.nn")
+    found = imports_of(PKG / "client.py")
+    assert sorted(m for m in found if any(m == bad or m.startswith(bad + ".") for bad in forbidden)) == []
+    code = _BLOCKER + textwrap.dedent(
+        """
+        import graphrec.client
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "sqlalchemy", "faiss", "fastapi")
+                       or m.startswith(("graphrec.store", "graphrec.serving", "graphrec.tasks", "graphrec.core", "graphrec.nn")))
+        print("ok" if not heavy else heavy)
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
 def test_serving_commands_run_without_torch(trained_home: dict[str, str]) -> None:
     """recommend and similar answer real requests in a process where torch cannot be imported."""
     env = {**os.environ, **trained_home}
