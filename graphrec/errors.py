@@ -175,6 +175,23 @@ def _safetensors_error(exc: BaseException) -> GraphrecError | None:
     return None
 
 
+def mapped_exception_types() -> tuple[type[Exception], ...]:
+    """The exception classes :func:`expected_error` may map (graphrec's own, database drivers',
+    file-system errors): what a front door catches to turn into its error form (the HTTP
+    service registers its error handler for these). Anything else is a bug."""
+    types: list[type[Exception]] = [GraphrecError, sqlite3.Error, OSError]
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        types.append(SQLAlchemyError)
+    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+        pass
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        types.append(psycopg.Error)
+    return tuple(types)
+
+
 def expected_error(exc: BaseException) -> GraphrecError | None:
     """The :class:`GraphrecError` an operator should see for ``exc``, or None for a bug.
 

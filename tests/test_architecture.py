@@ -200,6 +200,30 @@ def test_cli_holds_no_sql_no_transactions_and_no_model_logic() -> None:
     assert offenders == []
 
 
+def test_the_http_service_parses_calls_one_library_function_and_returns() -> None:
+    """graphrec.service holds no SQL, no transactions, no model code: routes call the library."""
+    forbidden = ("sqlalchemy", "numpy", "torch", "torch_geometric", "scipy", "faiss", "graphrec.store.scores", "graphrec.store.exporters",
+                 "graphrec.store.migrate", "graphrec.store.schema", "graphrec.store.bulk", "graphrec.store.loader", "graphrec.artifacts",
+                 "graphrec.nn", "graphrec.tasks", "graphrec.core", "graphrec.jobs", "graphrec.cli")
+    assert _violations(PKG / "service", forbidden) == []
+    offenders = []
+    for f in _files(PKG / "service"):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                words = set(node.value.upper().split())
+                if {"SELECT", "FROM"} <= words or {"INSERT", "INTO"} <= words or {"DELETE", "FROM"} <= words:
+                    offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}: SQL text")
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    call = item.context_expr
+                    if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("read", "write", "begin", "connect"):
+                        offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}: opens a transaction")
+    assert offenders == []
+    # and the serving layer does not reach up into the service
+    assert _violations(PKG / "serving", ("graphrec.service", "graphrec.client")) == []
+
+
 _BLOCKER = textwrap.dedent(
     """
     import sys
@@ -242,6 +266,28 @@ def test_the_http_client_loads_no_models_and_no_store() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+def test_the_http_service_answers_without_torch(trained_home: dict[str, str]) -> None:
+    """A server process never imports torch: the app is built, loads the served models and
+    answers recommendations and similar users with torch blocked."""
+    env = {**os.environ, **trained_home}
+    code = _BLOCKER + textwrap.dedent(
+        """
+        import warnings
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+        from graphrec.service.app import create_app
+        with TestClient(create_app(auth=False, watch_seconds=0)) as c:
+            for path in ("/v1/users/0/recommendations?k=5", "/v1/users/0/similar?k=5", "/readyz"):
+                r = c.get(path)
+                assert r.status_code == 200, (path, r.text)
+        assert "torch" not in sys.modules
+        print("ok")
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]
 
 
 def test_serving_commands_run_without_torch(trained_home: dict[str, str]) -> None:

@@ -16,10 +16,12 @@ from graphrec.cli.app import cli, settings_of
               help="How often each worker looks for a new LATEST model (0: only at start and on POST /v1/admin/models/reload).")
 @click.option("--graceful-seconds", default=30, show_default=True, type=click.IntRange(0),
               help="On SIGTERM, how long requests in flight may take to finish.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="Requests each worker runs at once; the rest queue in arrival order (more only lengthen the latency tail).")
 @click.option("--no-access-log", is_flag=True, help="Do not log one line per request.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, no_auth: bool, watch_seconds: float, graceful_seconds: int,
-          no_access_log: bool) -> None:
+          threads: int, no_access_log: bool) -> None:
     """Serve recommendations, similar users, scores, users and graph writes over HTTP (FastAPI on
     uvicorn; OpenAPI at /docs and /openapi.json). Routes under /v1 need 'Authorization: Bearer
     TOKEN' (graphrec tokens create); /healthz, /readyz and /metrics are open. Stops gracefully on
@@ -27,4 +29,4 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, no_auth: bool,
     from graphrec.service.server import ServeOptions, serve as run
 
     run(settings_of(ctx), ServeOptions(host=host, port=port, workers=workers, auth=not no_auth, watch_seconds=watch_seconds,
-                                       graceful_seconds=graceful_seconds, access_log=not no_access_log))
+                                       graceful_seconds=graceful_seconds, access_log=not no_access_log, threads=threads))

@@ -41,6 +41,15 @@ _FLAT, _HNSW_FLAT, _ID_MAPS = (b"IxFI", b"IxF2", b"IxFl"), b"IHNf", (b"IxM2", b"
 _HEADER = struct.Struct("<iqqq?i")  # d, ntotal, two dummies, is_trained, metric_type
 
 
+def single_threaded_search() -> None:
+    """FAISS searches on one OpenMP thread, process-wide. A server answers many small searches
+    (k of 10 to 50 over one query vector) from several request threads at once; OpenMP teams per
+    search only oversubscribe the cores. Index builds and batch searches keep FAISS's default."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 def check_faiss_file(path: Path) -> None:
     """Walk a FAISS index file of a type graphrec writes (flat, HNSW-flat, in an id map) without
     reading its arrays, and raise ``ValueError`` when it is not one, or when a header or array

@@ -35,19 +35,21 @@ swapped in the background when ``LATEST`` moves (:mod:`graphrec.serving.served`)
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Body, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graphrec.config import Settings
-from graphrec.errors import GraphrecError, InputError
+from graphrec.errors import InputError, mapped_exception_types
 from graphrec.service import schemas as s
-from graphrec.service.auth import require
+from graphrec.service.auth import TokenCache, add_security_scheme, authorize, openapi_security
 from graphrec.service.errors import error_response, on_exception, on_http_exception, on_validation_error
 from graphrec.service.metrics import Instrumented, registry_for, render, set_served_models, worker_exit
 
@@ -57,6 +59,7 @@ API_VERSION = "v1"
 #: environment of a worker process (set by :func:`graphrec.service.server.serve`)
 AUTH_ENV = "GRAPHREC_SERVE_AUTH"
 WATCH_ENV = "GRAPHREC_SERVE_WATCH_SECONDS"
+THREADS_ENV = "GRAPHREC_SERVE_THREADS"
 
 UserId = Annotated[str, Path(min_length=1, max_length=255, description="External id of a user.")]
 OtherId = Annotated[str, Path(min_length=1, max_length=255, description="External id of the other user.")]
@@ -83,10 +86,14 @@ def parse_bot_threshold(value: str, field: str = "bot_threshold") -> float | str
     return number
 
 
-def create_app(settings: Settings | None = None, *, auth: bool = True, watch_seconds: float = 2.0) -> FastAPI:
+def create_app(settings: Settings | None = None, *, auth: bool = True, watch_seconds: float = 2.0, threads: int = 4) -> FastAPI:
     """The service over the store and models ``settings`` name. ``auth=False`` opens every route
     (the CLI allows it on loopback hosts only); ``watch_seconds``: how often each worker looks
-    for a new ``LATEST`` model (0: only at start and on ``POST /v1/admin/models/reload``)."""
+    for a new ``LATEST`` model (0: only at start and on ``POST /v1/admin/models/reload``);
+    ``threads``: how many requests a worker runs at once (the rest wait their turn in arrival
+    order). Requests are CPU-bound numpy, FAISS and SQLite work under one interpreter lock: more
+    threads than a few only make every request slower (a tail of the latency), while a few keep
+    a database round trip (PostgreSQL) from idling the worker."""
     from graphrec.serving.served import ServedModels
     from graphrec.store.store import GraphStore
     from graphrec.store.tokens import verify_token
@@ -96,8 +103,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import anyio
-
+        app.state.limiter = anyio.CapacityLimiter(threads)
         # Load the models before this worker takes requests; a store that is down or a model
         # that does not load leaves the worker up but not ready (/readyz says why).
         try:
@@ -116,19 +122,18 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
     app.state.served = served
     app.state.auth = auth
     app.state.verify_token = verify_token
+    app.state.token_cache = TokenCache()
     app.state.metrics = registry_for(store)
     app.add_middleware(Instrumented)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     # graphrec's errors, driver and file errors are answered where they are raised; anything
     # else reaches the outermost handler (answered 500, traceback to the log).
-    from sqlalchemy.exc import SQLAlchemyError
-
-    for expected in (GraphrecError, SQLAlchemyError, OSError):
+    for expected in mapped_exception_types():
         app.add_exception_handler(expected, on_exception)
     app.add_exception_handler(Exception, on_exception)
 
-    read, write, admin = require("read"), require("write"), require("admin")
+    READ, WRITE, ADMIN = (openapi_security(scope) for scope in ("read", "write", "admin"))
     v1 = f"/{API_VERSION}"
 
     def models_status() -> dict[str, Any]:
@@ -138,7 +143,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
 
     # -- operations -------------------------------------------------------------------------
     @app.get("/healthz", response_model=s.Health, tags=["operations"])
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         """The process is alive (no store access)."""
         return {"status": "ok"}
 
@@ -161,158 +166,205 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
         models_status()
         return Response(render(app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    async def answer(request: Request, scope: str, work: Callable[[], Any]) -> Response:
+        """Authorize the request for ``scope`` and run ``work`` (the one library call) in one worker thread:
+        a store read, numpy and FAISS never block the event loop, and a request costs one thread
+        hop. ``work`` returns the JSON body, or (body, status). The body is serialized here,
+        once; the response models document it (and the schema tests check it)."""
+
+        def run() -> Any:
+            authorize(request, scope)
+            return work()
+
+        result = await anyio.to_thread.run_sync(run, limiter=app.state.limiter)
+        body, status = result if isinstance(result, tuple) else (result, 200)
+        return Response(json.dumps(body, separators=(",", ":"), default=str), status_code=status, media_type="application/json")
+
     # -- reads --------------------------------------------------------------------------------
     @app.get(v1 + "/users/{user_id}/recommendations", response_model=s.Recommendations, tags=["recommendations"],
-             dependencies=[read], responses=_ERRORS)
-    def recommendations(user_id: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 20,
-                        bot_threshold: Annotated[str, Query(max_length=32, description="'flagged', 'off', or a score in [0, 1].")] = "flagged") -> Any:
+             openapi_extra=READ, responses=_ERRORS)
+    async def recommendations(request: Request, user_id: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 20,
+                              bot_threshold: Annotated[str, Query(max_length=32, description="'flagged', 'off', or a score in [0, 1].")] = "flagged") -> Any:
         """Friend suggestions with scores, mutual friends and reasons (cold-start users by
         profile similarity), what each filter removed, and the model's freshness."""
         from graphrec.serving.served import served_recommendations
 
-        return served_recommendations(served, user_id, k=k, bot_threshold=parse_bot_threshold(bot_threshold)).summary()
+        threshold = parse_bot_threshold(bot_threshold)
+        return await answer(request, "read", lambda: served_recommendations(served, user_id, k=k, bot_threshold=threshold).summary())
 
     @app.post(v1 + "/recommendations", response_model=s.BatchRecommendations, tags=["recommendations"],
-              dependencies=[read], responses=_ERRORS)
-    def recommendations_batch(request_body: Annotated[s.BatchRequest, Body()]) -> Any:
+              openapi_extra=READ, responses=_ERRORS)
+    async def recommendations_batch(request: Request, request_body: Annotated[s.BatchRequest, Body()]) -> Any:
         """Suggestions for up to 1,000 users in one request, all from one model version;
         unknown users get an ``error`` entry."""
         from graphrec.serving.served import served_batch
 
-        return served_batch(served, request_body.users, k=request_body.k,
-                            bot_threshold=parse_bot_threshold(request_body.bot_threshold, "body field 'bot_threshold'"))
+        threshold = parse_bot_threshold(request_body.bot_threshold, "body field 'bot_threshold'")
+        return await answer(request, "read", lambda: served_batch(served, request_body.users, k=request_body.k, bot_threshold=threshold))
 
-    @app.get(v1 + "/users/{user_id}/similar", response_model=s.Similar, tags=["recommendations"], dependencies=[read], responses=_ERRORS)
-    def similar(user_id: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> Any:
+    @app.get(v1 + "/users/{user_id}/similar", response_model=s.Similar, tags=["recommendations"], openapi_extra=READ, responses=_ERRORS)
+    async def similar(request: Request, user_id: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> Any:
         """Users with the most similar learned profile embedding (works for users with no friends)."""
         from graphrec.serving.served import served_similar
 
-        return served_similar(served, user_id, k=k)
+        return await answer(request, "read", lambda: served_similar(served, user_id, k=k))
 
-    @app.get(v1 + "/users/{user_id}/scores", response_model=s.UserScores, tags=["scores"], dependencies=[read], responses=_ERRORS)
-    def user_scores(user_id: UserId) -> Any:
+    @app.get(v1 + "/users/{user_id}/scores", response_model=s.UserScores, tags=["scores"], openapi_extra=READ, responses=_ERRORS)
+    async def user_scores(request: Request, user_id: UserId) -> Any:
         """The user's latest bot and anomaly scores, each with the run it comes from."""
         from graphrec.serving.scores import user_scores as scores_of
 
-        return scores_of(store, user_id)
+        return await answer(request, "read", lambda: scores_of(store, user_id))
 
-    @app.get(v1 + "/bots", response_model=s.TopBots, tags=["scores"], dependencies=[read], responses=_ERRORS)
-    def top_bots(top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
+    @app.get(v1 + "/bots", response_model=s.TopBots, tags=["scores"], openapi_extra=READ, responses=_ERRORS)
+    async def top_bots(request: Request, top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
         """The likeliest bots of the latest complete nightly run, with their signals."""
         from graphrec.serving.scores import top_bots as bots
 
-        return bots(store, top=top).as_dict()
+        return await answer(request, "read", lambda: bots(store, top=top).as_dict())
 
-    @app.get(v1 + "/anomalies", response_model=s.TopAnomalies, tags=["scores"], dependencies=[read], responses=_ERRORS)
-    def top_anomalies(top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
+    @app.get(v1 + "/anomalies", response_model=s.TopAnomalies, tags=["scores"], openapi_extra=READ, responses=_ERRORS)
+    async def top_anomalies(request: Request, top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
         """The most anomalous users of the latest complete nightly run, with their explanations
         (503 before the first run: live scoring of the whole graph is a batch job, not a request)."""
-        from graphrec.serving.scores import ANOMALY_KIND, no_run, top_anomalies as anomalies
+        from graphrec.serving.scores import top_anomalies as anomalies
 
-        if store.latest_run(ANOMALY_KIND) is None:
-            raise no_run(ANOMALY_KIND)
-        return anomalies(store, top=top).as_dict()
+        return await answer(request, "read", lambda: anomalies(store, top=top, live_fallback=False).as_dict())
 
-    @app.get(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], dependencies=[read], responses=_ERRORS)
-    def user_profile(user_id: UserId) -> Any:
+    @app.get(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], openapi_extra=READ, responses=_ERRORS)
+    async def user_profile(request: Request, user_id: UserId) -> Any:
         """A user's profile, degree and labels (deleted users too, marked)."""
-        return store.user_profile(user_id)
+        return await answer(request, "read", lambda: store.user_profile(user_id))
 
-    @app.get(v1 + "/users/{user_id}/friends", response_model=s.Friends, tags=["users"], dependencies=[read], responses=_ERRORS)
-    def friends(user_id: UserId) -> Any:
+    @app.get(v1 + "/users/{user_id}/friends", response_model=s.Friends, tags=["users"], openapi_extra=READ, responses=_ERRORS)
+    async def friends(request: Request, user_id: UserId) -> Any:
         """The user's active friends."""
-        found = store.neighbours(user_id)
-        return {"user": user_id.strip(), "friends": found, "count": len(found)}
 
-    @app.get(v1 + "/users/{user_id}/mutual/{other_id}", response_model=s.MutualFriends, tags=["users"], dependencies=[read],
+        def work() -> dict[str, Any]:
+            found = store.neighbours(user_id)
+            return {"user": user_id.strip(), "friends": found, "count": len(found)}
+
+        return await answer(request, "read", work)
+
+    @app.get(v1 + "/users/{user_id}/mutual/{other_id}", response_model=s.MutualFriends, tags=["users"], openapi_extra=READ,
              responses=_ERRORS)
-    def mutual(user_id: UserId, other_id: OtherId) -> Any:
+    async def mutual(request: Request, user_id: UserId, other_id: OtherId) -> Any:
         """The active users who are friends of both."""
-        found = store.mutual_friends(user_id, other_id)
-        return {"users": [user_id.strip(), other_id.strip()], "mutual_friends": found, "count": len(found)}
 
-    @app.get(v1 + "/stats", response_model=s.StoreOverview, tags=["store"], dependencies=[read], responses=_ERRORS)
-    def stats() -> Any:
+        def work() -> dict[str, Any]:
+            found = store.mutual_friends(user_id, other_id)
+            return {"users": [user_id.strip(), other_id.strip()], "mutual_friends": found, "count": len(found)}
+
+        return await answer(request, "read", work)
+
+    @app.get(v1 + "/stats", response_model=s.StoreOverview, tags=["store"], openapi_extra=READ, responses=_ERRORS)
+    async def stats(request: Request) -> Any:
         """The store's figures and each served model's freshness (``graphrec stats``)."""
         from graphrec.serving.freshness import store_overview
 
-        return store_overview(store)
+        return await answer(request, "read", lambda: store_overview(store))
 
-    @app.get(v1 + "/models", response_model=s.ServedModelsStatus, tags=["store"], dependencies=[read], responses=_ERRORS)
-    def models() -> Any:
+    @app.get(v1 + "/models", response_model=s.ServedModelsStatus, tags=["store"], openapi_extra=READ, responses=_ERRORS)
+    async def models(request: Request) -> Any:
         """The model versions this worker serves, what ``LATEST`` names, and refused versions."""
-        return models_status()
+        return await answer(request, "read", models_status)
 
     # -- writes -------------------------------------------------------------------------------
-    @app.post(v1 + "/users", response_model=s.UserProfile, status_code=201, tags=["users"], dependencies=[write], responses=_ERRORS)
-    def create_user(user: Annotated[s.UserCreate, Body()]) -> Any:
+    @app.post(v1 + "/users", response_model=s.UserProfile, status_code=201, tags=["users"], openapi_extra=WRITE, responses=_ERRORS)
+    async def create_user(request: Request, user: Annotated[s.UserCreate, Body()]) -> Any:
         """Create a user (409 when the id exists)."""
-        store.add_user(user.id, attributes=user.attributes, features=user.features, is_synthetic=user.is_synthetic)
-        return store.user_profile(user.id)
 
-    @app.put(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], dependencies=[write],
+        def work() -> tuple[dict[str, Any], int]:
+            store.add_user(user.id, attributes=user.attributes, features=user.features, is_synthetic=user.is_synthetic)
+            return store.user_profile(user.id), 201
+
+        return await answer(request, "write", work)
+
+    @app.put(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], openapi_extra=WRITE,
              responses={**_ERRORS, 201: {"model": s.UserProfile, "description": "Created"}})
-    def put_user(user_id: UserId, body: Annotated[s.UserPut, Body()], response: Response) -> Any:
+    async def put_user(request: Request, user_id: UserId, body: Annotated[s.UserPut, Body()]) -> Any:
         """Create the user, or merge these attributes and features into it (idempotent)."""
-        created = store.put_user(user_id, attributes=body.attributes, features=body.features, is_synthetic=body.is_synthetic)
-        response.status_code = 201 if created else 200
-        return store.user_profile(user_id)
 
-    @app.delete(v1 + "/users/{user_id}", response_model=s.Deleted, tags=["users"], responses=_ERRORS,
-                dependencies=[write])
-    def delete_user(request: Request, user_id: UserId, hard: bool = False) -> Any:
+        def work() -> tuple[dict[str, Any], int]:
+            created = store.put_user(user_id, attributes=body.attributes, features=body.features, is_synthetic=body.is_synthetic)
+            return store.user_profile(user_id), 201 if created else 200
+
+        return await answer(request, "write", work)
+
+    @app.delete(v1 + "/users/{user_id}", response_model=s.Deleted, tags=["users"], openapi_extra=WRITE, responses=_ERRORS)
+    async def delete_user(request: Request, user_id: UserId, hard: bool = False) -> Any:
         """Soft-delete a user (kept for audit, hidden everywhere); ``hard=true`` (admin scope)
         erases it with its friendships and scores."""
-        token = request.scope.get("graphrec.token")
-        if hard and app.state.auth and (token is None or not token.allows("admin")):
-            raise StarletteHTTPException(403, "a hard delete needs the 'admin' scope")
-        store.remove_user(user_id, hard=hard)
-        return {"user": user_id.strip(), "deleted": True, "hard": hard}
+
+        def work() -> dict[str, Any]:
+            token = request.scope.get("graphrec.token")
+            if hard and app.state.auth and (token is None or not token.allows("admin")):
+                raise StarletteHTTPException(403, "a hard delete needs the 'admin' scope")
+            store.remove_user(user_id, hard=hard)
+            return {"user": user_id.strip(), "deleted": True, "hard": hard}
+
+        return await answer(request, "write", work)
 
     def pair_change(relation: str, a: str, b: str, changed: bool) -> dict[str, Any]:
         return {"users": [a.strip(), b.strip()], "relation": relation, "changed": changed}
 
-    @app.put(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+    @app.put(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
              responses={**_ERRORS, 201: {"model": s.PairChange, "description": "Created"}})
-    def add_friendship(user_id: UserId, other_id: OtherId, response: Response) -> Any:
+    async def add_friendship(request: Request, user_id: UserId, other_id: OtherId) -> Any:
         """Befriend two users (201; 200 when they already were)."""
-        changed = store.add_friendship(user_id, other_id)
-        response.status_code = 201 if changed else 200
-        return pair_change("friendship", user_id, other_id, changed)
 
-    @app.delete(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+        def work() -> tuple[dict[str, Any], int]:
+            changed = store.add_friendship(user_id, other_id)
+            return pair_change("friendship", user_id, other_id, changed), 201 if changed else 200
+
+        return await answer(request, "write", work)
+
+    @app.delete(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
                 responses=_ERRORS)
-    def remove_friendship(user_id: UserId, other_id: OtherId) -> Any:
+    async def remove_friendship(request: Request, user_id: UserId, other_id: OtherId) -> Any:
         """Unfriend (``changed`` is false when they were not friends)."""
-        return pair_change("friendship", user_id, other_id, store.remove_friendship(user_id, other_id))
+        return await answer(request, "write", lambda: pair_change("friendship", user_id, other_id, store.remove_friendship(user_id, other_id)))
 
-    @app.put(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+    @app.put(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
              responses={**_ERRORS, 201: {"model": s.PairChange, "description": "Created"}})
-    def block(user_id: UserId, other_id: OtherId, response: Response) -> Any:
+    async def block(request: Request, user_id: UserId, other_id: OtherId) -> Any:
         """``user_id`` blocks ``other_id`` (201; 200 when already recorded)."""
-        changed = store.block(user_id, other_id)
-        response.status_code = 201 if changed else 200
-        return pair_change("block", user_id, other_id, changed)
 
-    @app.delete(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], dependencies=[write],
+        def work() -> tuple[dict[str, Any], int]:
+            changed = store.block(user_id, other_id)
+            return pair_change("block", user_id, other_id, changed), 201 if changed else 200
+
+        return await answer(request, "write", work)
+
+    @app.delete(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
                 responses=_ERRORS)
-    def unblock(user_id: UserId, other_id: OtherId) -> Any:
+    async def unblock(request: Request, user_id: UserId, other_id: OtherId) -> Any:
         """Remove a block (``changed`` is false when there was none)."""
-        return pair_change("block", user_id, other_id, store.unblock(user_id, other_id))
+        return await answer(request, "write", lambda: pair_change("block", user_id, other_id, store.unblock(user_id, other_id)))
 
-    @app.put(v1 + "/users/{user_id}/labels/{source}", response_model=s.Label, tags=["users"], dependencies=[write], responses=_ERRORS)
-    def set_label(user_id: UserId, source: Annotated[str, Path(min_length=1, max_length=32)],
-                  body: Annotated[s.LabelPut, Body()]) -> Any:
+    @app.put(v1 + "/users/{user_id}/labels/{source}", response_model=s.Label, tags=["users"], openapi_extra=WRITE, responses=_ERRORS)
+    async def set_label(request: Request, user_id: UserId, source: Annotated[str, Path(min_length=1, max_length=32)],
+                        body: Annotated[s.LabelPut, Body()]) -> Any:
         """Set the user's label from ``source`` (one label per user and source)."""
-        store.set_label(user_id, body.label, source=source)
-        return {"user": user_id.strip(), "source": source, "label": body.label.strip()}
 
-    @app.post(v1 + "/admin/models/reload", response_model=s.Reload, tags=["operations"], dependencies=[admin], responses=_ERRORS)
-    def reload_models() -> Any:
+        def work() -> dict[str, Any]:
+            store.set_label(user_id, body.label, source=source)
+            return {"user": user_id.strip(), "source": source, "label": body.label.strip()}
+
+        return await answer(request, "write", work)
+
+    @app.post(v1 + "/admin/models/reload", response_model=s.Reload, tags=["operations"], openapi_extra=ADMIN, responses=_ERRORS)
+    async def reload_models(request: Request) -> Any:
         """Look for new ``LATEST`` models now (this worker; the others within their watch interval)."""
-        changes = served.refresh()
-        return {"changes": changes, "models": models_status()}
+        return await answer(request, "admin", lambda: {"changes": served.refresh(), "models": models_status()})
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema with the bearer scheme the routes declare."""
+        return add_security_scheme(base_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -328,4 +380,4 @@ def app_from_env() -> FastAPI:
         logging.getLogger("graphrec.service").setLevel(logging.INFO)
         logging.getLogger("graphrec.serving.served").setLevel(logging.INFO)
     return create_app(Settings.resolve(), auth=os.environ.get(AUTH_ENV, "1") != "0",
-                      watch_seconds=float(os.environ.get(WATCH_ENV, "2")))
+                      watch_seconds=float(os.environ.get(WATCH_ENV, "2")), threads=int(os.environ.get(THREADS_ENV, "4")))

@@ -110,6 +110,8 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (no such route, wrong method, ...) in the same body shape."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI's "error parsing the body" (bytes that are not UTF-8 JSON): bad input, as everywhere
+        return error_response(422, "invalid_input", "the body could not be parsed: send UTF-8 JSON")
     code = _STATUS_CODES.get(exc.status_code, "error")
     detail = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404 and detail == "Not Found":

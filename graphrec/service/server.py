@@ -50,6 +50,7 @@ class ServeOptions:
     watch_seconds: float = 2.0
     graceful_seconds: int = 30
     access_log: bool = True
+    threads: int = 4
 
     def check(self) -> None:
         """:class:`~graphrec.errors.InputError` for options that must not run."""
@@ -60,6 +61,8 @@ class ServeOptions:
             raise InputError(f"--port must be in 0..65535, got {self.port}")
         if self.workers < 1:
             raise InputError(f"--workers must be at least 1, got {self.workers}")
+        if self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}")
         if self.watch_seconds < 0:
             raise InputError(f"--watch-seconds must be >= 0, got {self.watch_seconds}")
 
@@ -79,7 +82,7 @@ def serve(settings: Settings, options: ServeOptions) -> None:
     import uvicorn
 
     from graphrec.logs import LOG_LEVEL_ENV, current_log_format
-    from graphrec.service.app import AUTH_ENV, WATCH_ENV
+    from graphrec.service.app import AUTH_ENV, THREADS_ENV, WATCH_ENV
     from graphrec.service.metrics import MULTIPROC_ENV
     from graphrec.store.store import GraphStore
 
@@ -88,7 +91,7 @@ def serve(settings: Settings, options: ServeOptions) -> None:
     store.check_schema()  # fail before binding: a mistyped path or an old schema is not a service
     store.engine.dispose()
     env = {DATABASE_URL_ENV: settings.database_url, HOME_ENV: str(settings.home), AUTH_ENV: "1" if options.auth else "0",
-           WATCH_ENV: str(options.watch_seconds), "GRAPHREC_SERVE_ACCESS_LOG": "1" if options.access_log else "0",
+           WATCH_ENV: str(options.watch_seconds), THREADS_ENV: str(options.threads), "GRAPHREC_SERVE_ACCESS_LOG": "1" if options.access_log else "0",
            "GRAPHREC_LOG_FORMAT": current_log_format(), LOG_LEVEL_ENV: logging.getLevelName(logging.getLogger().level)}
     # Several workers share their metrics through a folder (prometheus_client's multiprocess
     # mode); one worker runs in this process, whose metrics were created in memory on import.

@@ -37,7 +37,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,7 @@ import numpy as np
 from graphrec.core.graph import profile_at_width
 from graphrec.errors import GraphrecError, InputError, NotFoundError
 from graphrec.serving.freshness import Freshness, model_revision, of_model
-from graphrec.store.store import sorted_ids
+from graphrec.store.store import id_sort_key
 from graphrec.serving.similar import FILTERS, SimilarUsers, exclusion_reasons, optional_similar_users
 from graphrec.tasks.linkpred.model import LinkModel
 
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 #: Default bot filter: the users the latest complete bot-scoring run flagged (its model's threshold).
 DEFAULT_BOT_THRESHOLD = "flagged"
+#: How long the bot filter's description may reuse the latest bot run it read (seconds).
+BOT_RUN_CACHE_SECONDS = 1.0
 #: The scoring-run kind whose scores the bot filter reads (the bot task's model kind).
 BOT_SCORE_KIND = "bot"
 
@@ -74,7 +77,7 @@ class Suggestion:
     reasons: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"user": self.user, "score": self.score, "mutual_friends": self.mutual_friends, "reasons": list(self.reasons)}
 
 
 class Recommender:
@@ -104,10 +107,12 @@ class Recommender:
         elif profile_model is None:
             profile_model = optional_similar_users(store)
         self.profile_model: SimilarUsers | None = profile_model
+        #: caches shared by the copies :meth:`with_bot_threshold` makes (computed once per loaded model)
+        self._shared: dict[str, Any] = {}
         self.profile_candidates = profile_candidates
         #: the profile width read from the store: the wider of the two models' (each takes its own)
         self.read_width = max(self.model.profile_dim, self._profile_model_width())
-        _single_threaded_blas()
+        single_threaded_blas()
         log.info("recommender serving linkpred model %s%s", self.version,
                  f" with siamese model {self.profile_model.version}" if self.profile_model is not None else "")
 
@@ -159,11 +164,46 @@ class Recommender:
             return "off"
         if self.bot_threshold != DEFAULT_BOT_THRESHOLD:
             return f"bot score above {float(self.bot_threshold):.4g}"
-        run = self.store.latest_run(BOT_SCORE_KIND)
+        run = self._latest_bot_run()
         if run is None:
             return "flagged accounts (no complete bot run yet: nothing dropped)"
         threshold = "" if run.threshold is None else f" (threshold {run.threshold:.4g})"
         return f"flagged by bot run {run.id} of {run.run_date.isoformat()}{threshold}"
+
+    def _latest_bot_run(self) -> Any:
+        """The latest complete bot run, for the description only, read at most once a second
+        (a server answers hundreds of requests a second; a run is published once a night). The
+        filter itself never uses this: it reads the latest run in the same SQL as the candidates."""
+        now = time.monotonic()
+        cached = self._shared.get("bot_run")
+        if cached is not None and now - cached[0] < BOT_RUN_CACHE_SECONDS:
+            return cached[1]
+        run = self.store.latest_run(BOT_SCORE_KIND)
+        self._shared["bot_run"] = (now, run)
+        return run
+
+    @property
+    def _node_rank(self) -> np.ndarray:
+        """``rank[node]``: the node's position among the model's ids in :func:`sorted_ids` order
+        (numeric ids numerically), so a mutual-friend list is sorted with one numpy sort."""
+        if "node_rank" in self._shared:
+            return self._shared["node_rank"]
+        ids = self.model.ids
+        try:
+            values = np.array([int(x) for x in ids], dtype=np.int64) if all(x.isascii() and x.lstrip("+-").isdigit() for x in ids) else None
+        except OverflowError:
+            values = None
+        order = np.argsort(values, kind="stable") if values is not None else np.array(
+            sorted(range(len(ids)), key=lambda i: id_sort_key(ids[i])), dtype=np.int64)
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.arange(len(ids))
+        self._shared["node_rank"] = rank
+        return rank
+
+    def _sorted_names(self, nodes: np.ndarray) -> list[str]:
+        """External ids of ``nodes`` in :func:`sorted_ids` order."""
+        ids = self.model.ids
+        return [ids[v] for v in nodes[np.argsort(self._node_rank[nodes], kind="stable")].tolist()]
 
     def recommend_filtered(self, user: str | int, k: int = 20) -> tuple[list[Suggestion], dict[str, int]]:
         """:meth:`recommend`, and how many candidates each filter removed (:data:`FILTERS`, in
@@ -174,13 +214,24 @@ class Recommender:
         ``k`` kept. A wall of ``bots`` is the sign of a bad bot model or threshold."""
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
-        removed = dict.fromkeys(FILTERS, 0)
-        return self._recommend(user, k, removed), removed
+        suggestions, removed, _ = self.recommend_at_revision(user, k)
+        return suggestions, removed
 
-    def _recommend(self, user: str | int, k: int, removed: dict[str, int]) -> list[Suggestion]:
+    def recommend_at_revision(self, user: str | int, k: int = 20) -> tuple[list[Suggestion], dict[str, int], int]:
+        """:meth:`recommend_filtered`, and the store revision the request read (for freshness,
+        without another read of the store)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        removed = dict.fromkeys(FILTERS, 0)
+        seen: dict[str, int] = {}
+        return self._recommend(user, k, removed, seen), removed, seen["revision"]
+
+    def _recommend(self, user: str | int, k: int, removed: dict[str, int], seen: dict[str, int] | None = None) -> list[Suggestion]:
         model = self.model
         ext = str(user).strip()
         ctx = self.store.serving_context(ext, feature_dim=self.read_width)  # NotFoundError if unknown or deleted
+        if seen is not None:
+            seen["revision"] = int(ctx["revision"])
         u = model.node(ext)
         pos = model.position
         friends = np.array(sorted(pos[f] for f in ctx["friends"] if f in pos), dtype=np.int64)
@@ -207,10 +258,11 @@ class Recommender:
         friend_ids = set(ctx["friends"])
         # What ppr_merge left out of the ranked pool (everyone the user's walks reach, and the
         # model's candidates): the user, current friends, friends unfriended since training.
-        pool = np.union1d(np.flatnonzero(ppr > 0), cands.nodes)
-        removed["self"] += int(u >= 0 and bool(np.isin(u, pool)))
-        removed["friends"] += int(np.isin(friends, pool).sum())
-        removed["unfriended"] += int(np.isin(gone, pool).sum())
+        in_pool = ppr > 0
+        in_pool[cands.nodes] = True
+        removed["self"] += int(u >= 0 and bool(in_pool[u]))
+        removed["friends"] += int(in_pool[friends].sum())
+        removed["unfriended"] += int(in_pool[gone].sum())
         chosen: list[int] = []
         start = 0
         while len(chosen) < k and start < sequence.size:
@@ -238,10 +290,8 @@ class Recommender:
         names = [model.ids[cands.nodes[i]] for i in picked]
         if ctx["revision"] == model.data.get("revision"):
             # The store has not changed since training: the trained graph is the live graph.
-            mutual = {
-                n: sorted_ids(model.ids[m] for m in np.intersect1d(friends, model.neighbors(int(cands.nodes[i])), assume_unique=True))
-                for i, n in zip(picked, names)
-            }
+            mutual = {n: self._sorted_names(np.intersect1d(friends, model.neighbors(int(cands.nodes[i])), assume_unique=True))
+                      for i, n in zip(picked, names)}
         else:
             mutual = self.store.mutual_friends_with(ext, names)  # live, not as of training
         return [self._explain(cands, i, name, float(scores[i]), emb_u, mutual[name]) for i, name in zip(picked, names)]
@@ -296,10 +346,11 @@ class Recommendation:
         return f"filtered out: {', '.join(parts) or 'nothing'}; bot filter: {self.bot_filter or 'off'}"
 
 
-def recommender_freshness(rec: Recommender) -> list[Freshness]:
+def recommender_freshness(rec: Recommender, current: int | None = None) -> list[Freshness]:
     """The served models' training revisions (the link model's, and the Siamese model's when it
-    joins the candidates) against the store's current one."""
-    current = rec.store.revision()
+    joins the candidates) against the store's current one (``current``: already read)."""
+    if current is None:
+        current = rec.store.revision()
     out = [of_model(rec.model.kind, rec.version, _revision(rec.model.data), current)]
     if rec.profile_model is not None:
         out.append(of_model(rec.profile_model.model.kind, rec.profile_model.version, model_revision(rec.profile_model.manifest), current))
@@ -323,8 +374,8 @@ def recommend_user(
     ``bot_threshold`` (see :class:`Recommender`), with what each filter removed and the model's
     freshness. :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
     rec = Recommender(store, version=version, bot_threshold=bot_threshold)
-    suggestions, removed = rec.recommend_filtered(user, k)
-    return Recommendation(user, suggestions, rec.version, removed, rec.bot_filter_description(), recommender_freshness(rec))
+    suggestions, removed, revision = rec.recommend_at_revision(user, k)
+    return Recommendation(user, suggestions, rec.version, removed, rec.bot_filter_description(), recommender_freshness(rec, revision))
 
 
 @dataclass
@@ -396,7 +447,7 @@ def recommend_batch(
     return BatchReport(len(users), failed, output, rec.version, total, bot_filter, recommender_freshness(rec))
 
 
-def _single_threaded_blas() -> None:
+def single_threaded_blas() -> None:
     """Per-request matrices are tiny: BLAS thread pools only add latency (measured 0.3 ms ->
     15 ms per request under CPU load), so the serving process runs BLAS single-threaded."""
     global _BLAS_LIMIT

@@ -112,12 +112,17 @@ class TopAnomalies:
                 "freshness": [f.as_dict() for f in self.freshness]}
 
 
-def top_anomalies(store: "GraphStore", *, top: int = 20, live: bool = False, threads: int | None = None) -> TopAnomalies:
+def top_anomalies(store: "GraphStore", *, top: int = 20, live: bool = False, threads: int | None = None,
+                  live_fallback: bool = True) -> TopAnomalies:
     """The ``top`` most anomalous users with why (the view that drives the score, the features
     that fit worst): from the latest complete anomaly run, or, with ``live`` or when there is no
     run yet, by scoring the store's current graph with the served anomaly model (``threads``:
-    torch threads; nothing is written)."""
+    torch threads; nothing is written). ``live_fallback=False`` (the HTTP service: scoring the
+    whole graph is a batch job, not a request) makes a store without a run a
+    :class:`StoreStateError` instead."""
     found = None if live else store.latest_top_scores(ANOMALY_KIND, top)
+    if found is None and not live and not live_fallback:
+        raise no_run(ANOMALY_KIND)
     if found is not None:
         run, rows = found
         items = [{"user": ext, "score": round(score, 6), "flagged": flagged, **(details or {})} for ext, score, flagged, details in rows]

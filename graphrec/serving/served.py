@@ -232,7 +232,14 @@ class ServedModels:
 
     # -- the watcher ------------------------------------------------------------------------
     def start(self) -> None:
-        """Load what ``LATEST`` names now, then watch it from a daemon thread."""
+        """Load what ``LATEST`` names now, then watch it from a daemon thread. A server's
+        numerics run single-threaded per request (FAISS and BLAS): its requests are small and
+        many run at once."""
+        from graphrec.core.index import single_threaded_search
+        from graphrec.serving.recommend import single_threaded_blas
+
+        single_threaded_search()
+        single_threaded_blas()
         self.refresh()
         if self._thread is None and self.interval > 0:
             self._thread = threading.Thread(target=self._watch, name="graphrec-model-watcher", daemon=True)
@@ -271,15 +278,17 @@ def served_recommendations(served: ServedModels, user: str, *, k: int = 20, bot_
     from the loaded models (the same suggestions, filters, reasons and freshness), with the bot
     filter of this request."""
     rec = served.recommender().with_bot_threshold(bot_threshold)
-    suggestions, removed = rec.recommend_filtered(user, k)
-    return Recommendation(str(user).strip(), suggestions, rec.version, removed, rec.bot_filter_description(), recommender_freshness(rec))
+    suggestions, removed, revision = rec.recommend_at_revision(user, k)
+    return Recommendation(str(user).strip(), suggestions, rec.version, removed, rec.bot_filter_description(),
+                          recommender_freshness(rec, revision))
 
 
 def served_batch(served: ServedModels, users: list[str], *, k: int = 20, bot_threshold: float | str | None = "flagged") -> dict[str, Any]:
     """``POST /v1/recommendations``: one result per user, in order, from one loaded set (the
     whole batch is served by the same model versions): ``{"model", "bot_filter", "results":
-    [{"user", "recommendations", "filtered"} or {"user", "error"}]}``. Unknown or deleted users
-    get an ``error`` entry; the others are still served."""
+    [{"user", "recommendations", "filtered", "error"}]}``, ``error`` None for a served user, and
+    ``recommendations`` and ``filtered`` None for a user who could not be served (unknown or
+    deleted: the others are still served)."""
     from graphrec.errors import GraphrecError
 
     rec = served.recommender().with_bot_threshold(bot_threshold)
@@ -287,17 +296,23 @@ def served_batch(served: ServedModels, users: list[str], *, k: int = 20, bot_thr
     for user in users:
         try:
             suggestions, removed = rec.recommend_filtered(user, k)
-            results.append({"user": user, "recommendations": [s.as_dict() for s in suggestions], "filtered": removed})
+            results.append({"user": user, "recommendations": [s.as_dict() for s in suggestions], "filtered": removed, "error": None})
         except GraphrecError as exc:
-            results.append({"user": user, "error": str(exc)})
+            results.append({"user": user, "recommendations": None, "filtered": None, "error": str(exc)})
     return {"model": rec.version, "bot_filter": rec.bot_filter_description(), "results": results}
 
 
 def served_similar(served: ServedModels, user: str, *, k: int = 10) -> dict[str, Any]:
     """``GET /v1/users/{id}/similar``: :func:`~graphrec.serving.similar.find_similar` from the
     loaded Siamese model."""
+    from graphrec.errors import InputError
+
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise InputError(f"k must be a positive integer, got {k!r}")
     svc = served.similar_users()
-    found = svc.similar(user, k)
-    fresh = of_model(svc.model.kind, svc.version, model_revision(svc.manifest), served.store.revision())
-    return {"user": str(user).strip(), "model": svc.version, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found],
+    ext = str(user).strip()
+    features, revision = served.store.profile_vector(ext, feature_dim=svc.width)  # one read: the profile and the store revision
+    found = svc.nearest(svc.encoder(features)[0], k, exclude={ext})
+    fresh = of_model(svc.model.kind, svc.version, model_revision(svc.manifest), revision)
+    return {"user": ext, "model": svc.version, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found],
             "freshness": [fresh.as_dict()]}

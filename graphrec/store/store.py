@@ -120,6 +120,12 @@ _RELATIONS = union_all(
     select(literal_column("'b'"), Block.blocked_id).where(Block.blocker_id == bindparam("u")),
     select(literal_column("'b'"), Block.blocker_id).where(Block.blocked_id == bindparam("u")),
 ).subquery("r")
+#: internal id and deletion time of external id ``:e``
+_USER_BY_EXT = select(User.id, User.deleted_at).where(User.external_id == bindparam("e"))
+#: the whole row of internal id ``:u``
+_USER_ROW = select(User.__table__).where(User.id == bindparam("u"))
+#: (source, label) of internal id ``:u``, by source
+_LABELS_OF = select(Label.source, Label.label).where(Label.user_id == bindparam("u")).order_by(Label.source)
 #: internal id, feature blob and deletion time of external id ``:e``
 _SERVING_USER = select(User.id, User.features, User.deleted_at).where(User.external_id == bindparam("e"))
 #: (kind, external id) of the live friends ('f') and the blocked either way ('b', deleted too) of ``:u``
@@ -292,6 +298,7 @@ class GraphStore:
         self.settings = settings or Settings.resolve(database_url, home)
         self.engine: Engine = get_engine(self.settings.database_url)
         self._schema_ok = False
+        self._names_cache: tuple[int, list[str]] | None = None
 
     def __repr__(self) -> str:
         return f"GraphStore({self.engine.url.render_as_string()!r})"
@@ -419,7 +426,7 @@ class GraphStore:
     # -- users -------------------------------------------------------------------------------
     def _user_id(self, conn: Connection, user: UserRef, *, include_deleted: bool = False) -> int:
         ext = _ext(user)
-        row = conn.execute(select(User.id, User.deleted_at).where(User.external_id == ext)).first()
+        row = conn.execute(_USER_BY_EXT, {"e": ext}).first()
         if row is None or (row.deleted_at is not None and not include_deleted):
             raise NotFoundError(f"unknown user {ext!r}")
         return int(row.id)
@@ -544,6 +551,10 @@ class GraphStore:
         if not np.isfinite(vals).all():
             bad = names[int(np.flatnonzero(~np.isfinite(vals))[0])]
             raise InputError(f"feature {bad!r} must be a finite number")
+        as32 = vals.astype(np.float32)
+        if not np.isfinite(as32).all():  # as the importers: a value that overflows float32 is refused, not stored as inf
+            bad = names[int(np.flatnonzero(~np.isfinite(as32))[0])]
+            raise InputError(f"feature {bad!r}: value {features[bad]!r} overflows float32")
         positions, dim, _ = loader.ensure_feature_columns(conn, names, allow_new=allow_new)
         vec = decode_vector(base, dim)
         vec[positions] = vals.astype(np.float32)
@@ -554,10 +565,20 @@ class GraphStore:
         with self.read() as conn:
             return self._user_record(conn, self._user_id(conn, user, include_deleted=True))
 
-    @staticmethod
-    def _user_record(conn: Connection, uid: int) -> UserRecord:
-        row = conn.execute(select(User.__table__).where(User.id == uid)).one()
+    def _feature_names(self, conn: Connection) -> list[str]:
+        """The feature column names in position order, read again only when the store revision
+        moved (a profile read by a server reads the same hundreds of names on every request)."""
+        revision = int(conn.execute(_REVISION).scalar_one())
+        cached = self._names_cache
+        if cached is not None and cached[0] == revision:
+            return cached[1]
         names = list(conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position)).scalars())
+        self._names_cache = (revision, names)
+        return names
+
+    def _user_record(self, conn: Connection, uid: int) -> UserRecord:
+        row = conn.execute(_USER_ROW, {"u": uid}).one()
+        names = self._feature_names(conn)
         vec = decode_vector(row.features, len(names))
         return UserRecord(
             external_id=row.external_id,
@@ -579,9 +600,8 @@ class GraphStore:
             uid = self._user_id(conn, user, include_deleted=True)
             rec = self._user_record(conn, uid)
             degree = 0 if rec.is_deleted else len(self._neighbours(conn, uid))
-            labels = {src: lab for src, lab in conn.execute(
-                select(Label.source, Label.label).where(Label.user_id == uid).order_by(Label.source))}
-            n_columns = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
+            labels = {src: lab for src, lab in conn.execute(_LABELS_OF, {"u": uid})}
+            n_columns = len(self._feature_names(conn))
         return {
             "id": rec.external_id,
             "is_synthetic": rec.is_synthetic,
@@ -1034,6 +1054,19 @@ class GraphStore:
         friends = sorted({e for k, e in rows if k == "f"})
         blocked = sorted({e for k, e in rows if k == "b"})
         return {"friends": friends, "blocked": blocked, "features": vec, "revision": revision}
+
+    def profile_vector(self, user: UserRef, *, feature_dim: int) -> tuple[np.ndarray, int]:
+        """The user's feature vector ``feature_dim`` wide and the store revision, in one read
+        transaction (what a similar-users request needs; :meth:`serving_context` also reads the
+        friends and blocks). :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
+        ext = _ext(user)
+        with self.read() as conn:
+            row = conn.execute(_SERVING_USER, {"e": ext}).first()
+            if row is None or row[2] is not None:
+                raise NotFoundError(f"unknown user {ext!r}")
+            revision = int(conn.execute(_REVISION).scalar_one())
+        blob = row[1]
+        return decode_vector(blob, max(feature_dim, stored_length(blob)))[:feature_dim], revision
 
     def _users_in_list(self, alias: str, external_ids: Sequence[str]) -> tuple[str, Any]:
         """FROM-clause joining the id list bound as ``:ids`` to ``users`` (aliased ``alias``), and

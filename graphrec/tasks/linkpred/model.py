@@ -273,13 +273,20 @@ class LinkModel(Model):
         gives them, so users whose friends-of-friends run out (sparse graphs) get PPR-ranked
         suggestions, not none; this is the ranking the evaluation measures
         (:func:`graphrec.tasks.linkpred.evaluate.ppr_slots`)."""
+        # Boolean masks over the nodes instead of sorted-set operations: O(n) vector passes, no
+        # sort but the one by PPR (a server does this on every request).
         ranked = np.asarray(ranked, dtype=np.int64)
-        ranked = ranked[~np.isin(ranked, exclude)]
-        reach = np.flatnonzero(ppr > 0)
-        pool = np.union1d(reach[~np.isin(reach, exclude)], ranked)
+        excluded = np.zeros(ppr.size, dtype=bool)
+        excluded[np.asarray(exclude, dtype=np.int64)] = True
+        ranked = ranked[~excluded[ranked]]
+        in_pool = ppr > 0
+        in_pool[ranked] = True
+        in_pool &= ~excluded
+        pool = np.flatnonzero(in_pool)  # by node index, so the stable sort breaks PPR ties by node index
         order = pool[np.argsort(-ppr[pool], kind="stable")]
-        slots = np.isin(order, ranked)
-        order[slots] = ranked
+        is_ranked = np.zeros(ppr.size, dtype=bool)
+        is_ranked[ranked] = True
+        order[is_ranked[order]] = ranked
         return order
 
     def score(self, cands: Candidates, user_embedding: np.ndarray | None) -> np.ndarray:
