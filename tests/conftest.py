@@ -85,6 +85,15 @@ def store(database_url: str, tmp_path: Path) -> GraphStore:
     return s
 
 
+@pytest.fixture(scope="session")
+def service_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The HTTP service tests' graph, store and trained models, built once per session
+    (tests/service_harness.py)."""
+    from tests.service_harness import build
+
+    return build(tmp_path_factory.mktemp("service"))
+
+
 def write(path: Path, content: str | bytes) -> Path:
     if isinstance(content, bytes):
         path.write_bytes(content)

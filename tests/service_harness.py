@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
+from graphrec.store.engine import dispose_engine
 from graphrec.store.store import GraphStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,3 +190,47 @@ def start_server(backend: Backend, *args: str, workers: int = 1, tokens: dict[st
 def copy_home(home: Path, to: Path) -> Path:
     shutil.copytree(home, to)
     return to
+
+
+def build(root: Path) -> dict[str, Any]:
+    """The graph files, a SQLite store with the nightly runs, and the trained models, once per
+    session (tests/conftest.py ``service_built``); each backend copies them."""
+    users, edges = write_graph(root)
+    url = f"sqlite:///{root / 'base.db'}"
+    load_graph(GraphStore(url, home=root / "home"), users, edges)
+    versions = train_models(url, root / "home")
+    dispose_engine(url)  # closes its connections: the WAL is checkpointed into the file copied below
+    return {"root": root, "users": users, "edges": edges, "db": root / "base.db", "home": root / "home", "versions": versions}
+
+
+def make_backend(kind: str, built: dict[str, Any], where: Path) -> tuple[Backend, Any]:
+    """A private copy of the built store (SQLite) or the same graph loaded into a fresh
+    PostgreSQL schema, with a private copy of the models folder; and its clean-up."""
+    from tests.conftest import PG_URL, require_postgres
+
+    home = copy_home(built["home"], where / "home")
+    if kind == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{built['db']}{suffix}").exists():
+                shutil.copy(f"{built['db']}{suffix}", where / f"g.db{suffix}")
+        return Backend(f"sqlite:///{where / 'g.db'}", home, built["versions"], "sqlite"), lambda: None
+    require_postgres()
+    url, drop = pg_schema_url(PG_URL)
+    load_graph(GraphStore(url, home=home), built["users"], built["edges"])
+    return Backend(url, home, built["versions"], "postgresql"), drop
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, service_built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """Each backend, loaded, for one test module (import this fixture into the module)."""
+    b, drop = make_backend(request.param, service_built, tmp_path_factory.mktemp(request.param))
+    yield b
+    drop()
+
+
+@pytest.fixture(scope="module")
+def server(backend: Backend) -> Iterator[Server]:
+    """``graphrec serve`` on ``backend`` with read, write and admin tokens, for one module."""
+    srv = start_server(backend, tokens=make_tokens(backend))
+    yield srv
+    assert srv.stop() == 0

@@ -184,30 +184,13 @@ def test_cli_holds_no_sql_no_transactions_and_no_model_logic() -> None:
     forbidden = ("sqlalchemy", "numpy", "torch", "torch_geometric", "scipy", "graphrec.store.scores", "graphrec.store.exporters",
                  "graphrec.store.migrate", "graphrec.store.schema", "graphrec.artifacts", "graphrec.nn")
     assert _violations(PKG / "cli", forbidden) == []
-    offenders = []
-    for f in _files(PKG / "cli"):
-        tree = ast.parse(f.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                words = node.value.upper().split()
-                if {"SELECT", "FROM"} <= set(words) or {"INSERT", "INTO"} <= set(words) or {"DELETE", "FROM"} <= set(words):
-                    offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}: SQL text")
-            if isinstance(node, (ast.With, ast.AsyncWith)):
-                for item in node.items:
-                    call = item.context_expr
-                    if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("read", "write", "begin", "connect"):
-                        offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}: opens a transaction")
-    assert offenders == []
+    assert _sql_and_transactions(PKG / "cli") == []
 
 
-def test_the_http_service_parses_calls_one_library_function_and_returns() -> None:
-    """graphrec.service holds no SQL, no transactions, no model code: routes call the library."""
-    forbidden = ("sqlalchemy", "numpy", "torch", "torch_geometric", "scipy", "faiss", "graphrec.store.scores", "graphrec.store.exporters",
-                 "graphrec.store.migrate", "graphrec.store.schema", "graphrec.store.bulk", "graphrec.store.loader", "graphrec.artifacts",
-                 "graphrec.nn", "graphrec.tasks", "graphrec.core", "graphrec.jobs", "graphrec.cli")
-    assert _violations(PKG / "service", forbidden) == []
+def _sql_and_transactions(folder: Path) -> list[str]:
+    """SQL text in string constants, and ``with x.read()/write()/begin()/connect()`` blocks."""
     offenders = []
-    for f in _files(PKG / "service"):
+    for f in _files(folder):
         tree = ast.parse(f.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -219,7 +202,16 @@ def test_the_http_service_parses_calls_one_library_function_and_returns() -> Non
                     call = item.context_expr
                     if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("read", "write", "begin", "connect"):
                         offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}: opens a transaction")
-    assert offenders == []
+    return offenders
+
+
+def test_the_http_service_parses_calls_one_library_function_and_returns() -> None:
+    """graphrec.service holds no SQL, no transactions, no model code: routes call the library."""
+    forbidden = ("sqlalchemy", "numpy", "torch", "torch_geometric", "scipy", "faiss", "graphrec.store.scores", "graphrec.store.exporters",
+                 "graphrec.store.migrate", "graphrec.store.schema", "graphrec.store.bulk", "graphrec.store.loader", "graphrec.artifacts",
+                 "graphrec.nn", "graphrec.tasks", "graphrec.core", "graphrec.jobs", "graphrec.cli")
+    assert _violations(PKG / "service", forbidden) == []
+    assert _sql_and_transactions(PKG / "service") == []
     # and the serving layer does not reach up into the service
     assert _violations(PKG / "serving", ("graphrec.service", "graphrec.client")) == []
 

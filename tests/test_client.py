@@ -7,9 +7,8 @@ server's message and never the token; retries of idempotent requests only (conne
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,52 +18,9 @@ import pytest
 from graphrec.client import AuthError, Client, ServiceError, ServiceUnavailableError
 from graphrec.errors import ConcurrentWriteError, ConflictError, GraphrecError, InputError, NotFoundError, StoreStateError
 from graphrec.service import schemas as s
-from graphrec.store.engine import dispose_engine
-from graphrec.store.store import GraphStore
-from tests.conftest import PG_URL, require_postgres
-from tests.service_harness import (Backend, Server, copy_home, free_port, load_graph, make_tokens, pg_schema_url, start_server,
-                                   train_models, write_graph)
+from tests.service_harness import Backend, Server, backend, copy_home, free_port, server, start_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
-
-
-# -- fixtures (the pattern of tests/test_service.py) ------------------------------------------------
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("client")
-    users, edges = write_graph(root)
-    url = f"sqlite:///{root / 'base.db'}"
-    load_graph(GraphStore(url, home=root / "home"), users, edges)
-    versions = train_models(url, root / "home")
-    dispose_engine(url)
-    return {"root": root, "users": users, "edges": edges, "db": root / "base.db", "home": root / "home", "versions": versions}
-
-
-def _backend(kind: str, built: dict[str, Any], where: Path) -> tuple[Backend, Any]:
-    home = copy_home(built["home"], where / "home")
-    if kind == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            if Path(f"{built['db']}{suffix}").exists():
-                shutil.copy(f"{built['db']}{suffix}", where / f"g.db{suffix}")
-        return Backend(f"sqlite:///{where / 'g.db'}", home, built["versions"], "sqlite"), lambda: None
-    require_postgres()
-    url, drop = pg_schema_url(PG_URL)
-    load_graph(GraphStore(url, home=home), built["users"], built["edges"])
-    return Backend(url, home, built["versions"], "postgresql"), drop
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    b, drop = _backend(request.param, built, tmp_path_factory.mktemp(request.param))
-    yield b
-    drop()
-
-
-@pytest.fixture(scope="module")
-def server(backend: Backend) -> Iterator[Server]:
-    srv = start_server(backend, tokens=make_tokens(backend))
-    yield srv
-    assert srv.stop() == 0
 
 
 def _raw(server: Server, scope: str, method: str, path: str, **kw: Any) -> Any:

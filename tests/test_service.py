@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,50 +24,9 @@ from click.testing import CliRunner
 
 from graphrec import artifacts
 from graphrec.service.auth import TOKEN_CACHE_SECONDS
-from graphrec.store.engine import dispose_engine
-from graphrec.store.store import GraphStore
-from tests.conftest import PG_URL, require_postgres
-from tests.service_harness import Backend, Server, copy_home, load_graph, make_tokens, pg_schema_url, start_server, train_models, write_graph
+from tests.service_harness import Backend, Server, backend, make_backend, make_tokens, server, start_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("service")
-    users, edges = write_graph(root)
-    url = f"sqlite:///{root / 'base.db'}"
-    load_graph(GraphStore(url, home=root / "home"), users, edges)
-    versions = train_models(url, root / "home")
-    dispose_engine(url)  # closes its connections: the WAL is checkpointed into the file copied below
-    return {"root": root, "users": users, "edges": edges, "db": root / "base.db", "home": root / "home", "versions": versions}
-
-
-def _backend(kind: str, built: dict[str, Any], where: Path) -> tuple[Backend, Any]:
-    home = copy_home(built["home"], where / "home")
-    if kind == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            if Path(f"{built['db']}{suffix}").exists():
-                shutil.copy(f"{built['db']}{suffix}", where / f"g.db{suffix}")
-        return Backend(f"sqlite:///{where / 'g.db'}", home, built["versions"], "sqlite"), lambda: None
-    require_postgres()
-    url, drop = pg_schema_url(PG_URL)
-    load_graph(GraphStore(url, home=home), built["users"], built["edges"])
-    return Backend(url, home, built["versions"], "postgresql"), drop
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    b, drop = _backend(request.param, built, tmp_path_factory.mktemp(request.param))
-    yield b
-    drop()
-
-
-@pytest.fixture(scope="module")
-def server(backend: Backend) -> Iterator[Server]:
-    srv = start_server(backend, tokens=make_tokens(backend))
-    yield srv
-    assert srv.stop() == 0
 
 
 def _error(r: httpx.Response, status: int, code: str) -> str:
@@ -455,8 +413,8 @@ def test_sigterm_lets_the_request_in_flight_finish(backend: Backend, tmp_path: P
         httpx.get(srv.base + "/healthz", timeout=2)
 
 
-def test_two_workers_share_metrics_and_no_auth_works_on_loopback(built: dict[str, Any], tmp_path: Path) -> None:
-    b, _ = _backend("sqlite", built, tmp_path)
+def test_two_workers_share_metrics_and_no_auth_works_on_loopback(service_built: dict[str, Any], tmp_path: Path) -> None:
+    b, _ = make_backend("sqlite", service_built, tmp_path)
     srv = start_server(b, "--no-auth", workers=2, log_dir=tmp_path)
     try:
         with httpx.Client(base_url=srv.base) as c:  # no token
@@ -471,7 +429,8 @@ def test_two_workers_share_metrics_and_no_auth_works_on_loopback(built: dict[str
         assert srv.stop() == 0
 
 
-def test_no_auth_is_refused_off_loopback(built: dict[str, Any]) -> None:
+def test_no_auth_is_refused_off_loopback(service_built: dict[str, Any]) -> None:
+    built = service_built
     res = subprocess.run([sys.executable, "-c", "from graphrec.cli import main; main()", "serve", "--no-auth", "--host", "0.0.0.0"],
                          capture_output=True, text=True, env={"GRAPHREC_DATABASE_URL": f"sqlite:///{built['db']}", "PATH": ""}, timeout=120)
     assert res.returncode == 2 and res.stderr.strip().startswith("error: --no-auth only with a loopback --host")

@@ -5,33 +5,25 @@ every status is one the schema documents, and every response body matches its sc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
 
-from graphrec.store.engine import dispose_engine
-from graphrec.store.store import GraphStore
-from tests.service_harness import Backend, Server, load_graph, make_tokens, start_server, train_models, write_graph
+from tests.service_harness import Server, make_backend, make_tokens, start_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("schema")
-    users, edges = write_graph(root)
-    url = f"sqlite:///{root / 'g.db'}"
-    load_graph(GraphStore(url, home=root / "home"), users, edges)
-    versions = train_models(url, root / "home")
-    dispose_engine(url)
-    backend = Backend(url, root / "home", versions, "sqlite")
-    srv = start_server(backend, tokens=make_tokens(backend), log_dir=Path(root))
+def api(service_built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of its own (the generated requests write to its store)."""
+    backend, _ = make_backend("sqlite", service_built, tmp_path_factory.mktemp("schema"))
+    srv = start_server(backend, tokens=make_tokens(backend))
     yield srv
     assert srv.stop() == 0
     assert "Traceback" not in srv.log_text()

@@ -289,3 +289,20 @@ def test_snapshot_records_when_its_read_started(store: GraphStore) -> None:
     assert Graph.from_snapshot(snap, data_version=False).data == {"revision": snap.revision, "read_at": snap.read_at.isoformat()}
     assert Graph.from_snapshot(snap).data == version
     np.testing.assert_array_equal(Graph.from_snapshot(snap).edge_array(), snap.edge_array())
+
+
+def test_put_user_creates_then_merges_idempotently(store: GraphStore) -> None:
+    from graphrec.errors import ConflictError
+
+    assert store.put_user("p1", attributes={"city": "Oslo"}) is True
+    revision = store.revision()
+    assert store.put_user("p1", attributes={"city": "Oslo"}) is False and store.revision() == revision  # the same PUT writes nothing
+    assert store.put_user("p1", attributes={"city": None, "lang": "nb"}) is False and store.revision() == revision + 1
+    assert store.get_user("p1").attributes == {"lang": "nb"}
+    with pytest.raises(ConflictError, match="synthetic"):
+        store.put_user("p1", is_synthetic=True)
+    store.remove_user("p1")
+    with pytest.raises(ConflictError, match="deleted"):
+        store.put_user("p1", attributes={"city": "Bergen"})
+    with pytest.raises(ConflictError, match="already exists"):
+        store.add_user("p1")

@@ -305,42 +305,35 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
 
         return await answer(request, "write", work)
 
-    def pair_change(relation: str, a: str, b: str, changed: bool) -> dict[str, Any]:
-        return {"users": [a.strip(), b.strip()], "relation": relation, "changed": changed}
+    def pair_routes(relation: str, path: str, add: Callable[[str, str], bool], remove: Callable[[str, str], bool],
+                    add_doc: str, remove_doc: str) -> None:
+        """``PUT`` (201 created, 200 already so) and ``DELETE`` (``changed`` false when there was
+        nothing to remove) of one relation between two users."""
 
-    @app.put(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
-             responses={**_ERRORS, 201: {"model": s.PairChange, "description": "Created"}})
-    async def add_friendship(request: Request, user_id: UserId, other_id: OtherId) -> Any:
-        """Befriend two users (201; 200 when they already were)."""
+        def body(a: str, b: str, changed: bool) -> dict[str, Any]:
+            return {"users": [a.strip(), b.strip()], "relation": relation, "changed": changed}
 
-        def work() -> tuple[dict[str, Any], int]:
-            changed = store.add_friendship(user_id, other_id)
-            return pair_change("friendship", user_id, other_id, changed), 201 if changed else 200
+        async def put(request: Request, user_id: UserId, other_id: OtherId) -> Any:
+            def work() -> tuple[dict[str, Any], int]:
+                changed = add(user_id, other_id)
+                return body(user_id, other_id, changed), 201 if changed else 200
 
-        return await answer(request, "write", work)
+            return await answer(request, "write", work)
 
-    @app.delete(v1 + "/friendships/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
-                responses=_ERRORS)
-    async def remove_friendship(request: Request, user_id: UserId, other_id: OtherId) -> Any:
-        """Unfriend (``changed`` is false when they were not friends)."""
-        return await answer(request, "write", lambda: pair_change("friendship", user_id, other_id, store.remove_friendship(user_id, other_id)))
+        async def delete(request: Request, user_id: UserId, other_id: OtherId) -> Any:
+            return await answer(request, "write", lambda: body(user_id, other_id, remove(user_id, other_id)))
 
-    @app.put(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
-             responses={**_ERRORS, 201: {"model": s.PairChange, "description": "Created"}})
-    async def block(request: Request, user_id: UserId, other_id: OtherId) -> Any:
-        """``user_id`` blocks ``other_id`` (201; 200 when already recorded)."""
+        put.__doc__, delete.__doc__ = add_doc, remove_doc
+        route = v1 + path + "/{user_id}/{other_id}"
+        app.put(route, response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE, name=f"add_{relation}",
+                responses={**_ERRORS, 201: {"model": s.PairChange, "description": "Created"}})(put)
+        app.delete(route, response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE, name=f"remove_{relation}",
+                   responses=_ERRORS)(delete)
 
-        def work() -> tuple[dict[str, Any], int]:
-            changed = store.block(user_id, other_id)
-            return pair_change("block", user_id, other_id, changed), 201 if changed else 200
-
-        return await answer(request, "write", work)
-
-    @app.delete(v1 + "/blocks/{user_id}/{other_id}", response_model=s.PairChange, tags=["graph"], openapi_extra=WRITE,
-                responses=_ERRORS)
-    async def unblock(request: Request, user_id: UserId, other_id: OtherId) -> Any:
-        """Remove a block (``changed`` is false when there was none)."""
-        return await answer(request, "write", lambda: pair_change("block", user_id, other_id, store.unblock(user_id, other_id)))
+    pair_routes("friendship", "/friendships", store.add_friendship, store.remove_friendship,
+                "Befriend two users (201; 200 when they already were).", "Unfriend (``changed`` is false when they were not friends).")
+    pair_routes("block", "/blocks", store.block, store.unblock,
+                "``user_id`` blocks ``other_id`` (201; 200 when already recorded).", "Remove a block (``changed`` is false when there was none).")
 
     @app.put(v1 + "/users/{user_id}/labels/{source}", response_model=s.Label, tags=["users"], openapi_extra=WRITE, responses=_ERRORS)
     async def set_label(request: Request, user_id: UserId, source: Annotated[str, Path(min_length=1, max_length=32)],

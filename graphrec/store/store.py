@@ -143,6 +143,17 @@ _FRIENDS_OF = (
 )
 
 
+def _merged_attributes(current: Mapping[str, Any] | None, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``current`` with ``changes`` applied (a None value removes the key); None when empty."""
+    merged = dict(current or {})
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged or None
+
+
 def id_sort_key(external_id: str) -> tuple[int, int, str]:
     """Sort key for external ids: integer ids numerically (``48`` before ``119``), then any other
     text ids in text order."""
@@ -478,13 +489,7 @@ class GraphStore:
             row = conn.execute(select(User.attributes, User.features).where(User.id == uid)).one()
             values: dict[str, Any] = {"updated_at": utcnow()}
             if attributes:
-                merged = dict(row.attributes or {})
-                for key, value in attributes.items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-                values["attributes"] = merged or None
+                values["attributes"] = _merged_attributes(row.attributes, attributes)
             if features:
                 values["features"] = self._encode_features(conn, features, base=row.features, allow_new=allow_new_columns)
             conn.execute(update(User).where(User.id == uid).values(**values))
@@ -523,14 +528,9 @@ class GraphStore:
                 raise ConflictError(f"user {ext!r} is {'' if row.is_synthetic else 'not '}synthetic: the flag cannot change")
             values: dict[str, Any] = {}
             if attributes:
-                merged = dict(row.attributes or {})
-                for key, value in attributes.items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-                if merged != dict(row.attributes or {}):
-                    values["attributes"] = merged or None
+                merged = _merged_attributes(row.attributes, attributes)
+                if (merged or {}) != dict(row.attributes or {}):
+                    values["attributes"] = merged
             if features:
                 blob = self._encode_features(conn, features, base=row.features, allow_new=allow_new_columns)
                 if blob != row.features:
@@ -1042,10 +1042,7 @@ class GraphStore:
         (``feature_dim`` wide, default: the store's current width) and the store revision."""
         ext = _ext(user)
         with self.read() as conn:
-            row = conn.execute(_SERVING_USER, {"e": ext}).first()
-            if row is None or row[2] is not None:
-                raise NotFoundError(f"unknown user {ext!r}")
-            uid, blob = row[0], row[1]
+            uid, blob = self._serving_user(conn, ext)
             rows = conn.execute(_SERVING_RELATIONS, {"u": uid}).all()
             if feature_dim is None:
                 feature_dim = int(conn.execute(select(func.count()).select_from(FeatureColumn)).scalar_one())
@@ -1061,12 +1058,17 @@ class GraphStore:
         friends and blocks). :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
         ext = _ext(user)
         with self.read() as conn:
-            row = conn.execute(_SERVING_USER, {"e": ext}).first()
-            if row is None or row[2] is not None:
-                raise NotFoundError(f"unknown user {ext!r}")
+            _, blob = self._serving_user(conn, ext)
             revision = int(conn.execute(_REVISION).scalar_one())
-        blob = row[1]
         return decode_vector(blob, max(feature_dim, stored_length(blob)))[:feature_dim], revision
+
+    @staticmethod
+    def _serving_user(conn: Connection, ext: str) -> tuple[int, bytes | None]:
+        """(internal id, feature blob) of an active user; NotFoundError otherwise."""
+        row = conn.execute(_SERVING_USER, {"e": ext}).first()
+        if row is None or row[2] is not None:
+            raise NotFoundError(f"unknown user {ext!r}")
+        return int(row[0]), row[1]
 
     def _users_in_list(self, alias: str, external_ids: Sequence[str]) -> tuple[str, Any]:
         """FROM-clause joining the id list bound as ``:ids`` to ``users`` (aliased ``alias``), and
