@@ -9,7 +9,9 @@ flight, an unreachable store answered 503, two workers sharing their metrics.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -389,8 +391,10 @@ def test_new_model_is_swapped_in_under_traffic_and_a_bad_one_is_refused(server: 
         wait_for(c, lambda s: s["served"]["linkpred"] == v1 and s["refused"] == [])
 
 
-def test_sigterm_lets_the_request_in_flight_finish(backend: Backend, tmp_path: Path) -> None:
-    srv = start_server(backend, tokens=make_tokens(backend), log_dir=tmp_path)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_the_request_in_flight_finish(backend: Backend, tmp_path: Path, workers: int) -> None:
+    """One worker (uvicorn in the command's process) or two (the SO_REUSEPORT supervisor)."""
+    srv = start_server(backend, tokens=make_tokens(backend), log_dir=tmp_path, workers=workers)
     users = [str(u % 240) for u in range(1000)]
     out: dict[str, Any] = {}
 
@@ -413,7 +417,7 @@ def test_sigterm_lets_the_request_in_flight_finish(backend: Backend, tmp_path: P
         httpx.get(srv.base + "/healthz", timeout=2)
 
 
-def test_two_workers_share_metrics_and_no_auth_works_on_loopback(service_built: dict[str, Any], tmp_path: Path) -> None:
+def test_two_workers_share_metrics_replace_a_dead_one_and_no_auth_works_on_loopback(service_built: dict[str, Any], tmp_path: Path) -> None:
     b, _ = make_backend("sqlite", service_built, tmp_path)
     srv = start_server(b, "--no-auth", workers=2, log_dir=tmp_path)
     try:
@@ -425,6 +429,22 @@ def test_two_workers_share_metrics_and_no_auth_works_on_loopback(service_built: 
                      if line.startswith('graphrec_http_requests_total{method="GET",route="/v1/users/{user_id}/similar",status="200"}'))
         assert count == 40  # every worker's requests, whichever worker answered the scrape
         assert len({line.split('pid="')[1].split('"')[0] for line in text.splitlines() if line.startswith("graphrec_served_model_info")}) == 2
+        # a worker that dies is replaced; the other keeps answering meanwhile
+        pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "spawn_main"], capture_output=True,
+                                                text=True).stdout.split()]
+        assert len(pids) == 2
+        os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=srv.base) as c:
+            while True:
+                now = {int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "spawn_main"], capture_output=True,
+                                                       text=True).stdout.split()}
+                r = c.get("/readyz")
+                if len(now) == 2 and pids[0] not in now and r.status_code == 200:
+                    break
+                assert time.monotonic() < deadline, f"worker not replaced: {now}"
+                time.sleep(0.2)
+            assert all(c.get(f"/v1/users/{u}").status_code == 200 for u in range(20))
     finally:
         assert srv.stop() == 0
 

@@ -1,13 +1,16 @@
 """``graphrec serve``: run the HTTP service on uvicorn.
 
-The server process binds the socket and supervises ``workers`` worker processes (uvicorn's
-multiprocess mode; one process when ``workers == 1``); each worker builds the app with
+With one worker the server runs in this process. With several, this process supervises
+``workers`` worker processes, each with its own listening socket on the same port
+(``SO_REUSEPORT``: the kernel spreads connections over the workers) and restarts one that dies;
+each worker builds the app with
 :func:`graphrec.service.app.app_from_env` from the environment set here, loads the served models
 before it takes requests, and swaps new ``LATEST`` models in the background.
 
-Shutdown: on SIGTERM or SIGINT uvicorn stops accepting connections, lets the requests in flight
-finish (up to ``graceful_seconds``), runs the workers' shutdown (watcher stopped, connections
-closed) and exits 0.
+Shutdown: on SIGTERM or SIGINT every worker stops accepting connections, lets the requests in
+flight finish (up to ``graceful_seconds``), runs its shutdown (watcher stopped, connections
+closed), and the command exits 0. Send the signal to the main process only (systemd:
+``KillMode=mixed``); a worker whose supervisor dies stops by itself.
 
 ``--no-auth`` is refused unless the host is a loopback address: an open service on a reachable
 interface would hand every user's graph to whoever finds the port.
@@ -20,11 +23,17 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from graphrec.config import DATABASE_URL_ENV, HOME_ENV, Settings
 from graphrec.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import uvicorn
 
 log = logging.getLogger("graphrec.service")
 
@@ -110,9 +119,10 @@ def serve(settings: Settings, options: ServeOptions) -> None:
         # found: ours end the command normally (exit 0) instead of dying by the signal.
         previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            uvicorn.run("graphrec.service.app:app_from_env", factory=True, host=options.host, port=options.port,
-                        workers=options.workers, access_log=False, log_config=None, log_level="warning",
-                        timeout_graceful_shutdown=options.graceful_seconds, proxy_headers=False, server_header=False)
+            if options.workers == 1:
+                uvicorn.Server(_uvicorn_config(options.graceful_seconds, host=options.host, port=options.port)).run()
+            else:
+                _supervise(options)
         except _Stopped:
             pass
         finally:
@@ -127,3 +137,92 @@ def serve(settings: Settings, options: ServeOptions) -> None:
                 os.environ[k] = v
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _uvicorn_config(graceful_seconds: int, **where: Any) -> "uvicorn.Config":
+    import uvicorn
+
+    return uvicorn.Config("graphrec.service.app:app_from_env", factory=True, access_log=False, log_config=None, log_level="warning",
+                          timeout_graceful_shutdown=graceful_seconds, proxy_headers=False, server_header=False, **where)
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) with ``SO_REUSEPORT``: every worker binds its own, and
+    the kernel spreads new connections over them (a shared socket lets whichever worker wakes
+    first accept a whole burst of connections, and one worker then does the work of two)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _worker(host: str, port: int, graceful_seconds: int) -> None:
+    """One worker process: its own ``SO_REUSEPORT`` socket and uvicorn server. It stops
+    gracefully on SIGTERM (from the supervisor) or when the supervisor dies."""
+    import multiprocessing as mp
+    import threading
+    from multiprocessing.connection import wait
+
+    import uvicorn
+
+    os.setsid()  # a terminal's Ctrl-C reaches the supervisor only; it stops the workers once
+    parent = mp.parent_process()
+    if parent is not None:
+        def orphaned() -> None:
+            wait([parent.sentinel])
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=orphaned, name="graphrec-parent-watch", daemon=True).start()
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        uvicorn.Server(_uvicorn_config(graceful_seconds)).run(sockets=[reuseport_socket(host, port)])
+    except _Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _supervise(options: ServeOptions) -> None:
+    """Start ``options.workers`` worker processes on one port (``SO_REUSEPORT``), restart one
+    that dies, and on SIGTERM/SIGINT stop them all gracefully (each finishes its requests in
+    flight), then return. Blocks on the workers' sentinels: no polling."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    port = options.port
+    if port == 0:  # one ephemeral port for every worker
+        with socket.socket(socket.AF_INET6 if ":" in options.host else socket.AF_INET) as probe:
+            probe.bind((options.host, 0))
+            port = int(probe.getsockname()[1])
+    reuseport_socket(options.host, port).close()  # a port in use fails here, before any worker starts
+    ctx = mp.get_context("spawn")
+
+    def start() -> Any:
+        proc = ctx.Process(target=_worker, args=(options.host, port, options.graceful_seconds), name="graphrec-serve-worker")
+        proc.start()
+        return proc
+
+    workers = [start() for _ in range(options.workers)]
+    try:
+        while True:
+            ended = wait([w.sentinel for w in workers])
+            for i, w in enumerate(workers):
+                if w.sentinel in ended:
+                    w.join()
+                    log.error("worker %d exited with %s: starting another in a second", w.pid, w.exitcode)
+                    time.sleep(1.0)  # a worker that cannot start does not spin
+                    workers[i] = start()
+    except _Stopped:
+        for w in workers:
+            if w.is_alive():
+                os.kill(w.pid, signal.SIGTERM)
+        deadline = options.graceful_seconds + 10
+        for w in workers:
+            w.join(deadline)
+            if w.is_alive():
+                w.kill()
+                w.join()
+        raise
