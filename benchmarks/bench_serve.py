@@ -326,7 +326,7 @@ def machine() -> str:
 def row(result: LoadResult, library: float | None, workers: int) -> str:
     ratio = f"{result.rate / library:5.2f}x" if library else "    -"
     per_core = f"{result.rate / workers / library:5.2f}x" if library else "    -"
-    return (f"{result.route:22s} {result.rate:9.0f} {result.pct(0.5):7.1f} {result.pct(0.95):7.1f} {result.pct(0.99):7.1f} "
+    return (f"{result.route:26s} {result.rate:9.0f} {result.pct(0.5):7.1f} {result.pct(0.95):7.1f} {result.pct(0.99):7.1f} "
             f"{result.errors:6d} {library or float('nan'):9.0f} {ratio:>7s} {per_core:>9s} {result.client_cpu_s / result.seconds:8.2f} "
             f"{result.load:5.2f}")
 
@@ -340,6 +340,8 @@ def main() -> None:
     parser.add_argument("--reuse", type=Path, help="keep the set-up (store, models) in this folder between runs")
     parser.add_argument("--pg-url", default=os.environ.get("GRAPHREC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--low-concurrency", type=int, default=4,
+                        help="also load recommendations with this many connections: the latency at a lighter load (0: skip)")
     parser.add_argument("--routes", default="recommendations,similar,profile", help="read routes to load, comma-separated")
     args = parser.parse_args()
 
@@ -367,8 +369,12 @@ def main() -> None:
     server = start(url, home, args.workers, work / "serve.log", args.threads)
     results: list[tuple[LoadResult, float | None]] = []
     try:
-        for route in args.routes.split(","):
+        for route in [r for r in args.routes.split(",") if r]:
             results.append((run_load(route, server.port, read_token, users, args.seconds, args.concurrency), library[route][0]))
+        if "recommendations" in args.routes.split(",") and args.low_concurrency:
+            low = run_load("recommendations", server.port, read_token, users, args.seconds, args.low_concurrency, seed=5)
+            low.route = f"recommendations ({args.low_concurrency} conn)"
+            results.append((low, library["recommendations"][0]))
         rss = server.worker_rss_mb()
     finally:
         code = server.stop()
@@ -380,7 +386,7 @@ def main() -> None:
     if not args.skip_pg:
         pg_result, pg_library, pg_rss = run_postgres(args, home, users, work)
 
-    header = (f"{'route':22s} {'req/s':>9s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'errors':>6s} {'lib/s':>9s} "
+    header = (f"{'route':26s} {'req/s':>9s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'errors':>6s} {'lib/s':>9s} "
               f"{'HTTP/lib':>7s} {'per core':>9s} {'client':>8s} {'load':>5s}")
     print("\n" + header)
     print("-" * len(header))
@@ -391,6 +397,10 @@ def main() -> None:
         print(row(pg_result, pg_library, args.workers))
     print("(HTTP/lib: HTTP requests/s over the in-process library's, one thread; per core: the same per server worker; "
           "client: the load generator's CPU, in cores)")
+    for result, _ in results + ([(pg_result, None)] if pg_result is not None else []):
+        bad = {status: n for status, n in result.statuses.items() if not 200 <= status < 300}
+        if bad:
+            print(f"  {result.route}: non-2xx answers by status (0 = transport failure): {bad}")
     print(f"\nmemory per worker (RSS after load): SQLite {', '.join(f'{m:.0f} MiB' for m in rss)}"
           + (f"; PostgreSQL {', '.join(f'{m:.0f} MiB' for m in pg_rss)}" if pg_rss else ""))
 

@@ -306,3 +306,19 @@ def test_put_user_creates_then_merges_idempotently(store: GraphStore) -> None:
         store.put_user("p1", attributes={"city": "Bergen"})
     with pytest.raises(ConflictError, match="already exists"):
         store.add_user("p1")
+
+
+def test_concurrent_identical_writes_all_succeed(store: GraphStore) -> None:
+    """Eight writers adding the same friendship, block, label and user at once (HTTP requests on
+    PostgreSQL): none fails on the unique key; exactly one reports the change."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.add_user("c1")
+    store.add_user("c2")
+    with ThreadPoolExecutor(8) as pool:
+        befriended = list(pool.map(lambda _: store.add_friendship("c1", "c2"), range(8)))
+        blocked = list(pool.map(lambda _: store.block("c1", "c2"), range(8)))
+        created = list(pool.map(lambda i: store.put_user("c3", attributes={"n": "x"}), range(8)))
+        list(pool.map(lambda i: store.set_label("c1", f"l{i % 2}", source="race"), range(8)))
+    assert befriended.count(True) == 1 and blocked.count(True) == 1 and created.count(True) == 1
+    assert store.are_friends("c1", "c2") and store.labels(source="race")["c1"] in ("l0", "l1")

@@ -143,6 +143,23 @@ _FRIENDS_OF = (
 )
 
 
+def _insert_new(conn: Connection, table: Any, values: Mapping[str, Any], *, update: Mapping[str, Any] | None = None,
+                conflict: Sequence[str] = ()) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING`` (or ``DO UPDATE SET update`` on the ``conflict``
+    columns): True when a row was inserted. Two writers adding the same friendship, block, label
+    or user at the same moment (two HTTP requests, on PostgreSQL) both succeed, instead of one
+    failing on the unique key; SQLite serialises writers anyway."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt = (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)).values(**values)
+    if update:
+        done = stmt.on_conflict_do_update(index_elements=list(conflict), set_=dict(update))
+    else:
+        done = stmt.on_conflict_do_nothing()
+    # RETURNING says whether a row was written (a driver's rowcount for ON CONFLICT is not reliable)
+    return conn.execute(done.returning(literal_column("1"))).first() is not None
+
+
 def _merged_attributes(current: Mapping[str, Any] | None, changes: Mapping[str, Any]) -> dict[str, Any] | None:
     """``current`` with ``changes`` applied (a None value removes the key); None when empty."""
     merged = dict(current or {})
@@ -518,10 +535,13 @@ class GraphStore:
             if row is None:
                 blob = self._encode_features(conn, features, allow_new=allow_new_columns)
                 attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
-                conn.execute(insert(User).values(external_id=ext, attributes=attrs or None, features=blob,
-                                                 is_synthetic=bool(is_synthetic), created_at=now, updated_at=now))
-                bulk.bump_revision(conn)
-                return True
+                if _insert_new(conn, User, {"external_id": ext, "attributes": attrs or None, "features": blob,
+                                            "is_synthetic": bool(is_synthetic), "created_at": now, "updated_at": now}):
+                    bulk.bump_revision(conn)
+                    return True
+                # a concurrent writer created it a moment ago: merge into it like any existing user
+                row = conn.execute(select(User.id, User.attributes, User.features, User.is_synthetic, User.deleted_at)
+                                   .where(User.external_id == ext)).one()
             if row.deleted_at is not None:
                 raise ConflictError(f"user {ext!r} was deleted: its id is not reused")
             if is_synthetic is not None and bool(is_synthetic) != bool(row.is_synthetic):
@@ -651,12 +671,8 @@ class GraphStore:
             if ua == ub:
                 raise InputError(f"self-loop: user {_ext(a)!r} cannot befriend itself")
             lo, hi = min(ua, ub), max(ua, ub)
-            exists = conn.execute(
-                select(Friendship.user_lo).where(Friendship.user_lo == lo, Friendship.user_hi == hi)
-            ).first()
-            if exists:
-                return False
-            conn.execute(insert(Friendship).values(user_lo=lo, user_hi=hi))
+            if not _insert_new(conn, Friendship, {"user_lo": lo, "user_hi": hi}):
+                return False  # they already were friends (or a concurrent writer just made them)
             bulk.bump_revision(conn)
             return True
 
@@ -726,9 +742,8 @@ class GraphStore:
             ua, ub = self._user_id(conn, blocker), self._user_id(conn, blocked)
             if ua == ub:
                 raise InputError(f"user {_ext(blocker)!r} cannot block itself")
-            if conn.execute(select(Block.blocker_id).where(Block.blocker_id == ua, Block.blocked_id == ub)).first():
+            if not _insert_new(conn, Block, {"blocker_id": ua, "blocked_id": ub, "created_at": utcnow()}):
                 return False
-            conn.execute(insert(Block).values(blocker_id=ua, blocked_id=ub, created_at=utcnow()))
             bulk.bump_revision(conn)
             return True
 
@@ -756,13 +771,8 @@ class GraphStore:
         with self.write() as conn:
             uid = self._user_id(conn, user)
             now = utcnow()
-            res = conn.execute(
-                update(Label).where(Label.user_id == uid, Label.source == source).values(label=label, updated_at=now)
-            )
-            if not res.rowcount:
-                conn.execute(
-                    insert(Label).values(user_id=uid, source=source, label=label, created_at=now, updated_at=now)
-                )
+            _insert_new(conn, Label, {"user_id": uid, "source": source, "label": label, "created_at": now, "updated_at": now},
+                        update={"label": label, "updated_at": now}, conflict=("user_id", "source"))
             bulk.bump_revision(conn)
 
     def labels(self, *, source: str | None = None) -> dict[str, str]:
