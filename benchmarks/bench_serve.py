@@ -235,7 +235,7 @@ class Served:
             return self.proc.wait()
 
 
-def start(url: str, home: Path, workers: int, log: Path, threads: int = 4) -> Served:
+def start(url: str, home: Path, workers: int, log: Path, threads: int = 2) -> Served:
     import httpx
 
     port = free_port()
@@ -336,7 +336,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each load run")
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections of the load generator")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4, help="graphrec serve --threads: requests each worker runs at once")
+    parser.add_argument("--threads", type=int, default=2, help="graphrec serve --threads: requests each worker runs at once")
     parser.add_argument("--reuse", type=Path, help="keep the set-up (store, models) in this folder between runs")
     parser.add_argument("--pg-url", default=os.environ.get("GRAPHREC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--skip-pg", action="store_true")

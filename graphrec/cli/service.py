@@ -16,7 +16,7 @@ from graphrec.cli.app import cli, settings_of
               help="How often each worker looks for a new LATEST model (0: only at start and on POST /v1/admin/models/reload).")
 @click.option("--graceful-seconds", default=30, show_default=True, type=click.IntRange(0),
               help="On SIGTERM, how long requests in flight may take to finish.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256),
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 256),
               help="Requests each worker runs at once; the rest queue in arrival order (more only lengthen the latency tail).")
 @click.option("--no-access-log", is_flag=True, help="Do not log one line per request.")
 @click.pass_context

@@ -86,7 +86,7 @@ def parse_bot_threshold(value: str, field: str = "bot_threshold") -> float | str
     return number
 
 
-def create_app(settings: Settings | None = None, *, auth: bool = True, watch_seconds: float = 2.0, threads: int = 4) -> FastAPI:
+def create_app(settings: Settings | None = None, *, auth: bool = True, watch_seconds: float = 2.0, threads: int = 2) -> FastAPI:
     """The service over the store and models ``settings`` name. ``auth=False`` opens every route
     (the CLI allows it on loopback hosts only); ``watch_seconds``: how often each worker looks
     for a new ``LATEST`` model (0: only at start and on ``POST /v1/admin/models/reload``);
@@ -373,4 +373,4 @@ def app_from_env() -> FastAPI:
         logging.getLogger("graphrec.service").setLevel(logging.INFO)
         logging.getLogger("graphrec.serving.served").setLevel(logging.INFO)
     return create_app(Settings.resolve(), auth=os.environ.get(AUTH_ENV, "1") != "0",
-                      watch_seconds=float(os.environ.get(WATCH_ENV, "2")), threads=int(os.environ.get(THREADS_ENV, "4")))
+                      watch_seconds=float(os.environ.get(WATCH_ENV, "2")), threads=int(os.environ.get(THREADS_ENV, "2")))

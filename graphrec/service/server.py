@@ -59,7 +59,7 @@ class ServeOptions:
     watch_seconds: float = 2.0
     graceful_seconds: int = 30
     access_log: bool = True
-    threads: int = 4
+    threads: int = 2
 
     def check(self) -> None:
         """:class:`~graphrec.errors.InputError` for options that must not run."""
