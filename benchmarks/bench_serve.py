@@ -214,7 +214,8 @@ class Served:
 
     def worker_rss_mb(self) -> list[float]:
         """RSS of each worker process (the server's children; the server itself with one worker)."""
-        kids = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        # the workers are spawned processes (multiprocessing's resource tracker is a child too: left out)
+        kids = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "spawn_main"], capture_output=True, text=True).stdout.split()
         pids = [int(p) for p in kids] or [self.proc.pid]
         out = []
         for pid in pids:
