@@ -319,7 +319,9 @@ def test_metrics_count_requests_per_route_and_show_models_and_revision(server: S
         text = c.get("/metrics").text
     assert 'graphrec_http_requests_total{method="GET",route="/v1/users/{user_id}/similar",status="200"}' in text
     assert 'route="/v1/users/{user_id}/similar",status="404"' in text
-    assert 'graphrec_http_request_duration_seconds_bucket{le="0.05",method="GET",route="/v1/users/{user_id}/similar"}' in text
+    buckets = [line for line in text.splitlines() if line.startswith("graphrec_http_request_duration_seconds_bucket{")
+               and 'route="/v1/users/{user_id}/similar"' in line and 'le="0.05"' in line]
+    assert {('status="200"' in line, 'status="404"' in line) for line in buckets} == {(True, False), (False, True)}
     assert f'graphrec_served_model_info{{kind="linkpred",version="{backend.versions["linkpred"]}"}} 1.0' in text
     assert f"graphrec_store_revision {float(backend.store().revision())}" in text
     assert "nobody" not in text  # raw paths are not labels

@@ -3,7 +3,7 @@
 Metrics (``GET /metrics``, Prometheus text format, :mod:`prometheus_client`):
 
 * ``graphrec_http_requests_total{method, route, status}``: requests answered;
-* ``graphrec_http_request_duration_seconds{method, route}``: latency histogram (from the first
+* ``graphrec_http_request_duration_seconds{method, route, status}``: latency histogram (from the first
   byte of the request to the last byte of the response);
 * ``graphrec_served_model_info{kind, version}``: 1 for each model version a worker serves;
 * ``graphrec_store_revision``: the store's revision, read when scraped.
@@ -48,7 +48,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REQUESTS = Counter("graphrec_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
-LATENCY = Histogram("graphrec_http_request_duration_seconds", "HTTP request latency", ["method", "route"], buckets=BUCKETS)
+LATENCY = Histogram("graphrec_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"], buckets=BUCKETS)
 MODEL_INFO = Gauge("graphrec_served_model_info", "1 for each model version a worker serves", ["kind", "version"],
                    multiprocess_mode="liveall")
 
@@ -150,7 +150,7 @@ class Instrumented:
             route = getattr(route_obj, "path", None) or "unmatched"
             method = scope.get("method", "-")
             REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(elapsed)
+            LATENCY.labels(method, route, str(status)).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("-", 0)
                 access_log.info("%s %s %d %.1f ms", method, scope.get("path", "-"), status, elapsed * 1000,
