@@ -175,6 +175,13 @@ def _safetensors_error(exc: BaseException) -> GraphrecError | None:
     return None
 
 
+def is_store_error(exc: BaseException) -> bool:
+    """True when ``exc`` comes from the database (a driver error, or the store's own "database
+    error" / unreachable state): something to retry, not a fault of the caller's input or of
+    a model file."""
+    return _driver_exception(exc) is not None
+
+
 def mapped_exception_types() -> tuple[type[Exception], ...]:
     """The exception classes :func:`expected_error` may map (graphrec's own, database drivers',
     file-system errors): what a front door catches to turn into its error form (the HTTP

@@ -49,7 +49,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from graphrec.config import Settings
 from graphrec.errors import InputError, mapped_exception_types
 from graphrec.service import schemas as s
-from graphrec.service.auth import TokenCache, add_security_scheme, authorize, openapi_security
+from graphrec.service.auth import Authenticated, TokenCache, add_security_scheme, openapi_security
 from graphrec.service.errors import error_response, on_exception, on_http_exception, on_validation_error
 from graphrec.service.metrics import Instrumented, registry_for, render, set_served_models, worker_exit
 
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
     from graphrec.store.tokens import verify_token
 
     store = GraphStore(settings=settings or Settings.resolve())
-    served = ServedModels(store, interval=watch_seconds)
+    served = ServedModels(store, interval=watch_seconds, on_change=set_served_models)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
     app.state.verify_token = verify_token
     app.state.token_cache = TokenCache()
     app.state.metrics = registry_for(store)
+    app.add_middleware(Authenticated)  # inside Instrumented: a refused request is measured and logged too
     app.add_middleware(Instrumented)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
@@ -166,17 +167,14 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
         models_status()
         return Response(render(app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    async def answer(request: Request, scope: str, work: Callable[[], Any]) -> Response:
-        """Authorize the request for ``scope`` and run ``work`` (the one library call) in one worker thread:
+    async def answer(request: Request, work: Callable[[], Any]) -> Response:
+        """Run ``work`` (the one library call) in one worker thread (the request was authorized by
+        :class:`~graphrec.service.auth.Authenticated` before it got here):
         a store read, numpy and FAISS never block the event loop, and a request costs one thread
         hop. ``work`` returns the JSON body, or (body, status). The body is serialized here,
         once; the response models document it (and the schema tests check it)."""
 
-        def run() -> Any:
-            authorize(request, scope)
-            return work()
-
-        result = await anyio.to_thread.run_sync(run, limiter=app.state.limiter)
+        result = await anyio.to_thread.run_sync(work, limiter=app.state.limiter)
         body, status = result if isinstance(result, tuple) else (result, 200)
         return Response(json.dumps(body, separators=(",", ":"), default=str), status_code=status, media_type="application/json")
 
@@ -190,7 +188,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
         from graphrec.serving.served import served_recommendations
 
         threshold = parse_bot_threshold(bot_threshold)
-        return await answer(request, "read", lambda: served_recommendations(served, user_id, k=k, bot_threshold=threshold).summary())
+        return await answer(request, lambda: served_recommendations(served, user_id, k=k, bot_threshold=threshold).summary())
 
     @app.post(v1 + "/recommendations", response_model=s.BatchRecommendations, tags=["recommendations"],
               openapi_extra=READ, responses=_ERRORS)
@@ -200,28 +198,28 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
         from graphrec.serving.served import served_batch
 
         threshold = parse_bot_threshold(request_body.bot_threshold, "body field 'bot_threshold'")
-        return await answer(request, "read", lambda: served_batch(served, request_body.users, k=request_body.k, bot_threshold=threshold))
+        return await answer(request, lambda: served_batch(served, request_body.users, k=request_body.k, bot_threshold=threshold))
 
     @app.get(v1 + "/users/{user_id}/similar", response_model=s.Similar, tags=["recommendations"], openapi_extra=READ, responses=_ERRORS)
     async def similar(request: Request, user_id: UserId, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> Any:
         """Users with the most similar learned profile embedding (works for users with no friends)."""
         from graphrec.serving.served import served_similar
 
-        return await answer(request, "read", lambda: served_similar(served, user_id, k=k))
+        return await answer(request, lambda: served_similar(served, user_id, k=k))
 
     @app.get(v1 + "/users/{user_id}/scores", response_model=s.UserScores, tags=["scores"], openapi_extra=READ, responses=_ERRORS)
     async def user_scores(request: Request, user_id: UserId) -> Any:
         """The user's latest bot and anomaly scores, each with the run it comes from."""
         from graphrec.serving.scores import user_scores as scores_of
 
-        return await answer(request, "read", lambda: scores_of(store, user_id))
+        return await answer(request, lambda: scores_of(store, user_id))
 
     @app.get(v1 + "/bots", response_model=s.TopBots, tags=["scores"], openapi_extra=READ, responses=_ERRORS)
     async def top_bots(request: Request, top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
         """The likeliest bots of the latest complete nightly run, with their signals."""
         from graphrec.serving.scores import top_bots as bots
 
-        return await answer(request, "read", lambda: bots(store, top=top).as_dict())
+        return await answer(request, lambda: bots(store, top=top).as_dict())
 
     @app.get(v1 + "/anomalies", response_model=s.TopAnomalies, tags=["scores"], openapi_extra=READ, responses=_ERRORS)
     async def top_anomalies(request: Request, top: Annotated[int, Query(ge=1, le=10_000)] = 20) -> Any:
@@ -229,12 +227,12 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
         (503 before the first run: live scoring of the whole graph is a batch job, not a request)."""
         from graphrec.serving.scores import top_anomalies as anomalies
 
-        return await answer(request, "read", lambda: anomalies(store, top=top, live_fallback=False).as_dict())
+        return await answer(request, lambda: anomalies(store, top=top, live_fallback=False).as_dict())
 
     @app.get(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], openapi_extra=READ, responses=_ERRORS)
     async def user_profile(request: Request, user_id: UserId) -> Any:
         """A user's profile, degree and labels (deleted users too, marked)."""
-        return await answer(request, "read", lambda: store.user_profile(user_id))
+        return await answer(request, lambda: store.user_profile(user_id))
 
     @app.get(v1 + "/users/{user_id}/friends", response_model=s.Friends, tags=["users"], openapi_extra=READ, responses=_ERRORS)
     async def friends(request: Request, user_id: UserId) -> Any:
@@ -244,7 +242,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
             found = store.neighbours(user_id)
             return {"user": user_id.strip(), "friends": found, "count": len(found)}
 
-        return await answer(request, "read", work)
+        return await answer(request, work)
 
     @app.get(v1 + "/users/{user_id}/mutual/{other_id}", response_model=s.MutualFriends, tags=["users"], openapi_extra=READ,
              responses=_ERRORS)
@@ -255,19 +253,19 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
             found = store.mutual_friends(user_id, other_id)
             return {"users": [user_id.strip(), other_id.strip()], "mutual_friends": found, "count": len(found)}
 
-        return await answer(request, "read", work)
+        return await answer(request, work)
 
     @app.get(v1 + "/stats", response_model=s.StoreOverview, tags=["store"], openapi_extra=READ, responses=_ERRORS)
     async def stats(request: Request) -> Any:
         """The store's figures and each served model's freshness (``graphrec stats``)."""
         from graphrec.serving.freshness import store_overview
 
-        return await answer(request, "read", lambda: store_overview(store))
+        return await answer(request, lambda: store_overview(store))
 
     @app.get(v1 + "/models", response_model=s.ServedModelsStatus, tags=["store"], openapi_extra=READ, responses=_ERRORS)
     async def models(request: Request) -> Any:
         """The model versions this worker serves, what ``LATEST`` names, and refused versions."""
-        return await answer(request, "read", models_status)
+        return await answer(request, models_status)
 
     # -- writes -------------------------------------------------------------------------------
     @app.post(v1 + "/users", response_model=s.UserProfile, status_code=201, tags=["users"], openapi_extra=WRITE, responses=_ERRORS)
@@ -278,7 +276,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
             store.add_user(user.id, attributes=user.attributes, features=user.features, is_synthetic=user.is_synthetic)
             return store.user_profile(user.id), 201
 
-        return await answer(request, "write", work)
+        return await answer(request, work)
 
     @app.put(v1 + "/users/{user_id}", response_model=s.UserProfile, tags=["users"], openapi_extra=WRITE,
              responses={**_ERRORS, 201: {"model": s.UserProfile, "description": "Created"}})
@@ -289,7 +287,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
             created = store.put_user(user_id, attributes=body.attributes, features=body.features, is_synthetic=body.is_synthetic)
             return store.user_profile(user_id), 201 if created else 200
 
-        return await answer(request, "write", work)
+        return await answer(request, work)
 
     @app.delete(v1 + "/users/{user_id}", response_model=s.Deleted, tags=["users"], openapi_extra=WRITE, responses=_ERRORS)
     async def delete_user(request: Request, user_id: UserId, hard: bool = False) -> Any:
@@ -303,7 +301,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
             store.remove_user(user_id, hard=hard)
             return {"user": user_id.strip(), "deleted": True, "hard": hard}
 
-        return await answer(request, "write", work)
+        return await answer(request, work)
 
     def pair_routes(relation: str, path: str, add: Callable[[str, str], bool], remove: Callable[[str, str], bool],
                     add_doc: str, remove_doc: str) -> None:
@@ -318,10 +316,10 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
                 changed = add(user_id, other_id)
                 return body(user_id, other_id, changed), 201 if changed else 200
 
-            return await answer(request, "write", work)
+            return await answer(request, work)
 
         async def delete(request: Request, user_id: UserId, other_id: OtherId) -> Any:
-            return await answer(request, "write", lambda: body(user_id, other_id, remove(user_id, other_id)))
+            return await answer(request, lambda: body(user_id, other_id, remove(user_id, other_id)))
 
         put.__doc__, delete.__doc__ = add_doc, remove_doc
         route = v1 + path + "/{user_id}/{other_id}"
@@ -344,12 +342,12 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
             store.set_label(user_id, body.label, source=source)
             return {"user": user_id.strip(), "source": source, "label": body.label.strip()}
 
-        return await answer(request, "write", work)
+        return await answer(request, work)
 
     @app.post(v1 + "/admin/models/reload", response_model=s.Reload, tags=["operations"], openapi_extra=ADMIN, responses=_ERRORS)
     async def reload_models(request: Request) -> Any:
         """Look for new ``LATEST`` models now (this worker; the others within their watch interval)."""
-        return await answer(request, "admin", lambda: {"changes": served.refresh(), "models": models_status()})
+        return await answer(request, lambda: {"changes": served.refresh(), "models": models_status()})
 
     base_openapi = app.openapi
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -97,20 +98,31 @@ def render(registry: CollectorRegistry) -> bytes:
 
 
 _served_models: dict[str, str] = {}
+_served_lock = threading.Lock()
 
 
 def set_served_models(versions: dict[str, str | None]) -> None:
-    """Publish which model versions this worker serves (``graphrec_served_model_info``)."""
-    for kind, version in versions.items():
-        old = _served_models.get(kind)
-        if old == version:
-            continue
-        if old is not None:
-            MODEL_INFO.remove(kind, old)
-            del _served_models[kind]
-        if version is not None:
-            MODEL_INFO.labels(kind, version).set(1)
-            _served_models[kind] = version
+    """Publish which model versions this worker serves (``graphrec_served_model_info``): 1 for
+    the served one, 0 for the one it replaced (multiprocess mode cannot remove a sample)."""
+    with _served_lock:
+        for kind, version in versions.items():
+            old = _served_models.get(kind)
+            if old == version:
+                continue
+            if old is not None:
+                MODEL_INFO.labels(kind, old).set(0)
+                del _served_models[kind]
+            if version is not None:
+                MODEL_INFO.labels(kind, version).set(1)
+                _served_models[kind] = version
+
+
+def mark_dead(pid: int) -> None:
+    """In multiprocess mode, drop the live gauges of a worker that died without cleaning up."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 class Instrumented:

@@ -96,6 +96,8 @@ def serve(settings: Settings, options: ServeOptions) -> None:
     from graphrec.store.store import GraphStore
 
     options.check()
+    if options.port:
+        check_port(options.host, options.port)
     store = GraphStore(settings=settings)
     store.check_schema()  # fail before binding: a mistyped path or an old schema is not a service
     store.engine.dispose()
@@ -146,6 +148,18 @@ def _uvicorn_config(graceful_seconds: int, **where: Any) -> "uvicorn.Config":
                           timeout_graceful_shutdown=graceful_seconds, proxy_headers=False, server_header=False, **where)
 
 
+def check_port(host: str, port: int) -> None:
+    """:class:`~graphrec.errors.InputError` when (host, port) cannot be listened on. The probe
+    binds without ``SO_REUSEPORT``, so another server holding the port (another ``graphrec
+    serve`` too) is an error, not a partner that would share its traffic."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def reuseport_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to (host, port) with ``SO_REUSEPORT``: every worker binds its own, and
     the kernel spreads new connections over them (a shared socket lets whichever worker wakes
@@ -192,12 +206,14 @@ def _supervise(options: ServeOptions) -> None:
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
+    from graphrec.service.metrics import mark_dead
+
     port = options.port
     if port == 0:  # one ephemeral port for every worker
         with socket.socket(socket.AF_INET6 if ":" in options.host else socket.AF_INET) as probe:
             probe.bind((options.host, 0))
             port = int(probe.getsockname()[1])
-    reuseport_socket(options.host, port).close()  # a port in use fails here, before any worker starts
+    check_port(options.host, port)
     ctx = mp.get_context("spawn")
 
     def start() -> Any:
@@ -213,6 +229,7 @@ def _supervise(options: ServeOptions) -> None:
                 if w.sentinel in ended:
                     w.join()
                     log.error("worker %d exited with %s: starting another in a second", w.pid, w.exitcode)
+                    mark_dead(int(w.pid or 0))
                     time.sleep(1.0)  # a worker that cannot start does not spin
                     workers[i] = start()
     except _Stopped:

@@ -91,12 +91,14 @@ class Recommender:
         embedding_candidates: how many FAISS neighbours join the friends-of-friends.
         profile_candidates: how many Siamese-profile neighbours join them (0: do not use the
             Siamese model even where one is trained).
-        profile_model: an already loaded Siamese service to use (default: load the served one,
-            if any), so a long-running server loads each model once.
+        profile_model: an already loaded Siamese service to use, so a long-running server loads
+            each model once; with ``load_profile_model=False`` exactly this one (None: none),
+            else None loads the served one, if any.
     """
 
     def __init__(self, store: "GraphStore", *, version: str | None = None, bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD,
-                 embedding_candidates: int = 50, profile_candidates: int = 20, profile_model: SimilarUsers | None = None) -> None:
+                 embedding_candidates: int = 50, profile_candidates: int = 20, profile_model: SimilarUsers | None = None,
+                 load_profile_model: bool = True) -> None:
         self.store = store
         self.model = LinkModel.load(store.settings.home, version)
         self.version: str = self.model.version or ""
@@ -104,7 +106,7 @@ class Recommender:
         self.embedding_candidates = embedding_candidates
         if not profile_candidates:
             profile_model = None
-        elif profile_model is None:
+        elif profile_model is None and load_profile_model:
             profile_model = optional_similar_users(store)
         self.profile_model: SimilarUsers | None = profile_model
         #: caches shared by the copies :meth:`with_bot_threshold` makes (computed once per loaded model)

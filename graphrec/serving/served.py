@@ -14,7 +14,8 @@ Siamese index is synced, a background thread loads the new version, checks it, a
   a model the store's feature columns no longer match) or that fails a probe request is
   **refused**: the old model keeps serving, the refusal is logged and listed by
   :meth:`ServedModels.status` (``/v1/models``), and the same version is not retried until
-  ``LATEST`` names another one.
+  ``LATEST`` names another one or its manifest is rewritten. A store that does not answer while
+  a version is checked is no refusal: the version is tried again on the next look.
 
 The watcher polls the ``LATEST`` files and the Siamese manifest (a ``stat`` each, every
 ``interval`` seconds, sleeping on an :class:`threading.Event` in between: no busy waiting).
@@ -27,12 +28,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphrec import artifacts
-from graphrec.errors import NotFoundError, StoreStateError
+from graphrec.errors import NotFoundError, StoreStateError, is_store_error
 from graphrec.serving.freshness import model_revision, of_model
 from graphrec.serving.recommend import Recommendation, Recommender, recommender_freshness
 from graphrec.serving.similar import SimilarUsers
@@ -88,6 +90,8 @@ class Refusal:
     version: str
     reason: str
     at: dt.datetime
+    #: the (version, manifest mtime) refused: a rewritten manifest (``graphrec index sync``) is tried again
+    stamp: tuple[str | None, int] = (None, 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "version": self.version, "reason": self.reason, "at": self.at.isoformat()}
@@ -101,8 +105,11 @@ class ServedModels:
         interval: seconds between two looks at the ``LATEST`` files (:meth:`start`).
     """
 
-    def __init__(self, store: "GraphStore", *, interval: float = 2.0) -> None:
+    def __init__(self, store: "GraphStore", *, interval: float = 2.0,
+                 on_change: Callable[[dict[str, str | None]], None] | None = None) -> None:
         self.store = store
+        #: called with the served versions after every change (the server publishes them as metrics)
+        self.on_change = on_change
         self.home = Path(store.settings.home)
         self.interval = float(interval)
         self._set = ServedSet(None, None)
@@ -111,6 +118,7 @@ class ServedModels:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_check: dt.datetime | None = None
+        self._warned: set[str] = set()
 
     # -- what requests use ------------------------------------------------------------------
     def current(self) -> ServedSet:
@@ -145,7 +153,8 @@ class ServedModels:
     def refresh(self) -> list[str]:
         """Look at ``LATEST`` now; load, check and swap in what changed. Returns one line per
         change or refusal (empty when nothing changed). Never raises for a bad artifact: it is
-        refused and the old model keeps serving."""
+        refused and the old model keeps serving. A store that cannot be read while a model is
+        checked refuses nothing: the model is tried again on the next look."""
         with self._lock:
             self.last_check = dt.datetime.now(dt.UTC)
             targets = self._targets()
@@ -156,48 +165,52 @@ class ServedModels:
             stamps = dict(old.stamps)
             similar = old.similar
             want = targets[PROFILE_KIND]
-            if want != old.stamps.get(PROFILE_KIND) and want[0] is not None and not self._is_refused(PROFILE_KIND, want[0]):
+            if want != old.stamps.get(PROFILE_KIND) and want[0] is not None and not self._is_refused(PROFILE_KIND, want):
                 try:
                     similar = self._load_similar(want[0])
                     stamps[PROFILE_KIND] = want
                     self._refused.pop(PROFILE_KIND, None)
                     events.append(f"serving siamese model {want[0]}")
                 except Exception as exc:  # noqa: BLE001 - any failure refuses the artifact, never the server
-                    events.append(self._refuse(PROFILE_KIND, want[0], exc))
+                    events.append(self._refuse(PROFILE_KIND, want, exc))
                     similar = old.similar
             rec = old.recommender
             want = targets[LINK_KIND]
-            link_changed = want != old.stamps.get(LINK_KIND) and want[0] is not None and not self._is_refused(LINK_KIND, want[0])
-            if link_changed:
-                assert want[0] is not None
+            if want != old.stamps.get(LINK_KIND) and want[0] is not None and not self._is_refused(LINK_KIND, want):
                 try:
                     rec = self._load_recommender(want[0], similar)
                     stamps[LINK_KIND] = want
                     self._refused.pop(LINK_KIND, None)
                     events.append(f"serving linkpred model {want[0]}")
                 except Exception as exc:  # noqa: BLE001
-                    events.append(self._refuse(LINK_KIND, want[0], exc))
+                    events.append(self._refuse(LINK_KIND, want, exc))
                     rec = old.recommender
-            if rec is not None and similar is not rec.profile_model and not link_changed:
-                rec = self._with_profile_model(rec, similar)
+            if rec is not None and rec is old.recommender and similar is not rec.profile_model:
+                rec = self._with_profile_model(rec, similar)  # the same link model with the new Siamese one
             if rec is not old.recommender or similar is not old.similar:
                 self._set = ServedSet(rec, similar, stamps)  # the swap: one reference assignment
             else:
                 self._set = ServedSet(old.recommender, old.similar, stamps, old.loaded_at)
             for line in events:
-                log.info("%s", line)
+                level = logging.ERROR if line.startswith("refused") else logging.WARNING if line.startswith("could not") else logging.INFO
+                if level != logging.WARNING or line not in self._warned:  # a store outage is logged once per version
+                    log.log(level, "%s", line)
+                self._warned = {line} if level == logging.WARNING else set()
+            if events and self.on_change is not None:
+                self.on_change(self.status()["served"])
             return events
 
-    def _is_refused(self, kind: str, version: str) -> bool:
+    def _is_refused(self, kind: str, stamp: tuple[str | None, int]) -> bool:
         refused = self._refused.get(kind)
-        return refused is not None and refused.version == version
+        return refused is not None and refused.stamp == stamp
 
-    def _refuse(self, kind: str, version: str, exc: BaseException) -> str:
+    def _refuse(self, kind: str, stamp: tuple[str | None, int], exc: BaseException) -> str:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        self._refused[kind] = Refusal(kind, version, reason, dt.datetime.now(dt.UTC))
-        line = f"refused {kind} model {version}: {reason}; still serving {self._set.version(kind) or 'nothing'}"
-        log.error("%s", line)
-        return line
+        version = str(stamp[0])
+        if is_store_error(exc):  # the store, not the artifact: try the same version again next time
+            return f"could not check {kind} model {version} ({reason}): the store is not answering; trying again"
+        self._refused[kind] = Refusal(kind, version, reason, dt.datetime.now(dt.UTC), stamp)
+        return f"refused {kind} model {version}: {reason}; still serving {self._set.version(kind) or 'nothing'}"
 
     def _load_similar(self, version: str) -> SimilarUsers:
         svc = SimilarUsers(self.store, version=version)
@@ -206,7 +219,7 @@ class ServedModels:
         return svc
 
     def _load_recommender(self, version: str, similar: SimilarUsers | None) -> Recommender:
-        rec = Recommender(self.store, version=version, bot_threshold=None, profile_model=similar)
+        rec = Recommender(self.store, version=version, bot_threshold=None, profile_model=similar, load_profile_model=False)
         self._probe(rec)
         return rec
 
@@ -267,7 +280,7 @@ class ServedModels:
         return {
             "served": {kind: current.version(kind) for kind in SERVED_KINDS},
             "latest": {kind: artifacts.latest_version(self.home, kind) for kind in SERVED_KINDS},
-            "refused": [r.as_dict() for r in self._refused.values()],
+            "refused": [r.as_dict() for r in list(self._refused.values())],
             "loaded_at": current.loaded_at.isoformat(),
             "last_check": self.last_check.isoformat() if self.last_check else None,
         }

@@ -156,8 +156,9 @@ def _insert_new(conn: Connection, table: Any, values: Mapping[str, Any], *, upda
         done = stmt.on_conflict_do_update(index_elements=list(conflict), set_=dict(update))
     else:
         done = stmt.on_conflict_do_nothing()
-    # RETURNING says whether a row was written (a driver's rowcount for ON CONFLICT is not reliable)
-    return conn.execute(done.returning(literal_column("1"))).first() is not None
+    if conn.dialect.name == "postgresql":  # RETURNING says whether a row was written (psycopg's rowcount does not, here)
+        return conn.execute(done.returning(literal_column("1"))).first() is not None
+    return bool(conn.execute(done).rowcount)  # SQLite's changes(): exact, and no RETURNING needed (SQLite < 3.35)
 
 
 def _merged_attributes(current: Mapping[str, Any] | None, changes: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -575,7 +576,9 @@ class GraphStore:
         if not np.isfinite(as32).all():  # as the importers: a value that overflows float32 is refused, not stored as inf
             bad = names[int(np.flatnonzero(~np.isfinite(as32))[0])]
             raise InputError(f"feature {bad!r}: value {features[bad]!r} overflows float32")
-        positions, dim, _ = loader.ensure_feature_columns(conn, names, allow_new=allow_new)
+        positions, dim, added = loader.ensure_feature_columns(conn, names, allow_new=allow_new)
+        if added:  # a new column changes every profile's width: a new store revision, whatever the values
+            bulk.bump_revision(conn)
         vec = decode_vector(base, dim)
         vec[positions] = vals.astype(np.float32)
         return encode_vector(vec)
