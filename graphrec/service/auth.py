@@ -119,7 +119,7 @@ def required_scope(app: Any, scope: dict[str, Any]) -> str:
 class Authenticated:
     """ASGI middleware: every request under ``/v1`` needs a bearer token with the scope its route
     declares, checked before anything else looks at the request (its parameters, its body):
-    ``401`` without a valid token, ``403`` without the scope. A token is read from the store at
+    ``401`` without a valid token, ``403`` without the scope. A token is looked up in the store at
     most once a second (:class:`TokenCache`), in a worker thread; the token's
     :class:`~graphrec.store.tokens.TokenInfo` is kept on the request for the access log and for
     routes that need more (a hard delete needs ``admin``)."""
