@@ -84,6 +84,7 @@ from graphrec.store.vectors import decode_vector, encode_vector, stored_length
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.store.importers import BatchExtension, EdgeBatch, LabelBatch, UserBatch
+    from graphrec.store.stream import GraphStream
 
 log = logging.getLogger(__name__)
 
@@ -1248,6 +1249,21 @@ class GraphStore:
         return infos
 
     # -- snapshot, stats ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def stream(self) -> Iterator["GraphStream"]:
+        """The graph as chunked reads of one consistent snapshot, for processes that must not
+        hold the whole graph (:mod:`graphrec.store.stream`)::
+
+            with store.stream() as graph:
+                for chunk in graph.friendships(chunk_rows=1_000_000):
+                    ...  # chunk.user_lo, chunk.user_hi: int64 internal ids
+
+        The read transaction stays open for the ``with`` block (repeatable read on PostgreSQL)."""
+        from graphrec.store.stream import GraphStream
+
+        with self.read() as conn:
+            yield GraphStream(conn)
+
     def snapshot(self, *, include_synthetic: bool = True, label_source: str | None = None) -> Snapshot:
         """A consistent snapshot of active users (see :class:`~graphrec.store.snapshot.Snapshot`)."""
         with self.read() as conn:
