@@ -13,14 +13,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 
 from graphrec.store.engine import dispose_engine
 from graphrec.store.store import GraphStore
@@ -218,19 +216,3 @@ def make_backend(kind: str, built: dict[str, Any], where: Path) -> tuple[Backend
     url, drop = pg_schema_url(PG_URL)
     load_graph(GraphStore(url, home=home), built["users"], built["edges"])
     return Backend(url, home, built["versions"], "postgresql"), drop
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, service_built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    """Each backend, loaded, for one test module (import this fixture into the module)."""
-    b, drop = make_backend(request.param, service_built, tmp_path_factory.mktemp(request.param))
-    yield b
-    drop()
-
-
-@pytest.fixture(scope="module")
-def server(backend: Backend) -> Iterator[Server]:
-    """``graphrec serve`` on ``backend`` with read, write and admin tokens, for one module."""
-    srv = start_server(backend, tokens=make_tokens(backend))
-    yield srv
-    assert srv.stop() == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import text
 
+from conftest import store_with_models, train_once
 from graphrec.cli import cli
 from graphrec.core.graph import Graph
 from graphrec.jobs.nightly import run_nightly
@@ -166,33 +166,26 @@ def _cli(url: str, home: Path, *args: str):
 
 @pytest.fixture(scope="module")
 def bot_and_anomaly_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graphrec.store.engine import dispose_engine
+    def train(store: GraphStore) -> None:
+        bots = get_task("bots")
+        train_and_register(store, bots, bots.config_type(folds=2, epochs=15, threads=1))  # type: ignore[call-arg]
+        train_and_register(store, AnomalyTask(), AnomalyConfig(seed=0, threads=1, **FAST_AE))
 
-    folder = tmp_path_factory.mktemp("anomaly")
-    url = f"sqlite:///{folder / 'train.db'}"
-    store = GraphStore(url, home=folder / "home")
-    store.initialize()
-    g = _bot_graph()
-    load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
-    bots = get_task("bots")
-    train_and_register(store, bots, bots.config_type(folds=2, epochs=15, threads=1))  # type: ignore[call-arg]
-    train_and_register(store, AnomalyTask(), AnomalyConfig(seed=0, threads=1, **FAST_AE))
-    dispose_engine(url)
-    return folder / "home"
+    return train_once(tmp_path_factory.mktemp("anomaly"), _load_bot_graph, train)
 
 
 def _bot_graph():
     return inject_bot_region(honest_graph(600, mean_degree=10, n_features=8, seed=0), n_bots=60, attack_edges=3, seed=0)
 
 
-@pytest.fixture
-def job_store(database_url: str, tmp_path: Path, bot_and_anomaly_home: Path) -> GraphStore:
-    shutil.copytree(bot_and_anomaly_home, tmp_path / "home")
-    store = GraphStore(database_url, home=tmp_path / "home")
-    store.initialize()
+def _load_bot_graph(store: GraphStore) -> None:
     g = _bot_graph()
     load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
-    return store
+
+
+@pytest.fixture
+def job_store(database_url: str, tmp_path: Path, bot_and_anomaly_home: Path) -> GraphStore:
+    return store_with_models(database_url, tmp_path, bot_and_anomaly_home, _load_bot_graph)
 
 
 def _runs(store: GraphStore) -> list[tuple]:

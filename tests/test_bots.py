@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from conftest import store_with_models, train_once
 from graphrec.cli import cli
 from graphrec.core.graph import csr_from_edges
 from graphrec.core.ops import structural_features
 from graphrec.errors import JobLockedError, StoreStateError
 from graphrec.jobs.nightly import NightlyResult, TaskRun, run_nightly
-from graphrec.store.engine import dispose_engine
 from graphrec.store.locks import JobLease
 from graphrec.store.store import GraphStore
 from graphrec.tasks.base import train_and_register
@@ -95,25 +95,17 @@ def test_model_learns_and_beats_baselines() -> None:
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bot model trained once on the small injected graph (artifacts are independent of the
     database they were trained from, so every store below serves a copy of it)."""
-    folder = tmp_path_factory.mktemp("bots")
-    url = f"sqlite:///{folder / 'train.db'}"
-    store = GraphStore(url, home=folder / "home")
-    store.initialize()
+    return train_once(tmp_path_factory.mktemp("bots"), _load_small_graph, lambda store: train_and_register(store, get_task("bots"), FAST))
+
+
+def _load_small_graph(store: GraphStore) -> None:
     g = small_graph()
     load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
-    train_and_register(store, get_task("bots"), FAST)
-    dispose_engine(url)
-    return folder / "home"
 
 
 @pytest.fixture
 def bot_store(database_url: str, tmp_path: Path, trained_home: Path) -> GraphStore:
-    shutil.copytree(trained_home, tmp_path / "home")
-    store = GraphStore(database_url, home=tmp_path / "home")
-    store.initialize()
-    g = small_graph()
-    load_into_store(store, g, sample_labels(g.is_bot, 0.15, seed=0))
-    return store
+    return store_with_models(database_url, tmp_path, trained_home, _load_small_graph)
 
 
 def _runs(store: GraphStore) -> list[tuple]:

@@ -18,7 +18,7 @@ import pytest
 from graphrec.client import AuthError, Client, ServiceError, ServiceUnavailableError
 from graphrec.errors import ConcurrentWriteError, ConflictError, GraphrecError, InputError, NotFoundError, StoreStateError
 from graphrec.service import schemas as s
-from tests.service_harness import Backend, Server, backend, copy_home, free_port, server, start_server  # noqa: F401 (fixtures)
+from tests.service_harness import Backend, Server, copy_home, free_port, start_server
 
 pytestmark = pytest.mark.slow
 

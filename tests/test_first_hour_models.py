@@ -8,7 +8,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import click
@@ -17,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from conftest import store_with_models, train_once
 from graphrec import artifacts
 from graphrec.cli import cli
 from graphrec.errors import InputError, StoreStateError
 from graphrec.jobs.models import list_models, promote, rollback, show_model
 from graphrec.jobs.nightly import FlagRateError, run_nightly
-from graphrec.store.engine import dispose_engine
 from graphrec.store.store import GraphStore
 from graphrec.tasks.base import train_and_register
 from graphrec.tasks.bots.config import BotConfig
@@ -47,23 +46,12 @@ def _load(store: GraphStore, *, random_labels: bool = False) -> None:
 @pytest.fixture(scope="module")
 def bot_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny bot model, trained once (artifacts do not depend on the database)."""
-    folder = tmp_path_factory.mktemp("first_hour_bots")
-    url = f"sqlite:///{folder / 'train.db'}"
-    store = GraphStore(url, home=folder / "home")
-    store.initialize()
-    _load(store)
-    train_and_register(store, get_task("bots"), TINY)
-    dispose_engine(url)
-    return folder / "home"
+    return train_once(tmp_path_factory.mktemp("first_hour_bots"), _load, lambda store: train_and_register(store, get_task("bots"), TINY))
 
 
 @pytest.fixture
 def bot_store(database_url: str, tmp_path: Path, bot_home: Path) -> GraphStore:
-    shutil.copytree(bot_home, tmp_path / "home")
-    store = GraphStore(database_url, home=tmp_path / "home")
-    store.initialize()
-    _load(store)
-    return store
+    return store_with_models(database_url, tmp_path, bot_home, _load)
 
 
 def _break_threshold(home: Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
+from conftest import ego_facebook_store
 from graphrec.cli import cli
 from graphrec.serving.freshness import model_freshness
 from graphrec.serving.recommend import recommend_user
@@ -165,10 +166,7 @@ def with_siamese(tmp_path_factory: pytest.TempPathFactory) -> GraphStore:
     from graphrec.tasks.siamese.config import SiameseConfig
     from graphrec.tasks.siamese.train import SiameseTask
 
-    root = tmp_path_factory.mktemp("sim")
-    store = GraphStore(f"sqlite:///{root / 'g.db'}", home=root / "home")
-    store.initialize()
-    store.import_ego_facebook()
+    store = ego_facebook_store(tmp_path_factory.mktemp("sim"))
     train_and_register(store, SiameseTask(), SiameseConfig(epochs=1, batch_size=256))
     return store
 
@@ -219,10 +217,7 @@ def test_serving_help_has_no_markup_and_describes_every_option(path: list[str]) 
 @pytest.fixture(scope="module")
 def labelled_store(tmp_path_factory: pytest.TempPathFactory) -> GraphStore:
     """The bundled ego-Facebook graph with 12 labelled bots (one dense region) and 30 humans."""
-    root = tmp_path_factory.mktemp("est")
-    store = GraphStore(f"sqlite:///{root / 'g.db'}", home=root / "home")
-    store.initialize()
-    store.import_ego_facebook()
+    store = ego_facebook_store(tmp_path_factory.mktemp("est"))
     for user in range(3980, 3992):
         store.set_label(str(user), "bot")
     for user in range(0, 300, 10):

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import train_once
 from graphrec import artifacts
 from graphrec.cli import cli
-from graphrec.store.engine import dispose_engine
 from graphrec.store.store import GraphStore
 from graphrec.tasks.base import train_and_register
 from graphrec.tasks.bots.inject import honest_graph, inject_bot_region, load_into_store, sample_labels
@@ -46,17 +46,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from graphrec.tasks.synth.config import SynthConfig
     from graphrec.tasks.synth.synthesize import synthesize
 
-    folder = tmp_path_factory.mktemp("hardening_models")
-    url = f"sqlite:///{folder / 'train.db'}"
-    store = GraphStore(url, home=folder / "home")
-    store.initialize()
-    _load_graph(store)
-    for name, cfg in (("linkpred", {"epochs": 1}), ("siamese", {"epochs": 1}), ("bots", {"folds": 2, "epochs": 5}), ("anomaly", {"epochs": 2})):
-        task = get_task(name)
-        train_and_register(store, task, task.config_type(seed=0, threads=1, **cfg))  # type: ignore[call-arg]
-    synthesize(store, SynthConfig(n=10, epochs=2, threads=1))
-    dispose_engine(url)
-    return folder / "home"
+    def train(store: GraphStore) -> None:
+        for name, cfg in (("linkpred", {"epochs": 1}), ("siamese", {"epochs": 1}), ("bots", {"folds": 2, "epochs": 5}), ("anomaly", {"epochs": 2})):
+            task = get_task(name)
+            train_and_register(store, task, task.config_type(seed=0, threads=1, **cfg))  # type: ignore[call-arg]
+        synthesize(store, SynthConfig(n=10, epochs=2, threads=1))
+
+    return train_once(tmp_path_factory.mktemp("hardening_models"), _load_graph, train)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from conftest import write
+from conftest import ego_facebook_store, write
 from graphrec import artifacts
 from graphrec.cli import cli
 from graphrec.errors import InputError, NotFoundError
@@ -26,10 +26,7 @@ FAST = LinkPredConfig(seed=0, rounds=1, users_per_round=400, epochs=2, gnn_dim=8
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> GraphStore:
-    root = tmp_path_factory.mktemp("rec")
-    store = GraphStore(f"sqlite:///{root / 'g.db'}", home=root / "home")
-    store.initialize()
-    store.import_ego_facebook()
+    store = ego_facebook_store(tmp_path_factory.mktemp("rec"))
     train_and_register(store, LinkPredTask(), FAST)
     return store
 

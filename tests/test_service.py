@@ -26,7 +26,7 @@ from click.testing import CliRunner
 
 from graphrec import artifacts
 from graphrec.service.auth import TOKEN_CACHE_SECONDS
-from tests.service_harness import Backend, Server, backend, make_backend, make_tokens, server, start_server  # noqa: F401 (fixtures)
+from tests.service_harness import Backend, Server, make_backend, make_tokens, start_server
 
 pytestmark = pytest.mark.slow
 

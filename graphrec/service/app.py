@@ -50,7 +50,7 @@ from graphrec.config import Settings
 from graphrec.errors import InputError, mapped_exception_types
 from graphrec.service import schemas as s
 from graphrec.service.auth import Authenticated, TokenCache, add_security_scheme, openapi_security
-from graphrec.service.errors import error_response, on_exception, on_http_exception, on_validation_error
+from graphrec.service.errors import RejectEncodedSlash, error_response, on_exception, on_http_exception, on_validation_error
 from graphrec.service.metrics import Instrumented, registry_for, render, set_served_models, worker_exit
 
 log = logging.getLogger("graphrec.service")
@@ -110,7 +110,6 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
             await anyio.to_thread.run_sync(served.start)
         except Exception as exc:  # noqa: BLE001
             log.error("models not loaded at start: %s", exc)
-        set_served_models(served.status()["served"])
         yield
         served.stop()
         worker_exit()
@@ -124,6 +123,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
     app.state.verify_token = verify_token
     app.state.token_cache = TokenCache()
     app.state.metrics = registry_for(store)
+    app.add_middleware(RejectEncodedSlash)
     app.add_middleware(Authenticated)  # inside Instrumented: a refused request is measured and logged too
     app.add_middleware(Instrumented)
     app.add_exception_handler(RequestValidationError, on_validation_error)
@@ -136,11 +136,6 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
 
     READ, WRITE, ADMIN = (openapi_security(scope) for scope in ("read", "write", "admin"))
     v1 = f"/{API_VERSION}"
-
-    def models_status() -> dict[str, Any]:
-        status = served.status()
-        set_served_models(status["served"])
-        return status
 
     # -- operations -------------------------------------------------------------------------
     @app.get("/healthz", response_model=s.Health, tags=["operations"])
@@ -164,7 +159,6 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
     def metrics() -> Response:
         """Prometheus metrics of every worker."""
-        models_status()
         return Response(render(app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def answer(request: Request, work: Callable[[], Any]) -> Response:
@@ -265,7 +259,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
     @app.get(v1 + "/models", response_model=s.ServedModelsStatus, tags=["store"], openapi_extra=READ, responses=_ERRORS)
     async def models(request: Request) -> Any:
         """The model versions this worker serves, what ``LATEST`` names, and refused versions."""
-        return await answer(request, models_status)
+        return await answer(request, served.status)
 
     # -- writes -------------------------------------------------------------------------------
     @app.post(v1 + "/users", response_model=s.UserProfile, status_code=201, tags=["users"], openapi_extra=WRITE, responses=_ERRORS)
@@ -347,7 +341,7 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
     @app.post(v1 + "/admin/models/reload", response_model=s.Reload, tags=["operations"], openapi_extra=ADMIN, responses=_ERRORS)
     async def reload_models(request: Request) -> Any:
         """Look for new ``LATEST`` models now (this worker; the others within their watch interval)."""
-        return await answer(request, lambda: {"changes": served.refresh(), "models": models_status()})
+        return await answer(request, lambda: {"changes": served.refresh(), "models": served.status()})
 
     base_openapi = app.openapi
 

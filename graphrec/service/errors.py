@@ -119,3 +119,20 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405:
         detail = f"method {request.method} not allowed on {request.url.path}"
     return error_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+
+
+class RejectEncodedSlash:
+    """ASGI middleware: ``422`` for a path with an encoded ``/`` (``%2F``). The server decodes it
+    before routing, so ``/v1/users/a%2Ffriends`` would answer for user ``a``: a user id that
+    contains ``/`` cannot be addressed in a URL path, and is refused rather than misrouted."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and b"%2f" in scope.get("raw_path", b"").lower():
+            response = error_response(422, "invalid_input", "the path contains an encoded slash (%2F): "
+                                                            "user ids that contain / cannot be addressed in a URL path")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -127,8 +127,7 @@ def mark_dead(pid: int) -> None:
 
 class Instrumented:
     """ASGI middleware: request id (``X-Request-ID``, the client's when it sends a sane one),
-    metrics and the access log for every HTTP request; a path with an encoded slash is refused
-    here, before routing (:func:`_encoded_slash`)."""
+    metrics and the access log for every HTTP request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -152,10 +151,7 @@ class Instrumented:
             await send(message)
 
         try:
-            if b"%2f" in scope.get("raw_path", b"").lower():
-                await _encoded_slash(send_wrapper)
-            else:
-                await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             route_obj = scope.get("route")
@@ -170,17 +166,6 @@ class Instrumented:
                                                   "duration_ms": round(elapsed * 1000, 3), "request_id": request_id,
                                                   "client": f"{client[0]}:{client[1]}",
                                                   "token": getattr(scope.get("graphrec.token"), "name", None)}})
-
-
-async def _encoded_slash(send: Send) -> None:
-    """``422`` for a path with an encoded ``/`` (``%2F``): the server decodes it before routing, so
-    ``/v1/users/a%2Ffriends`` would answer for user ``a``. A user id that contains ``/`` cannot be
-    addressed in a URL path: refused, never misrouted."""
-    body = (b'{"error":{"code":"invalid_input","message":"the path contains an encoded slash (%2F): '
-            b'user ids that contain / cannot be addressed in a URL path"}}')
-    await send({"type": "http.response.start", "status": 422,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

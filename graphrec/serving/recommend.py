@@ -214,10 +214,15 @@ class Recommender:
         ``deleted`` (deleted or unknown to the store), ``synthetic`` and ``bots`` (the bot filter,
         :meth:`bot_filter_description`) count the ranked candidates dropped on the way to the
         ``k`` kept. A wall of ``bots`` is the sign of a bad bot model or threshold."""
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InputError(f"k must be a positive integer, got {k!r}")
         suggestions, removed, _ = self.recommend_at_revision(user, k)
         return suggestions, removed
+
+    def recommendation(self, user: str | int, k: int = 20) -> "Recommendation":
+        """``user``'s suggestions with what each filter removed, the bot filter and the served
+        models' freshness against the store revision the request itself read (no second read)."""
+        suggestions, removed, revision = self.recommend_at_revision(user, k)
+        return Recommendation(str(user), suggestions, self.version, removed, self.bot_filter_description(),
+                              recommender_freshness(self, revision))
 
     def recommend_at_revision(self, user: str | int, k: int = 20) -> tuple[list[Suggestion], dict[str, int], int]:
         """:meth:`recommend_filtered`, and the store revision the request read (for freshness,
@@ -375,9 +380,7 @@ def recommend_user(
     id) from a :class:`Recommender` over the served (or given) link model, filtered by
     ``bot_threshold`` (see :class:`Recommender`), with what each filter removed and the model's
     freshness. :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
-    rec = Recommender(store, version=version, bot_threshold=bot_threshold)
-    suggestions, removed, revision = rec.recommend_at_revision(user, k)
-    return Recommendation(user, suggestions, rec.version, removed, rec.bot_filter_description(), recommender_freshness(rec, revision))
+    return Recommender(store, version=version, bot_threshold=bot_threshold).recommendation(user, k)
 
 
 @dataclass

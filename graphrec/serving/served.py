@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphrec import artifacts
 from graphrec.errors import NotFoundError, StoreStateError, is_store_error
-from graphrec.serving.freshness import model_revision, of_model
-from graphrec.serving.recommend import Recommendation, Recommender, recommender_freshness
+from graphrec.serving.recommend import Recommendation, Recommender
 from graphrec.serving.similar import SimilarUsers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -290,10 +289,7 @@ def served_recommendations(served: ServedModels, user: str, *, k: int = 20, bot_
     """``GET /v1/users/{id}/recommendations``: :func:`~graphrec.serving.recommend.recommend_user`
     from the loaded models (the same suggestions, filters, reasons and freshness), with the bot
     filter of this request."""
-    rec = served.recommender().with_bot_threshold(bot_threshold)
-    suggestions, removed, revision = rec.recommend_at_revision(user, k)
-    return Recommendation(str(user).strip(), suggestions, rec.version, removed, rec.bot_filter_description(),
-                          recommender_freshness(rec, revision))
+    return served.recommender().with_bot_threshold(bot_threshold).recommendation(str(user).strip(), k)
 
 
 def served_batch(served: ServedModels, users: list[str], *, k: int = 20, bot_threshold: float | str | None = "flagged") -> dict[str, Any]:
@@ -318,14 +314,4 @@ def served_batch(served: ServedModels, users: list[str], *, k: int = 20, bot_thr
 def served_similar(served: ServedModels, user: str, *, k: int = 10) -> dict[str, Any]:
     """``GET /v1/users/{id}/similar``: :func:`~graphrec.serving.similar.find_similar` from the
     loaded Siamese model."""
-    from graphrec.errors import InputError
-
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InputError(f"k must be a positive integer, got {k!r}")
-    svc = served.similar_users()
-    ext = str(user).strip()
-    features, revision = served.store.profile_vector(ext, feature_dim=svc.width)  # one read: the profile and the store revision
-    found = svc.nearest(svc.encoder(features)[0], k, exclude={ext})
-    fresh = of_model(svc.model.kind, svc.version, model_revision(svc.manifest), revision)
-    return {"user": ext, "model": svc.version, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found],
-            "freshness": [fresh.as_dict()]}
+    return served.similar_users().answer(user, k)

@@ -82,19 +82,34 @@ class SimilarUsers:
         """The profile width the model reads."""
         return self.model.in_dim
 
-    def embed_user(self, user: str | int) -> tuple[str, np.ndarray]:
-        """(external id, embedding of the user's current profile read at the model's own width);
-        ``NotFoundError`` for an unknown or deleted user."""
+    def embed_user(self, user: str | int) -> tuple[str, np.ndarray, int]:
+        """(external id, embedding of the user's current profile read at the model's own width,
+        the store revision it was read at), in one read; ``NotFoundError`` for an unknown or
+        deleted user."""
         ext = str(user).strip()
-        ctx = self.store.serving_context(ext, feature_dim=self.width)
-        return ext, self.encoder(ctx["features"])[0]
+        features, revision = self.store.profile_vector(ext, feature_dim=self.width)
+        return ext, self.encoder(features)[0], revision
 
     def similar(self, user: str | int, k: int = 10, *, exclude: set[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` users with the most similar learned profile embedding (external id, cosine)."""
+        return self._similar(user, k, exclude)[0]
+
+    def _similar(self, user: str | int, k: int, exclude: set[str] | None = None) -> tuple[list[tuple[str, float]], int]:
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
-        ext, z = self.embed_user(user)
-        return self.nearest(z, k, exclude={ext} | (exclude or set()))
+        ext, z, revision = self.embed_user(user)
+        return self.nearest(z, k, exclude={ext} | (exclude or set())), revision
+
+    def answer(self, user: str | int, k: int = 10) -> dict[str, Any]:
+        """``graphrec similar``: ``{"user", "model", "similar": [{"user", "similarity"}, ...],
+        "freshness": [...]}``, the ``k`` users whose learned profile embedding is closest to
+        ``user``'s current profile, and whether this model is older than the store."""
+        from graphrec.serving.freshness import model_revision, of_model
+
+        found, revision = self._similar(user, k)
+        fresh = of_model(self.model.kind, self.version, model_revision(self.manifest), revision)
+        return {"user": str(user).strip(), "model": self.version,
+                "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found], "freshness": [fresh.as_dict()]}
 
     def nearest(self, z: np.ndarray, k: int, *, exclude: set[str], score_kind: str | None = None,
                 score_threshold: float | str = "flagged", removed: dict[str, int] | None = None) -> list[tuple[str, float]]:
@@ -164,13 +179,7 @@ def find_similar(store: "GraphStore", user: str, k: int = 10, *, version: str | 
     "freshness": [...]}``, the ``k`` users whose learned profile embedding is closest to
     ``user``'s current profile, and whether the Siamese model is older than the store
     (:mod:`graphrec.serving.freshness`)."""
-    from graphrec.serving.freshness import model_revision, of_model
-
-    svc = SimilarUsers(store, version=version)
-    found = svc.similar(user, k)
-    fresh = of_model(svc.model.kind, svc.version, model_revision(svc.manifest), store.revision())
-    return {"user": str(user).strip(), "model": svc.version, "similar": [{"user": e, "similarity": round(s, 4)} for e, s in found],
-            "freshness": [fresh.as_dict()]}
+    return SimilarUsers(store, version=version).answer(user, k)
 
 
 def sync_index(store: "GraphStore", *, version: str | None = None) -> dict[str, Any]:
