@@ -82,10 +82,14 @@ class SimilarUsers:
         """The profile width the model reads."""
         return self.model.in_dim
 
-    def embed_user(self, user: str | int) -> tuple[str, np.ndarray, int]:
-        """(external id, embedding of the user's current profile read at the model's own width,
-        the store revision it was read at), in one read; ``NotFoundError`` for an unknown or
-        deleted user."""
+    def embed_user(self, user: str | int) -> tuple[str, np.ndarray]:
+        """(external id, embedding of the user's current profile read at the model's own width);
+        ``NotFoundError`` for an unknown or deleted user."""
+        ext, z, _ = self._embed(user)
+        return ext, z
+
+    def _embed(self, user: str | int) -> tuple[str, np.ndarray, int]:
+        """:meth:`embed_user` and the store revision the profile was read at (one read)."""
         ext = str(user).strip()
         features, revision = self.store.profile_vector(ext, feature_dim=self.width)
         return ext, self.encoder(features)[0], revision
@@ -97,7 +101,7 @@ class SimilarUsers:
     def _similar(self, user: str | int, k: int, exclude: set[str] | None = None) -> tuple[list[tuple[str, float]], int]:
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
-        ext, z, revision = self.embed_user(user)
+        ext, z, revision = self._embed(user)
         return self.nearest(z, k, exclude={ext} | (exclude or set())), revision
 
     def answer(self, user: str | int, k: int = 10) -> dict[str, Any]:
