@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, select, tuple_
+from sqlalchemy import Connection, and_, bindparam, func, select, tuple_
 from sqlalchemy.orm import aliased
 
-from graphrec.store.schema import FeatureColumn, Friendship, StoreRevision, User
+from graphrec.store.schema import FeatureColumn, Friendship, Label, StoreRevision, User
 from graphrec.store.vectors import decode_rows
 
 #: default rows per chunk: users (with their feature blobs) and friendships (two integers)
@@ -78,6 +78,29 @@ class GraphStream:
         self.revision = int(conn.execute(select(StoreRevision.revision).where(StoreRevision.id == 1)).scalar_one())
         #: the feature columns, in position order (the width of every chunk's ``features``)
         self.feature_names: list[str] = list(conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position)).scalars())
+
+    def count_users(self, *, include_synthetic: bool = True) -> int:
+        """How many active users :meth:`users` yields (what a partitioner sizes its ranges by)."""
+        query = select(func.count()).select_from(User).where(User.deleted_at.is_(None))
+        if not include_synthetic:
+            query = query.where(User.is_synthetic == False)  # noqa: E712
+        return int(self._conn.execute(query).scalar_one())
+
+    def labels(self, label_source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every user's current label as ``(user_ids int64, labels object)``, sorted by user id,
+        one per user: the latest label wins across sources (by ``updated_at``, then source), as in
+        :func:`~graphrec.store.snapshot.read_snapshot`; only ``label_source``'s when given.
+        Labels are a small share of the users (a few labelled accounts), so they come in one read."""
+        query = select(Label.user_id, Label.label)
+        if label_source is not None:
+            query = query.where(Label.source == label_source)
+        latest: dict[int, str] = {}
+        for uid, lab in self._conn.execute(query.order_by(Label.updated_at, Label.source)):
+            latest[int(uid)] = str(lab)
+        ids = np.fromiter(latest.keys(), dtype=np.int64, count=len(latest))
+        labs = np.array(list(latest.values()), dtype=object)
+        order = np.argsort(ids, kind="stable")
+        return ids[order], labs[order]
 
     def users(self, chunk_rows: int = USER_CHUNK, *, include_synthetic: bool = True) -> Iterator[UserChunk]:
         """Active users in internal-id order, at most ``chunk_rows`` per chunk."""

@@ -1,0 +1,75 @@
+"""Which engine runs a batch job, and the Ray session the ``ray`` engine runs in.
+
+``local`` (the default) is the single-process path every command always had; ``ray`` runs the
+same job as Ray stages, on a local Ray cluster started for the job (``ray.init()``, as many CPUs
+as the machine has or ``num_cpus``) or on an existing cluster (``address``, e.g.
+``ray://head:10001`` or ``auto``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphrec.errors import InputError
+
+#: the engines a batch command can run on
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How to reach Ray: ``address`` of an existing cluster (None: start a local one with
+    ``num_cpus`` CPUs, None = all), and how many ``workers`` (partitions held at once) a job uses."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise InputError(f"workers must be a positive integer, got {self.workers!r}")
+        if self.num_cpus is not None and (isinstance(self.num_cpus, bool) or not isinstance(self.num_cpus, int) or self.num_cpus < 1):
+            raise InputError(f"num_cpus must be a positive integer, got {self.num_cpus!r}")
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is one of :data:`ENGINES`, else an :class:`InputError`."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
+    return engine
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or an :class:`InputError` saying how to install it."""
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InputError("the ray engine needs the distributed extra: pip install 'graphrec[distributed]'") from exc
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions | None = None) -> Iterator[Any]:
+    """Ray, initialised for the ``with`` block: joins ``options.address`` or starts a local
+    cluster, unless Ray is already initialised (a caller's session is reused and left running).
+    A session this function started is shut down at the end."""
+    ray = require_ray()
+    options = options or RayOptions()
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if options.address is not None:
+            kwargs["address"] = options.address
+        else:
+            kwargs["num_cpus"] = options.num_cpus or os.cpu_count() or 1
+        # workers import graphrec from the driver's environment (an editable install works as is)
+        ray.init(**kwargs)
+        started = True
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
