@@ -103,7 +103,8 @@ def structural_features(indptr: np.ndarray, indices: np.ndarray, *, pairs: int =
     neighbour degree).
 
     Clustering is estimated from ``pairs`` neighbour pairs drawn uniformly with replacement per
-    node (standard error at most ``0.5 / sqrt(pairs)``); nodes with fewer than two neighbours get 0.
+    node (standard error at most ``0.5 / sqrt(pairs)``; :func:`sample_neighbour_pairs`, keyed by
+    node, so a partitioned graph draws the same pairs); nodes with fewer than two neighbours get 0.
     """
     n = indptr.size - 1
     deg = np.diff(indptr)
@@ -117,25 +118,51 @@ def structural_features(indptr: np.ndarray, indices: np.ndarray, *, pairs: int =
 
     eligible = np.flatnonzero(deg >= 2)
     if eligible.size:
-        rng = np.random.default_rng(seed)
         keys = edge_keys(indptr, indices)
         hits = np.zeros(eligible.size, dtype=np.int64)
         chunk = max(1, 4_000_000 // pairs)
         for s in range(0, eligible.size, chunk):
             nodes = eligible[s : s + chunk]
-            d = deg[nodes]
-            a = rng.integers(0, d[:, None], size=(nodes.size, pairs))
-            b = rng.integers(0, d[:, None] - 1, size=(nodes.size, pairs))
-            b = b + (b >= a)  # a second, distinct neighbour
-            start = indptr[nodes][:, None]
-            u = indices[start + a]
-            v = indices[start + b]
-            q = u.astype(np.int64) * n + v
+            u, v = sample_neighbour_pairs(indptr, indices, nodes, nodes, pairs=pairs, seed=seed)
+            q = u * n + v
             pos = np.searchsorted(keys, q)
             pos[pos >= keys.size] = 0
             hits[s : s + chunk] = (keys[pos] == q).sum(axis=1)
         out[eligible, 1] = hits / pairs
     return out
+
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def hashed_uint64(keys: np.ndarray) -> np.ndarray:
+    """SplitMix64 (Steele, Lea & Flood, OOPSLA 2014) of every ``uint64`` key: a counter-based
+    random number generator. The draw for a key does not depend on which other keys are drawn or
+    in what order, so one partition of a graph draws exactly what the whole-graph computation
+    draws for the same nodes (the distributed engine's results equal the local engine's)."""
+    z = np.asarray(keys, dtype=np.uint64) + _MIX[0]
+    z = (z ^ (z >> np.uint64(30))) * _MIX[1]
+    z = (z ^ (z >> np.uint64(27))) * _MIX[2]
+    return z ^ (z >> np.uint64(31))
+
+
+def sample_neighbour_pairs(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, positions: np.ndarray, *,
+                           pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``pairs`` neighbour pairs ``(u, v)``, ``u != v`` positions in the row, drawn uniformly with
+    replacement for each of ``rows`` (rows of the CSR ``indptr``/``indices``, each with at least
+    two entries): two ``int64[len(rows), pairs]`` arrays of column ids.
+
+    The draws are keyed by ``(seed, positions[i], pair)`` (:func:`hashed_uint64`), ``positions``
+    being the rows' global node ids, so a partition's rows get the same pairs as in the whole graph."""
+    rows = np.asarray(rows, dtype=np.int64)
+    d = np.diff(indptr)[rows].astype(np.uint64)[:, None] if rows.size else np.zeros((0, 1), np.uint64)
+    base = (np.asarray(positions, dtype=np.uint64)[:, None] << np.uint64(24)) + (np.arange(pairs, dtype=np.uint64) << np.uint64(1))[None, :]
+    salt = hashed_uint64(np.asarray([seed], dtype=np.uint64))[0]
+    a = hashed_uint64(base ^ salt) % d
+    b = hashed_uint64((base + np.uint64(1)) ^ salt) % (d - np.uint64(1))
+    b = b + (b >= a)  # a second, distinct neighbour
+    start = indptr[rows][:, None]
+    return indices[start + a.astype(np.int64)].astype(np.int64), indices[start + b.astype(np.int64)].astype(np.int64)
 
 
 def edge_keys(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ users, so no process ever holds the whole edge list::
     <dir>/users/part-00003.parquet   position, user_id, external_id, is_synthetic, label, features
     <dir>/edges/part-00003.parquet   dst, src: every friendship of the partition's users, both
                                      directions, sorted by (dst, src)
+    <dir>/degrees/part-00003.npy     int64 degree of each of the partition's users (what another
+                                     partition needs to normalise its edges to these users)
 
 A user's **position** is its index among the active users in internal-id order: the node index
 of :meth:`GraphStore.snapshot <graphrec.store.store.GraphStore.snapshot>` at the same revision, so
@@ -139,6 +141,7 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
     shutil.rmtree(work, ignore_errors=True)
     (work / "users").mkdir(parents=True)
     (work / "edges").mkdir()
+    (work / "degrees").mkdir()
     spill = work / "spill"
     spill.mkdir()
     with store.stream() as graph:
@@ -208,6 +211,7 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
         assert pairs.shape[1] == 0 or (pairs[0, 0] >= start and pairs[0, -1] < stop)
         pq.write_table(pa.table([pa.array(pairs[0]), pa.array(pairs[1])], schema=schema), _part(work, "edges", p),
                        row_group_size=1 << 20)
+        np.save(work / "degrees" / f"part-{p:05d}.npy", np.bincount(pairs[0] - start, minlength=stop - start).astype(np.int64))
         del pairs
     shutil.rmtree(spill)
     manifest = PartitionManifest(revision, n, friendships, feature_names, bounds)
@@ -276,3 +280,8 @@ def read_edges(directory: str | Path, p: int) -> tuple[np.ndarray, np.ndarray]:
     indptr = np.zeros(stop - start + 1, dtype=np.int64)
     np.cumsum(np.bincount(dst - start, minlength=stop - start), out=indptr[1:])
     return indptr, src
+
+
+def read_degrees(directory: str | Path, p: int) -> np.ndarray:
+    """``int64``: the degree of each of partition ``p``'s users, in position order."""
+    return np.load(Path(directory) / "degrees" / f"part-{p:05d}.npy")

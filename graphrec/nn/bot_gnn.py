@@ -53,7 +53,12 @@ class MeanSAGE(nn.Module):
             agg = sym_spmm(adj, h_src)
         else:
             agg = torch.sparse.mm(adj, h_src)
-        return self.lin_nbr(agg * inv_deg) + self.lin_root(h_dst)
+        return self.from_mean(agg * inv_deg, h_dst)
+
+    def from_mean(self, nbr_mean: Tensor, h_dst: Tensor) -> Tensor:
+        """The layer from the destination rows' neighbour means already aggregated (what a
+        partitioned graph computes block by block: :mod:`graphrec.distributed.graphops`)."""
+        return self.lin_nbr(nbr_mean) + self.lin_root(h_dst)
 
 
 class BotGNN(nn.Module):
@@ -82,7 +87,16 @@ class BotGNN(nn.Module):
     def layer(self, i: int, h_src: Tensor, h_dst: Tensor, adj: Tensor, inv_deg: Tensor) -> Tensor:
         """Layer ``i`` for the destination rows of ``adj`` (``[n_dst, n_src]``; ``inv_deg``:
         ``[n_dst, 1]`` inverse degrees, 0 for isolated nodes)."""
-        return h_dst + self.dropout(torch.relu(self.norms[i](self.convs[i](h_src, h_dst, adj, inv_deg))))
+        return self.finish_layer(i, self.convs[i](h_src, h_dst, adj, inv_deg), h_dst)
+
+    def layer_from_mean(self, i: int, nbr_mean: Tensor, h_dst: Tensor) -> Tensor:
+        """Layer ``i`` given the destination rows' neighbour means ``[n_dst, hidden]`` (0 for
+        isolated nodes): the same maths as :meth:`layer`, for aggregations done elsewhere."""
+        return self.finish_layer(i, self.convs[i].from_mean(nbr_mean, h_dst), h_dst)
+
+    def finish_layer(self, i: int, conv_out: Tensor, h_dst: Tensor) -> Tensor:
+        """Residual, normalisation, activation and dropout around layer ``i``'s convolution."""
+        return h_dst + self.dropout(torch.relu(self.norms[i](conv_out)))
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
         """Logits ``[n]`` for node inputs ``x`` ``[n, in_dim]`` and a symmetric binary sparse
