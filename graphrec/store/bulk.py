@@ -6,7 +6,10 @@ more than the database work (the snapshot reader and the scoring-run writer use 
 
 * **SQLite**: chunked ``executemany`` on the sqlite3 connection inside the caller's transaction.
 * **PostgreSQL**: ``COPY ... FROM STDIN``. Integer pairs (friendships, blocks) use the binary COPY
-  format, built with one numpy structured-array write (26 bytes a row, no Python per row).
+  format, built with one numpy structured-array write (26 bytes a row, no Python per row). A
+  partitioned table (``friendships`` on PostgreSQL) takes the same paths: ``COPY`` routes each row
+  to its partition, and its indexes and foreign keys are dropped and re-created on the
+  partitioned parent, so on every partition.
 
 A large batch (at least :data:`LARGE_BATCH` rows and more rows than the table holds) is loaded with
 the table's secondary indexes (and, on PostgreSQL, its foreign keys) dropped and re-created
@@ -29,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -331,9 +335,16 @@ def _pg_insert_pairs(
 
 
 def _approx_rows(conn: Connection, table: str) -> int:
+    """The planner's row estimate (``reltuples``; for a partitioned table the sum over its
+    partitions, the parent has none), or an exact count where there is no estimate yet."""
     if conn.dialect.name == "postgresql":
         est = conn.execute(
-            text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
+            text(
+                "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT CASE WHEN bool_or(p.reltuples < 0) THEN -1 "
+                "ELSE coalesce(sum(p.reltuples), 0) END FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid "
+                "WHERE i.inhparent = c.oid) ELSE c.reltuples END::bigint FROM pg_class c WHERE c.oid = to_regclass(:t)"
+            ),
+            {"t": table},
         ).scalar()
         if est is not None and est >= 0:
             return int(est)
@@ -380,6 +391,8 @@ def _secondary_structures_dropped(conn: Connection, table: str) -> Iterator[None
     yield
     conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
     for _, ddl in indexes:
-        conn.exec_driver_sql(ddl)
+        # a partitioned table's index reads "ON ONLY t" (pg_dump's form, which builds no
+        # partition's index); re-created on the whole table it is built on every partition
+        conn.exec_driver_sql(re.sub(r" ON ONLY ", " ON ", ddl, count=1))
     for name, ddl in fkeys:
         conn.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}')

@@ -7,6 +7,7 @@ Conventions
 * **Friendships are undirected, stored once per pair** with ``user_lo < user_hi`` (internal
   ids); a CHECK constraint forbids self-loops and the reversed duplicate, the primary key forbids
   exact duplicates. ``(user_hi, user_lo)`` is indexed so neighbour lookups are two index scans.
+  On PostgreSQL the table is hash-partitioned by ``user_lo`` (migration 0003), the index too.
 * The numeric **feature vector** of a user is stored in ``users.features`` as a compact binary
   blob (see :mod:`graphrec.store.vectors`); ``feature_columns`` names each position. Vectors shorter
   than the current number of columns read as zero-padded (a column added later is 0 for old users).
@@ -15,7 +16,9 @@ Conventions
 * ``store_revision`` holds a single counter bumped by every write transaction: the store's *data
   version*, recorded by snapshots and model runs for reproducibility.
 * Model runs, scoring runs and per-run scores are here from the start so later features (link
-  prediction, nightly bot/anomaly scoring) do not churn the schema.
+  prediction, nightly bot/anomaly scoring) do not churn the schema. On PostgreSQL ``scores`` is
+  list-partitioned by run (one partition per run, dropped with the run); ``score_staging`` holds
+  the scores distributed workers write before a run is published (see docs/store-at-scale.md).
 """
 
 from __future__ import annotations
@@ -138,7 +141,8 @@ class Friendship(Base):
     __table_args__ = (
         CheckConstraint("user_lo < user_hi", name="ordered_pair"),
         Index("ix_friendships_user_hi_user_lo", "user_hi", "user_lo"),
-        {"sqlite_with_rowid": False},
+        # documents migration 0003 (migrations create the tables; SQLite keeps a plain table)
+        {"sqlite_with_rowid": False, "postgresql_partition_by": "HASH (user_lo)"},
     )
 
 
@@ -258,8 +262,29 @@ class Score(Base):
     __table_args__ = (
         Index("ix_scores_run_id_score", "run_id", "score"),
         Index("ix_scores_user_id", "user_id"),
-        {"sqlite_with_rowid": False},
+        # documents migration 0003: one partition ``scores_r<run id>`` per run on PostgreSQL
+        {"sqlite_with_rowid": False, "postgresql_partition_by": "LIST (run_id)"},
     )
+
+
+class ScoreStaging(Base):
+    """Scores a distributed scoring job's workers wrote for a run not yet published.
+
+    Keyed by (``token``, ``kind``, ``user_id``): ``token`` names one job's run, a worker retried
+    after it wrote rewrites the same rows instead of adding duplicates. Publishing moves a
+    token's rows into ``scores`` in one transaction; readers never read this table. UNLOGGED on
+    PostgreSQL (set by migration 0003: no WAL, emptied by a crash, which only loses what a dead
+    job left behind). No foreign keys: rows are checked when published."""
+
+    __tablename__ = "score_staging"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    flagged: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class JobLock(Base):

@@ -78,7 +78,7 @@ from graphrec.store.schema import (
     User,
     utcnow,
 )
-from graphrec.store.scores import NewScoringRun, RunInfo, TopScore, UserScore
+from graphrec.store.scores import NewScoringRun, RunInfo, StagedRun, TopScore, UserScore
 from graphrec.store.snapshot import Snapshot, read_snapshot
 from graphrec.store.vectors import decode_vector, encode_vector, stored_length
 
@@ -1247,6 +1247,43 @@ class GraphStore:
             log.info("scoring run %d written: %s of %s, %d users, %d flagged", info.id, info.kind, info.run_date, info.n_scored,
                      info.n_flagged)
         return infos
+
+    # -- staged scoring runs (distributed scoring) ---------------------------------------------
+    def stage_scores(self, token: str, kind: str, user_ids: np.ndarray, scores: np.ndarray, flagged: np.ndarray) -> int:
+        """Stage one worker's share of a scoring run in its own short write transaction: the
+        scores (internal ``user_ids``, aligned ``scores`` and ``flagged``) of run ``kind`` under
+        ``token`` (one job's run), into ``score_staging``, where no reader looks. Many workers
+        call this at once (PostgreSQL: concurrent ``COPY``; SQLite: writers queue on the busy
+        timeout). A user staged twice under the same token and kind keeps the last score, so a
+        retried worker is harmless; duplicate ids within one call are an
+        :class:`~graphrec.errors.InputError`. Returns the number of rows staged."""
+        with self.write() as conn:
+            return scoring.stage(conn, token, kind, user_ids, scores, flagged)
+
+    def publish_staged_runs(self, runs: Sequence[StagedRun], *, lock: tuple[str, str] | None = None,
+                            keep: int | None = None) -> list[RunInfo]:
+        """Publish staged ``runs`` in ONE write transaction, with the guarantees of
+        :meth:`write_scoring_runs` (the ``lock`` checked first, ``replace`` and ``keep`` as
+        there, all runs or none visible): each run's staged rows must be exactly its
+        ``expected_users`` users (else :class:`~graphrec.errors.StoreStateError` and nothing
+        changes); they move into ``scores`` (on PostgreSQL into the run's new partition) and
+        leave staging; ``n_scored`` / ``n_flagged`` are counted from them. Returns the runs' rows."""
+        with self.write() as conn:
+            infos = scoring.publish(conn, runs, lock=lock, keep=keep)
+        for info in infos:
+            log.info("staged scoring run %d published: %s of %s, %d users, %d flagged", info.id, info.kind, info.run_date,
+                     info.n_scored, info.n_flagged)
+        return infos
+
+    def discard_staged(self, token: str | None = None) -> int:
+        """Delete staged scores: ``token``'s, or every token's (None) — what a job that took over
+        a dead job's lock does first, since a killed driver leaves its workers' rows behind.
+        Returns the number of rows deleted."""
+        with self.write() as conn:
+            n = scoring.discard(conn, token)
+        if n:
+            log.info("discarded %d staged score row(s)%s", n, "" if token is None else f" of {token}")
+        return n
 
     # -- snapshot, stats ---------------------------------------------------------------------
     @contextlib.contextmanager
