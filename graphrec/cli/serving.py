@@ -49,6 +49,28 @@ def user_argument(positional: str | None, option: str | None, *, required: bool 
     return user
 
 
+def engine_options(fn: Any) -> Any:
+    """``--engine``, ``--ray-address`` and ``--workers``: where a batch command runs."""
+    fn = click.option("--workers", type=click.IntRange(1), help="With --engine ray: how many Ray workers run the batch at once [default: 2].")(fn)
+    fn = click.option("--ray-address", help="With --engine ray: the Ray cluster to join (e.g. ray://head:10001 or auto) [default: start a local one].")(fn)
+    return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                        help="Run in this process (local) or as Ray stages (ray; needs pip install 'graphrec[distributed]').")(fn)
+
+
+def ray_options(engine: str, ray_address: str | None, workers: int | None) -> Any:
+    """The :class:`~graphrec.distributed.engine.RayOptions` of ``--engine ray`` (None for local);
+    ``--ray-address`` or ``--workers`` without ``--engine ray`` is an error, not ignored."""
+    from graphrec.errors import InputError
+
+    if engine != "ray":
+        if ray_address is not None or workers is not None:
+            raise InputError("--ray-address and --workers go with --engine ray")
+        return None
+    from graphrec.distributed.engine import RayOptions
+
+    return RayOptions(address=ray_address, workers=2 if workers is None else workers)
+
+
 @cli.command("similar")
 @click.argument("user", required=False)
 @click.option("--user", "user_id", help="External id of the user (the same as the USER argument).")
@@ -79,13 +101,16 @@ def index_group() -> None:
 
 
 @index_group.command("sync")
+@engine_options
 @FORMAT
 @click.pass_context
-def index_sync(ctx: click.Context, fmt: str) -> None:
-    """Incremental update: embed users created or changed since the last sync, drop deleted ones."""
+def index_sync(ctx: click.Context, engine: str, ray_address: str | None, workers: int | None, fmt: str) -> None:
+    """Incremental update: embed users created or changed since the last sync, drop deleted ones.
+    With --engine ray the embeddings are computed by Ray workers (the same index)."""
     from graphrec.serving.similar import sync_index
 
-    emit(sync_index(open_store(ctx)), fmt)
+    options = ray_options(engine, ray_address, workers)
+    emit(sync_index(open_store(ctx), engine=engine, ray=options), fmt)
 
 
 @cli.command("bots")
@@ -164,6 +189,7 @@ def scores_export(ctx: click.Context, kind: str, output: Path, fmt: str) -> None
 @click.option("--bot-threshold", type=click.FloatRange(0.0, 1.0), help="Drop accounts whose score in the latest bot-scoring run is above this [default: those the run flagged, at its model's threshold].")
 @click.option("--no-bot-filter", is_flag=True, help="Keep accounts regardless of bot scores.")
 @click.option("--model-version", help="Model version (default: the latest trained).")
+@engine_options
 @FORMAT
 @click.pass_context
 def recommend(
@@ -176,11 +202,15 @@ def recommend(
     bot_threshold: float | None,
     no_bot_filter: bool,
     model_version: str | None,
+    engine: str,
+    ray_address: str | None,
+    workers: int | None,
     fmt: str,
 ) -> None:
     """Friend suggestions for USER with scores and reasons, how many candidates each filter
     removed (self, friends, blocked, deleted, synthetic, likely bots) and whether the model is
-    older than the store. Batch mode: --users-file with --output, one JSON line per user."""
+    older than the store. Batch mode: --users-file with --output, one JSON line per user
+    (--engine ray: computed by Ray workers, the same file)."""
     from graphrec.errors import InputError
 
     user_id = user_argument(user, user_id, required=False)
@@ -190,13 +220,17 @@ def recommend(
         raise InputError("--output goes with --users-file (use --format json for one user)")
     if users_file is not None and output is None:
         raise InputError("--users-file needs --output FILE")
+    if users_file is None and engine != "local":
+        raise InputError("--engine ray goes with --users-file (one user is served in this process)")
+    options = ray_options(engine, ray_address, workers)
 
     from graphrec.serving.recommend import recommend_batch, recommend_user
 
     threshold = None if no_bot_filter else ("flagged" if bot_threshold is None else bot_threshold)
     if users_file is not None:
         assert output is not None
-        report = recommend_batch(open_store(ctx), users_file, output, k=k, bot_threshold=threshold, version=model_version)
+        report = recommend_batch(open_store(ctx), users_file, output, k=k, bot_threshold=threshold, version=model_version,
+                                engine=engine, ray=options)
         emit(report.summary(), fmt, lambda d: "\n".join(f"{key:<10s}  {show(value)}" for key, value in d.items()))
         report.check()
         return

@@ -40,6 +40,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +54,7 @@ from graphrec.tasks.linkpred.model import LinkModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.core.index import EmbeddingIndex
+    from graphrec.distributed.engine import RayOptions
     from graphrec.store.store import GraphStore
     from graphrec.tasks.linkpred.features import Candidates
     from graphrec.tasks.linkpred.scorer import RankerWeights
@@ -422,34 +424,68 @@ def recommend_batch(
     k: int = 20,
     bot_threshold: float | str | None = DEFAULT_BOT_THRESHOLD,
     version: str | None = None,
+    engine: str = "local",
+    ray: "RayOptions | None" = None,
 ) -> BatchReport:
     """Recommend ``k`` friends to every user of ``users_file`` (one external id per line; UTF-8,
     optional BOM, blank lines skipped) with one loaded :class:`Recommender`, writing one JSON line
     per user to ``output`` atomically (nothing replaces ``output`` unless the whole batch ran):
     ``{"user", "recommendations"}``, or ``{"user", "error", "line"}`` for a user who cannot be
     served. A bad ``users_file`` is an :class:`~graphrec.errors.InputError` before any model is
-    loaded. The caller decides what failures mean (:meth:`BatchReport.check`)."""
-    from graphrec.fileio import atomic_output, output_target, read_id_lines
-    from graphrec.progress import track
+    loaded. The caller decides what failures mean (:meth:`BatchReport.check`).
 
+    ``engine="ray"`` computes the same lines, in the same order, as a Ray map stage over chunks
+    of the users (:func:`graphrec.distributed.batch.recommend_batch_ray`, reached with ``ray``'s
+    :class:`~graphrec.distributed.engine.RayOptions`; Ray is imported only then)."""
+    from graphrec.fileio import output_target, read_id_lines
+
+    if engine != "local":
+        from graphrec.distributed.engine import check_engine
+
+        check_engine(engine)
     users = read_id_lines(users_file)
     output_target(output)  # a bad --output (a FIFO, a device, no such folder) is refused before the model loads
+    if engine == "ray":
+        from graphrec.distributed.batch import recommend_batch_ray
+
+        return recommend_batch_ray(store.settings, users, output, k=k, bot_threshold=bot_threshold, version=version, options=ray)
     rec = Recommender(store, version=version, bot_threshold=bot_threshold)
     bot_filter = rec.bot_filter_description()
+    total, failed = write_batch(output, (batch_line(rec, lineno, uid, k, bot_filter) for lineno, uid in users), len(users))
+    return BatchReport(len(users), failed, output, rec.version, total, bot_filter, recommender_freshness(rec))
+
+
+def batch_line(rec: Recommender, lineno: int, user: str, k: int, bot_filter: str) -> tuple[str, dict[str, int] | None]:
+    """One line of a batch output (JSON and its newline) for ``user``, read from line ``lineno``
+    of the users file, and the candidates each filter removed; None instead of the counts when
+    the user cannot be served (the line then carries ``error`` and ``line``). The one place both
+    engines make a batch line, so their outputs are byte-identical."""
+    try:
+        suggestions, removed = rec.recommend_filtered(user, k)
+    except GraphrecError as exc:
+        return json.dumps({"user": user, "error": str(exc), "line": lineno}) + "\n", None
+    return json.dumps(Recommendation(user, suggestions, rec.version, removed, bot_filter).as_dict()) + "\n", removed
+
+
+def write_batch(output: Path, lines: Iterable[tuple[str, dict[str, int] | None]], users: int) -> tuple[dict[str, int], int]:
+    """Write the :func:`batch_line` results ``lines`` (in users-file order) to ``output``
+    atomically, with progress over ``users``; returns the candidates each filter removed over
+    the batch and how many users failed."""
+    from graphrec.fileio import atomic_output
+    from graphrec.progress import track
+
     total = dict.fromkeys(FILTERS, 0)
     failed = 0
     with atomic_output(output) as fh:
-        for lineno, uid in track(users, "recommend", total=len(users), unit="user"):  # a bar, or a log line every 10%
-            try:
-                suggestions, removed = rec.recommend_filtered(uid, k)
-                fh.write(json.dumps(Recommendation(uid, suggestions, rec.version, removed, bot_filter).as_dict()) + "\n")
-                for name, n in removed.items():
-                    total[name] += n
-            except GraphrecError as exc:
+        for line, removed in track(lines, "recommend", total=users, unit="user"):  # a bar, or a log line every 10%
+            fh.write(line)
+            if removed is None:
                 failed += 1
-                fh.write(json.dumps({"user": uid, "error": str(exc), "line": lineno}) + "\n")
-    log.info("recommended to %d users (%d failed) into %s", len(users) - failed, failed, output)
-    return BatchReport(len(users), failed, output, rec.version, total, bot_filter, recommender_freshness(rec))
+                continue
+            for name, n in removed.items():
+                total[name] += n
+    log.info("recommended to %d users (%d failed) into %s", users - failed, failed, output)
+    return total, failed
 
 
 def single_threaded_blas() -> None:

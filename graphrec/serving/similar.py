@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from graphrec.tasks.siamese.model import INDEX_DIR, KIND, NumpyEncoder, SiameseM
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphrec.core.index import EmbeddingIndex
+    from graphrec.distributed.engine import RayOptions
     from graphrec.store.store import GraphStore
 
 log = logging.getLogger(__name__)
@@ -142,17 +144,21 @@ class SimilarUsers:
                 return out
             fetch *= 2
 
-    def sync(self) -> dict[str, int]:
+    def sync(self, embed: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, int]:
         """Incremental index update from the store: encode (at the model's width) and upsert the
         users created or updated since the last sync, remove deleted or synthetic ones; the index
-        folder is replaced atomically and the manifest's ``index_synced_at`` moves on."""
+        folder is replaced atomically and the manifest's ``index_synced_at`` moves on.
+
+        ``embed`` maps the changed users' profile rows to their embeddings, row for row (default:
+        :attr:`encoder` in this process; the ``ray`` engine maps it over Ray workers,
+        :func:`graphrec.distributed.batch.build_index_ray`)."""
         from graphrec.store.schema import utcnow
 
         since = dt.datetime.fromisoformat(self.manifest["index_synced_at"])
         now = utcnow()
         ids, feats, gone = self.store.users_changed_since(since, feature_dim=self.width)
         if ids:
-            self.index.upsert(ids, self.encoder(feats))
+            self.index.upsert(ids, (embed or self.encoder)(feats))
         removed = self.index.remove(gone)
         tmp = Path(tempfile.mkdtemp(prefix=".index.", dir=self.path))
         try:
@@ -186,8 +192,18 @@ def find_similar(store: "GraphStore", user: str, k: int = 10, *, version: str | 
     return SimilarUsers(store, version=version).answer(user, k)
 
 
-def sync_index(store: "GraphStore", *, version: str | None = None) -> dict[str, Any]:
+def sync_index(store: "GraphStore", *, version: str | None = None, engine: str = "local",
+               ray: "RayOptions | None" = None) -> dict[str, Any]:
     """``graphrec index sync``: update the served (or given) Siamese model's index from the store;
-    ``{"model_version", "upserted", "removed", "indexed", "tombstones"}``."""
+    ``{"model_version", "upserted", "removed", "indexed", "tombstones"}``. ``engine="ray"``
+    embeds the changed users as a Ray map stage (:func:`graphrec.distributed.batch.build_index_ray`,
+    with ``ray``'s :class:`~graphrec.distributed.engine.RayOptions`): the same index contents."""
+    if engine != "local":
+        from graphrec.distributed.engine import check_engine
+
+        check_engine(engine)
+        from graphrec.distributed.batch import build_index_ray
+
+        return build_index_ray(store, version=version, options=ray)
     svc = SimilarUsers(store, version=version)
     return {"model_version": svc.version, **svc.sync()}
