@@ -165,6 +165,8 @@ def test_ddp_training_learns_the_planted_bots(planted: Planted, ray_cluster: Non
     result = fit_bot_network(planted.snapshot, tmp_path / "x", splits, config, workers=2, seed=0, fanouts=[10, 5], batch_size=64)
 
     assert result.rank_max_abs_diff == 0.0  # the two DDP replicas end identical
+    with pytest.raises(InputError, match="3 training workers need a CPU each, the Ray cluster has 2"):
+        fit_bot_network(planted.snapshot, tmp_path / "x", splits, config, workers=3, seed=0)
     assert len(result.losses) == config.epochs and np.all(np.isfinite(result.losses))
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
 

@@ -159,7 +159,10 @@ def fit_bot_network(snapshot_dir: str | Path, inputs_dir: str | Path, splits: Se
         "seed": int(seed), "fanouts": fan, "batch_size": batch_size,
     }
     try:
-        with ray_session(RayOptions(workers=workers)):
+        with ray_session(RayOptions(workers=workers)) as ray:
+            cpus = float(ray.cluster_resources().get("CPU", 0.0))
+            if cpus < workers:  # Ray Train would wait for the missing CPUs for ever
+                raise InputError(f"{workers} training workers need a CPU each, the Ray cluster has {cpus:g}")
             from ray.train import FailureConfig, RunConfig, ScalingConfig
             from ray.train.torch import TorchConfig, TorchTrainer
 
