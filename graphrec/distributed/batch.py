@@ -15,8 +15,12 @@ Why Ray core actors (:class:`ray.util.ActorPool`) and not Ray Data ``map_batches
 in the object store), a model that cannot be loaded is one error raised by the first actor before
 any chunk is sent (Ray Data wraps it in its own exceptions after starting the whole pipeline),
 and the driver asks one actor for the bot filter's description and the models' freshness, so the
-batch report is the local one. Measured on this machine (2 cores, ego-Facebook, 200 users, 2
-workers) in the module's report (BENCHMARKS).
+batch report is the local one. Measured on 2026-11-30 (2 cores shared with other jobs, load
+average 2.7 to 7.9; ego-Facebook, 200 users, k = 10, 2 workers, a warm local Ray cluster, every
+output byte-identical to the local one; three runs, the first local time not kept): local 2.1
+and 4.1 s, actor pool 3.7 to 7.8 s (about 2 s of it the actors loading the models), Ray Data
+``map_batches`` with an actor pool and ``preserve_order`` 9.7 to 12.6 s (its streaming
+executor's start and scheduling).
 
 What each worker holds: the served link model, which is the whole trained graph (CSR, node
 embeddings, the FAISS index over them, for personalized PageRank and friends-of-friends), and the
