@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray", reason="the ray engine needs the distributed ex
 
 from click.testing import CliRunner, Result  # noqa: E402
 
-from conftest import ego_facebook_store, write  # noqa: E402
+from conftest import ego_facebook_store, store_with_models, write  # noqa: E402
 from graphrec.cli import cli  # noqa: E402
 from graphrec.core.index import EmbeddingIndex  # noqa: E402
 from graphrec.distributed.engine import RayOptions  # noqa: E402
@@ -108,6 +108,18 @@ def test_ray_batch_errors_are_the_local_ones_and_leave_the_output_alone(served: 
     memory = GraphStore("sqlite://", home=served.settings.home)
     with pytest.raises(InputError, match="in-memory"):
         recommend_batch(memory, users, out, engine="ray", ray=RAY)
+
+
+@pytest.mark.postgres
+def test_ray_batch_on_postgresql_is_the_local_one(served: GraphStore, pg_url: str, tmp_path: Path) -> None:
+    """Each worker opens the PostgreSQL store from its URL (here with a private schema in the
+    URL's options) and answers as the local engine does."""
+    store = store_with_models(pg_url, tmp_path, served.settings.home, lambda s: s.import_ego_facebook())
+    users = write(tmp_path / "users.txt", "\n".join(str(u) for u in range(0, 120, 3)) + "\nnobody\n")
+    local = recommend_batch(store, users, tmp_path / "local.jsonl", k=5)
+    distributed = recommend_batch(store, users, tmp_path / "ray.jsonl", k=5, engine="ray", ray=RAY)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert _report(distributed) == _report(local) and (local.users, local.failed) == (41, 1)
 
 
 def _index_state(home: Path, store: GraphStore) -> tuple[dict[str, int], set[int], np.ndarray]:
