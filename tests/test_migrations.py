@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from graphrec.errors import StoreStateError
 from graphrec.store import migrate
@@ -32,7 +32,7 @@ TABLES = {
 }
 
 
-def _partitions(conn) -> set[str]:  # noqa: ANN001
+def _partitions(conn: Connection) -> set[str]:
     """The partitions of partitioned tables (PostgreSQL, migration 0003): storage of a table of the
     schema (``friendships``, ``scores``), not tables of their own, though the inspector lists them."""
     if conn.dialect.name != "postgresql":

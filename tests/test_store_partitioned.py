@@ -68,7 +68,7 @@ def test_staged_runs_from_two_processes_publish_like_write_scoring_runs(database
     store.initialize()
     _graph(store)
     ids, scores, flagged = _scores(store)
-    explain = {int(ids[2]): {"why": 0.5}, int(ids[9]): {"why": np.float32(0.25)}}
+    explain: dict[int, dict[str, Any]] = {int(ids[2]): {"why": 0.5}, int(ids[9]): {"why": np.float32(0.25)}}
     direct = store.write_scoring_runs([NewScoringRun("bot", DAY, ids, scores, flagged, 0.6, {2: explain[int(ids[2])],
                                                                                           9: explain[int(ids[9])]},
                                                      summary={"n": 1})])[0]
@@ -142,13 +142,13 @@ def test_postgres_tables_are_partitioned_and_runs_drop_their_partition(pg_url: s
     store = GraphStore(pg_url, home=tmp_path / "home")
     store.initialize()
     with store.read() as conn:
-        strategies = dict(conn.execute(text(
+        strategies: dict[str, str] = dict(conn.execute(text(
             "SELECT c.relname, p.partstrat FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
             "WHERE c.relnamespace = current_schema()::regnamespace")).all())
         staging = conn.execute(text("SELECT relpersistence FROM pg_class WHERE oid = to_regclass('score_staging')")).scalar()
         index_parts = conn.execute(text(
             "SELECT COUNT(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
-            "WHERE c.relname = 'ix_friendships_user_hi_user_lo'")).scalar()
+            "WHERE c.relname = 'ix_friendships_user_hi_user_lo' AND c.relnamespace = current_schema()::regnamespace")).scalar()
     assert strategies == {"friendships": "h", "scores": "l"} and staging == "u"
     assert _partitions(store, "friendships") == sorted(f"friendships_p{i}" for i in range(16)) and index_parts == 16
     assert _partitions(store, "scores") == ["scores_default"]
@@ -164,10 +164,12 @@ def test_postgres_tables_are_partitioned_and_runs_drop_their_partition(pg_url: s
                                     keep=2)[0]
     assert _partitions(store, "scores") == sorted(["scores_default", f"scores_r{runs[1].id}", f"scores_r{new.id}"])
     with store.read() as conn:
-        per_partition = dict(conn.execute(text("SELECT tableoid::regclass::text, COUNT(*) FROM scores GROUP BY 1")).all())
-        indexes = conn.execute(text("SELECT COUNT(*) FROM pg_indexes WHERE tablename = :t"), {"t": f"scores_r{new.id}"}).scalar()
+        per_partition: dict[str, int] = dict(conn.execute(text("SELECT tableoid::regclass::text, COUNT(*) FROM scores GROUP BY 1")).all())
+        indexes = conn.execute(text("SELECT COUNT(*) FROM pg_indexes WHERE tablename = :t AND schemaname = current_schema()"), {"t": f"scores_r{new.id}"}).scalar()
+        keys = conn.execute(text("SELECT COUNT(*) FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'f' "
+                                 "AND conparentid <> 0"), {"t": f"scores_r{new.id}"}).scalar()
     assert per_partition == {f"scores_r{runs[1].id}": ids.size, f"scores_r{new.id}": ids.size}
-    assert indexes == 3  # the primary key and both indexes, attached to the parent's
+    assert indexes == 3 and keys == 2  # the primary key, both indexes and both foreign keys, attached to the parent's
     assert [r.id for r in (store.latest_run("bot"),) if r] == [new.id] and _table(store, new.id) == _table(store, runs[1].id)
     store.remove_user("0", hard=True)  # the foreign keys cascade through the partitions
     assert len(_table(store, new.id)) == ids.size - 1
@@ -208,7 +210,7 @@ def test_partitioned_and_plain_friendships_answer_every_query_identically(pg_url
     with store.read() as conn:
         index_parts = conn.execute(text(
             "SELECT COUNT(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
-            "WHERE c.relname = 'ix_friendships_user_hi_user_lo'")).scalar()
+            "WHERE c.relname = 'ix_friendships_user_hi_user_lo' AND c.relnamespace = current_schema()::regnamespace")).scalar()
         fks = conn.execute(text("SELECT COUNT(*) FROM pg_constraint WHERE conrelid = 'friendships'::regclass AND contype = 'f'")).scalar()
     assert index_parts == 16 and fks == 2
     ids, scores, flagged = _scores(store)
@@ -244,8 +246,8 @@ def test_migration_round_trip_keeps_the_rows(pg_url: str, tmp_path: Path) -> Non
 
     def rows() -> tuple[list[Any], list[Any]]:
         with store.engine.connect() as conn:
-            return (conn.execute(text("SELECT user_lo, user_hi FROM friendships ORDER BY 1, 2")).all(),
-                    conn.execute(text("SELECT run_id, user_id, score, flagged, details FROM scores ORDER BY 1, 2")).all())
+            return (list(conn.execute(text("SELECT user_lo, user_hi FROM friendships ORDER BY 1, 2")).all()),
+                    list(conn.execute(text("SELECT run_id, user_id, score, flagged, details FROM scores ORDER BY 1, 2")).all()))
 
     before = rows()
     assert len(before[0]) > 300 and len(before[1]) == 100
@@ -265,3 +267,46 @@ def test_migration_round_trip_keeps_the_rows(pg_url: str, tmp_path: Path) -> Non
         assert conn.execute(text("SELECT to_regclass('score_staging')")).scalar() is None
     store.initialize()
     assert rows() == after and len(_partitions(store, "friendships")) == 16
+
+
+@pytest.mark.parametrize("default_partition", [True, False])
+def test_readers_during_publishing_see_whole_runs_and_never_deadlock(store: GraphStore, default_partition: bool) -> None:
+    """Readers of ``scores`` while runs are published and pruned (on PostgreSQL: partitions
+    attached and dropped, with and without the default partition) see one whole run, never an
+    error."""
+    import threading
+
+    if not default_partition:
+        if store.dialect != "postgresql":
+            pytest.skip("PostgreSQL's partitions only")
+        with store.write() as conn:
+            conn.execute(text("DROP TABLE scores_default"))
+    _graph(store, n=60)
+    ids, scores, flagged = _scores(store)
+    store.write_scoring_runs([NewScoringRun("bot", DAY, ids, scores, flagged, 0.6)])
+    seen: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                run, top = store.latest_top_scores("bot", 1000) or (None, [])
+                assert run is not None
+                store.excluded_candidates([str(u) for u in range(20)], score_kind="bot")
+                seen.append((run.n_scored, len(top)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for k in range(1, 6):
+        store.stage_scores(f"t{k}", "bot", ids, scores, flagged)
+        store.publish_staged_runs([StagedRun("bot", DAY + dt.timedelta(days=k), f"t{k}", int(ids.size), 0.6)], keep=1)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert seen and all(n == m == ids.size for n, m in seen), sorted(set(seen))
+    assert [r for r in (store.run_for_date("bot", DAY + dt.timedelta(days=k)) for k in range(6)) if r] == [store.latest_run("bot")]

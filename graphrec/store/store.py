@@ -1190,10 +1190,19 @@ class GraphStore:
         with self.read() as conn:
             return scoring.top_scores(conn, run_id, limit)
 
+    @contextlib.contextmanager
+    def _runs_read(self) -> Iterator[Connection]:
+        """A read transaction that finds a run and then reads its scores: ``scores`` is pinned
+        before the snapshot is taken (:func:`~graphrec.store.scores.pin_scores`), so a publish
+        that drops the run's partition cannot pull its scores away mid-read."""
+        with self.read() as conn:
+            scoring.pin_scores(conn)
+            yield conn
+
     def latest_top_scores(self, kind: str, limit: int) -> tuple[RunInfo, list[TopScore]] | None:
         """The latest complete run of ``kind`` and its ``limit`` highest scores (as
         :meth:`top_scores`), read in one transaction; None when there is no complete run."""
-        with self.read() as conn:
+        with self._runs_read() as conn:
             run = scoring.latest_complete(conn, kind)
             return None if run is None else (run, scoring.top_scores(conn, run.id, limit))
 
@@ -1202,7 +1211,7 @@ class GraphStore:
         the run did not score the user, e.g. one created since), or None when there is no
         complete run of that kind; read in one transaction, so every kind is seen as of the
         same moment. :class:`~graphrec.errors.NotFoundError` for an unknown or deleted user."""
-        with self.read() as conn:
+        with self._runs_read() as conn:
             uid = self._user_id(conn, user)
             out: dict[str, tuple[RunInfo, TopScore | None] | None] = {}
             for kind in kinds:
@@ -1222,7 +1231,7 @@ class GraphStore:
         ``true``/``false``) for every user of the latest complete run of ``kind`` to the CSV file
         ``path``, atomically, reading the run and its scores in one transaction. Returns the run
         and the number of rows, or None (nothing written) when there is no complete run."""
-        with self.read() as conn:
+        with self._runs_read() as conn:
             run = scoring.latest_complete(conn, kind)
             if run is None:
                 return None
