@@ -175,6 +175,23 @@ def test_postgres_tables_are_partitioned_and_runs_drop_their_partition(pg_url: s
     assert len(_table(store, new.id)) == ids.size - 1
 
 
+@pytest.mark.postgres
+def test_friendship_partition_count_is_chosen_at_migration_time(pg_url: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    store = GraphStore(pg_url, home=tmp_path / "home")
+    monkeypatch.setenv("GRAPHREC_FRIENDSHIP_PARTITIONS", "0")
+    with pytest.raises(InputError, match="GRAPHREC_FRIENDSHIP_PARTITIONS .* from 1 to 1024, got '0'"):
+        store.initialize()
+    with store.engine.connect() as conn:  # the failed upgrade left nothing behind
+        assert conn.execute(text("SELECT to_regclass('users')")).scalar() is None
+    monkeypatch.setenv("GRAPHREC_FRIENDSHIP_PARTITIONS", "4")
+    store.initialize()
+    assert _partitions(store, "friendships") == [f"friendships_p{i}" for i in range(4)]
+    store.add_user("a")
+    store.add_user("b")
+    assert store.add_friendship("b", "a") and store.neighbours("a") == ["b"]
+
+
 def _answers(store: GraphStore, tmp_path: Path, tag: str) -> dict[str, Any]:
     """Every store read that touches ``friendships``, on a sample of users and pairs."""
     snap = store.snapshot()

@@ -51,6 +51,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import context, op
 
+from graphrec.errors import InputError
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -84,7 +86,8 @@ def friendship_partitions() -> int:
     except ValueError:
         n = 0
     if not 1 <= n <= MAX_FRIENDSHIP_PARTITIONS:
-        raise ValueError(f"friendship partitions must be an integer from 1 to {MAX_FRIENDSHIP_PARTITIONS}, got {raw!r}")
+        raise InputError(f"GRAPHREC_FRIENDSHIP_PARTITIONS (friendship partitions) must be an integer from 1 to "
+                         f"{MAX_FRIENDSHIP_PARTITIONS}, got {raw!r}")
     return n
 
 
