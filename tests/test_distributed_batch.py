@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,36 @@ def test_ray_batch_on_postgresql_is_the_local_one(served: GraphStore, pg_url: st
     distributed = recommend_batch(store, users, tmp_path / "ray.jsonl", k=5, engine="ray", ray=RAY)
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert _report(distributed) == _report(local) and (local.users, local.failed) == (41, 1)
+
+
+def test_a_worker_killed_mid_batch_is_restarted_and_its_chunk_retried(served: GraphStore, tmp_path: Path) -> None:
+    """SIGKILL one actor while it computes a chunk: Ray restarts it (the model is loaded again)
+    and retries the chunk, and the output is still the local one."""
+    psutil = pytest.importorskip("psutil")
+    users = write(tmp_path / "users.txt", "\n".join(str(u) for u in range(0, 4000, 20)) + "\n")
+    local = recommend_batch(served, users, tmp_path / "local.jsonl", k=5, bot_threshold=None)
+    killed: list[int] = []
+
+    def kill_one_busy_worker() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for proc in psutil.Process().children(recursive=True):  # this test's own Ray cluster only
+                try:
+                    if "BatchWorker.lines" in " ".join(proc.cmdline()):
+                        proc.kill()
+                        killed.append(proc.pid)
+                        return
+                except psutil.Error:
+                    continue
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_busy_worker)
+    killer.start()
+    distributed = recommend_batch(served, users, tmp_path / "ray.jsonl", k=5, bot_threshold=None, engine="ray", ray=RAY)
+    killer.join()
+    assert killed, "no busy batch worker was found to kill"
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert _report(distributed) == _report(local)
 
 
 def _index_state(home: Path, store: GraphStore) -> tuple[dict[str, int], set[int], np.ndarray]:
