@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphrec.config import Settings
-from graphrec.distributed.engine import RayOptions, ray_session
+from graphrec.distributed.engine import RayOptions, ray_session, require_ray
 from graphrec.errors import GraphrecError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -214,16 +214,19 @@ def build_index_ray(store: "GraphStore", *, version: str | None = None, options:
     """:func:`~graphrec.serving.similar.sync_index` on Ray: the changed users' profiles are
     embedded by Ray tasks, ``options.workers`` or more partitions of at most
     :data:`EMBED_ROWS` rows, and upserted into the index in the driver; the same index contents
-    (keys, labels, vectors) and the same report as the local sync."""
+    (keys, labels, vectors) and the same report as the local sync. Ray is started only when
+    some user changed."""
     from graphrec.serving.similar import SimilarUsers
 
+    require_ray()  # a missing Ray is an error even when nothing changed
     options = options or RayOptions()
     svc = SimilarUsers(store, version=version)
-    with ray_session(options) as ray:
-        task = ray.remote(num_cpus=_actor_cpus(ray, options.workers), max_retries=RETRIES)(embed_rows)
-        encoder = ray.put(svc.encoder)
 
-        def embed(features: np.ndarray) -> np.ndarray:
+    def embed(features: np.ndarray) -> np.ndarray:
+        # Ray starts only when some user changed: a sync with nothing to embed stays in-process
+        with ray_session(options) as ray:
+            task = ray.remote(num_cpus=_actor_cpus(ray, options.workers), max_retries=RETRIES)(embed_rows)
+            encoder = ray.put(svc.encoder)
             parts = min(len(features), max(options.workers, -(-len(features) // EMBED_ROWS)))
             refs = [task.remote(encoder, part) for part in np.array_split(features, parts)]
             try:
@@ -231,7 +234,7 @@ def build_index_ray(store: "GraphStore", *, version: str | None = None, options:
             except Exception as exc:
                 _raise_cause(ray, exc)
                 raise
-            return np.concatenate(out).astype(np.float32, copy=False)
+        return np.concatenate(out).astype(np.float32, copy=False)
 
-        result = svc.sync(embed=embed)
+    result = svc.sync(embed=embed)
     return {"model_version": svc.version, **result}
