@@ -16,7 +16,7 @@ TORCH_PIP_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,distributed]"
 	@touch $(STAMP)
 
 # The main job on the bundled dataset with the embedded SQLite store (./graphrec.db):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from graphrec.cli.app import FORMAT, cli, emit, open_store, threads_option
+from graphrec.cli.app import FORMAT, cli, emit, engine_options, open_store, ray_options, threads_option
 
 
 def _job_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,6 +30,8 @@ def _job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-anomalies", is_flag=True, help="Skip anomaly scoring even when an anomaly model is trained."),
         click.option("--task", "tasks", multiple=True, metavar="NAME",
                      help="Run only this scoring task (repeatable; default: every scoring task with a trained model)."),
+        engine_options,
+        click.option("--partitions", type=click.IntRange(1), help="With --engine ray: partitions of the graph [default: one per 250k users, at least --workers]."),
         FORMAT,
         click.pass_context,
     ]
@@ -40,14 +42,18 @@ def _job_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run(ctx: click.Context, job: str, run_date: dt.datetime | None, retrain: bool, dry_run: bool, replace: bool, seed: int,
          chunk_size: int, threads: int, keep_runs: int, force: bool, log_format: str | None, no_anomalies: bool,
-         tasks: tuple[str, ...]) -> Any:
+         tasks: tuple[str, ...], engine: str, ray_address: str | None, workers: int | None, partitions: int | None) -> Any:
+    from graphrec.errors import InputError
     from graphrec.jobs.log import JobLog
     from graphrec.jobs.nightly import run_nightly
     from graphrec.logs import current_log_format
 
+    if partitions is not None and engine != "ray":
+        raise InputError("--partitions goes with --engine ray")
     return run_nightly(open_store(ctx), run_date=run_date.date() if run_date else None, retrain=retrain, dry_run=dry_run,
                        replace=replace, seed=seed, chunk=chunk_size, threads=threads, keep_runs=keep_runs, tasks=tasks or None,
-                       exclude=("anomaly",) if no_anomalies else (), log=JobLog(job, log_format or current_log_format()), force=force)
+                       exclude=("anomaly",) if no_anomalies else (), log=JobLog(job, log_format or current_log_format()), force=force,
+                       engine_name=engine, ray_options=ray_options(engine, ray_address, workers), partitions=partitions)
 
 
 @cli.command("score")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from graphrec.cli.app import FORMAT, cli, emit, open_store, threads_option
+from graphrec.cli.app import FORMAT, cli, emit, engine_options, open_store, ray_options, threads_option
 
 
 def show(value: Any) -> str:
@@ -47,29 +47,6 @@ def user_argument(positional: str | None, option: str | None, *, required: bool 
     if user is None and required:
         raise InputError("give the user: USER or --user USER")
     return user
-
-
-def engine_options(fn: Any) -> Any:
-    """``--engine``, ``--ray-address`` and ``--workers``: where a batch command runs."""
-    fn = click.option("--workers", type=click.IntRange(1), help="With --engine ray: how many Ray workers run the batch at once (and CPUs of a local Ray cluster) [default: 2].")(fn)
-    fn = click.option("--ray-address", help="With --engine ray: the Ray cluster to join (e.g. ray://head:10001 or auto) [default: start a local one].")(fn)
-    return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                        help="Run in this process (local) or as Ray stages (ray; needs pip install 'graphrec[distributed]').")(fn)
-
-
-def ray_options(engine: str, ray_address: str | None, workers: int | None) -> Any:
-    """The :class:`~graphrec.distributed.engine.RayOptions` of ``--engine ray`` (None for local);
-    ``--ray-address`` or ``--workers`` without ``--engine ray`` is an error, not ignored."""
-    from graphrec.errors import InputError
-
-    if engine != "ray":
-        if ray_address is not None or workers is not None:
-            raise InputError("--ray-address and --workers go with --engine ray")
-        return None
-    from graphrec.distributed.engine import RayOptions
-
-    workers = 2 if workers is None else workers
-    return RayOptions(address=ray_address, num_cpus=workers, workers=workers)  # a local cluster: one CPU per worker
 
 
 @cli.command("similar")

@@ -156,7 +156,7 @@ class BotScoringPartition(PartitionWorker):
         import torch
 
         with torch.no_grad():
-            return self._network(fold, x.shape[1]).encode_input(torch.from_numpy(x)).numpy()
+            return self._network(fold, x.shape[1]).encode_input(_tensor(x)).numpy()
 
     def gnn_layer(self, fold: int, layer: int, in_dim: int, h: Fetch, h_own: np.ndarray) -> np.ndarray:
         """GNN layer ``layer`` on these rows: the mean of the friends' states (joined from every
@@ -167,7 +167,7 @@ class BotScoringPartition(PartitionWorker):
         deg = self.deg.astype(np.float32)[:, None]
         inv = np.where(deg > 0, 1.0 / np.maximum(deg, 1.0), 0.0).astype(np.float32)
         with torch.no_grad():
-            out = self._network(fold, in_dim).layer_from_mean(layer, torch.from_numpy(total) * torch.from_numpy(inv), torch.from_numpy(h_own))
+            out = self._network(fold, in_dim).layer_from_mean(layer, torch.from_numpy(total) * torch.from_numpy(inv), _tensor(h_own))
         return out.numpy()
 
     def readout(self, fold: int, in_dim: int, hs: list[np.ndarray]) -> np.ndarray:
@@ -175,7 +175,7 @@ class BotScoringPartition(PartitionWorker):
         import torch
 
         with torch.no_grad():
-            return self._network(fold, in_dim).lin_out(torch.cat([torch.from_numpy(h) for h in hs], dim=1)).squeeze(-1).numpy()
+            return self._network(fold, in_dim).lin_out(torch.cat([_tensor(h) for h in hs], dim=1)).squeeze(-1).numpy()
 
     def input_width(self, x: np.ndarray) -> int:
         return int(x.shape[1])
@@ -242,12 +242,20 @@ class BotScoringPartition(PartitionWorker):
             }
         return out
 
-    def write_scores(self, prob: np.ndarray, database_url: str, token: str, kind: str) -> int:
+    def write_scores(self, database_url: str, token: str, kind: str, prob: np.ndarray) -> int:
         """Write this partition's scores to the store's staging table (one short transaction)."""
         from graphrec.store.store import GraphStore
 
         store = GraphStore(database_url)
         return store.stage_scores(token, kind, self.users.user_ids, prob, prob >= self.model.threshold)
+
+
+def _tensor(x: np.ndarray) -> Any:
+    """``x`` as a tensor; arrays read from Ray's object store are read-only, and torch wants
+    writable memory, so those are copied (one partition's rows)."""
+    import torch
+
+    return torch.from_numpy(x if x.flags.writeable else x.copy())
 
 
 @dataclass

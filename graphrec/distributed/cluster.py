@@ -107,17 +107,23 @@ class InProcessCluster:
 
 
 class _ActorBody:
-    """The body of a partition actor: a worker of ``worker_type`` and a generic stage call."""
+    """The body of a partition actor: a worker of ``worker_type`` for partition ``p``, built on
+    the first call from the cluster's shared ``init`` arguments (a reference every call carries,
+    so an actor Ray restarted rebuilds its worker from the same arguments), and a generic stage
+    call."""
 
-    def __init__(self, worker_type: type, directory: str, p: int, init: dict[str, Any]) -> None:
+    def __init__(self, worker_type: type, directory: str, p: int) -> None:
         import torch
 
         torch.set_num_threads(1)  # one core's worth per partition: the cluster's CPUs are shared by count
-        self.worker = worker_type(directory, p, **init)
+        self.worker_type, self.directory, self.p = worker_type, directory, p
+        self.worker: Any = None
 
-    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], unwrap: bool = False) -> Any:
+    def call(self, init: list[Any], method: str, args: tuple[Any, ...], kwargs: dict[str, Any], unwrap: bool = False) -> Any:
         import ray
 
+        if self.worker is None:
+            self.worker = self.worker_type(self.directory, self.p, **ray.get(init[0]))
         out = _call(self.worker, method, ray.get, args, kwargs)
         return out[0] if unwrap else out
 
@@ -142,19 +148,27 @@ class RayCluster:
             total = float(ray.cluster_resources().get("CPU", 1.0))
             cpus_per_partition = max(0.01, min(1.0, total / partitions))
         actor = ray.remote(num_cpus=cpus_per_partition, max_restarts=max_restarts, max_task_retries=max_task_retries)(_ActorBody)
-        # held for the cluster's lifetime: a restarted actor is rebuilt from these arguments
-        self._init = ray.put(init)
-        self.actors = [actor.remote(worker_type, str(directory), p, self._init) for p in range(partitions)]
+        # held for the cluster's lifetime and passed (inside a list, so not resolved by Ray) with every call
+        self._init = [ray.put(init)]
+        self.actors: list[Any] = [actor.remote(worker_type, str(directory), p) for p in range(partitions)]
 
     def stage(self, method: str, *args: Any, returns: int | None = None, **kwargs: Any) -> list[Any]:
-        out = []
+        """Run the stage and wait until every partition has finished it (its outputs stay in the
+        object store): one call in flight per actor, so a restarted actor has exactly one call to
+        retry. (Queuing the next stages behind an unfinished one left the calls queued on an actor
+        that died unexecuted after its restart, with Ray 2.60.)"""
+        import ray
+
+        out: list[Any] = []
         for p, actor in enumerate(self.actors):
             if returns is not None and returns > 1:
-                out.append(actor.call.options(num_returns=returns).remote(method, args, _split(p, dict(kwargs))))
+                out.append(actor.call.options(num_returns=returns).remote(self._init, method, args, _split(p, dict(kwargs))))
             elif returns == 1:  # a one-element list: returned as one object, handed back as [ref]
-                out.append([actor.call.remote(method, args, _split(p, dict(kwargs)), unwrap=True)])
+                out.append([actor.call.remote(self._init, method, args, _split(p, dict(kwargs)), unwrap=True)])
             else:
-                out.append(actor.call.remote(method, args, _split(p, dict(kwargs))))
+                out.append(actor.call.remote(self._init, method, args, _split(p, dict(kwargs))))
+        flat = [r for o in out for r in (o if isinstance(o, list) else [o])]
+        ray.wait(flat, num_returns=len(flat), fetch_local=False)
         return out
 
     def get(self, refs: Sequence[Any]) -> list[Any]:

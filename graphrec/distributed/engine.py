@@ -35,6 +35,13 @@ class RayOptions:
             raise InputError(f"num_cpus must be a positive integer, got {self.num_cpus!r}")
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def check_engine(engine: str) -> str:
     """``engine`` if it is one of :data:`ENGINES`, else an :class:`InputError`."""
     if engine not in ENGINES:
@@ -51,6 +58,24 @@ def require_ray() -> Any:
     return ray
 
 
+def check_address(address: str, *, timeout: float = 5.0) -> None:
+    """An :class:`InputError` unless ``address`` (``host:port`` or ``ray://host:port``; ``auto``
+    and ``local`` are left to Ray) accepts a TCP connection within ``timeout`` seconds: Ray itself
+    retries an unreachable address for minutes."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InputError(f"--ray-address {address!r}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(f"--ray-address {address!r}: cannot reach the Ray cluster ({exc.strerror or exc})") from None
+
+
 @contextlib.contextmanager
 def ray_session(options: RayOptions | None = None) -> Iterator[Any]:
     """Ray, initialised for the ``with`` block: joins ``options.address`` or starts a local
@@ -62,6 +87,7 @@ def ray_session(options: RayOptions | None = None) -> Iterator[Any]:
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if options.address is not None:
+            check_address(options.address)
             kwargs["address"] = options.address
         else:
             kwargs["num_cpus"] = options.num_cpus or os.cpu_count() or 1

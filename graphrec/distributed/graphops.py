@@ -59,9 +59,17 @@ class PartitionWorker:
             self.blocks.append(sp.csr_matrix((np.ones(sel.size, np.float32), c, ptr), shape=(self.rows, bounds[q + 1] - bounds[q])))
         self._walk: list[Any] = []
         self._sym: list[Any] = []
+        self._keys: np.ndarray | None = None
+        self._csr: tuple[np.ndarray, np.ndarray] | None = None
         self._normalise()
 
     # -- operators -----------------------------------------------------------------------------
+    def peak_rss_mib(self) -> float:
+        """This worker process's peak resident memory so far, in MiB."""
+        from graphrec.distributed.engine import peak_rss_mib
+
+        return peak_rss_mib()
+
     def bounds(self) -> tuple[int, int]:
         """The positions ``[start, stop)`` this partition owns."""
         return self.start, self.stop
@@ -99,7 +107,7 @@ class PartitionWorker:
                 if out is None:
                     out = np.zeros((self.rows, *x.shape[1:]), dtype=dtype)
                 continue
-            part = np.asarray(block.astype(dtype, copy=False) @ x.astype(dtype, copy=False), dtype=dtype)
+            part: np.ndarray = np.asarray(block.astype(dtype, copy=False) @ x.astype(dtype, copy=False), dtype=dtype)
             out = part if out is None else out + part
             del x
         assert out is not None
@@ -109,9 +117,10 @@ class PartitionWorker:
         """``bool``: whether ``v`` (global position) is a friend of ``u`` (a position this
         partition owns), for each query pair."""
         n = self.manifest.num_users
-        keys = np.concatenate([np.repeat(np.arange(self.rows, dtype=np.int64), np.diff(b.indptr)) * n + b.indices + self.manifest.bounds[q]
-                               for q, b in enumerate(self.blocks)]) if self.blocks else np.empty(0, np.int64)
-        keys.sort()
+        if self._keys is None:  # built once: the sorted ``row * n + column`` key of every entry
+            indptr, cols = self.global_csr()
+            self._keys = np.repeat(np.arange(self.rows, dtype=np.int64), np.diff(indptr)) * n + cols
+        keys = self._keys
         q = (u - self.start) * n + v
         pos = np.searchsorted(keys, q)
         pos[pos >= keys.size] = 0
@@ -119,10 +128,14 @@ class PartitionWorker:
 
     # -- the row-wise (CSR over the partition's rows, global columns) view --------------------
     def global_csr(self) -> tuple[np.ndarray, np.ndarray]:
-        """The partition's rows as a CSR with global column positions, sorted per row."""
+        """The partition's rows as a CSR with global column positions, sorted per row (built
+        once)."""
+        if self._csr is not None:
+            return self._csr
         cols = np.concatenate([b.indices.astype(np.int64) + self.manifest.bounds[q] for q, b in enumerate(self.blocks)])
         rows = np.concatenate([np.repeat(np.arange(self.rows, dtype=np.int64), np.diff(b.indptr)) for b in self.blocks])
         order = np.lexsort((cols, rows))
         indptr = np.zeros(self.rows + 1, dtype=np.int64)
         np.cumsum(self.deg, out=indptr[1:])
-        return indptr, cols[order]
+        self._csr = (indptr, cols[order])
+        return self._csr

@@ -47,14 +47,15 @@ MANIFEST = "manifest.json"
 @dataclass(frozen=True)
 class PartitionManifest:
     """What a partitioned snapshot holds: the store ``revision`` it was read at, ``num_users``,
-    ``num_friendships`` (undirected), the ``feature_names`` (the width of every ``features`` row)
-    and ``bounds`` (``partitions + 1`` positions)."""
+    ``num_friendships`` (undirected), the ``feature_names`` (the width of every ``features`` row),
+    ``bounds`` (``partitions + 1`` positions) and how many users are ``labelled``."""
 
     revision: int
     num_users: int
     num_friendships: int
     feature_names: list[str]
     bounds: list[int]
+    labelled: int = 0
     format: int = FORMAT
 
     @property
@@ -152,7 +153,7 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
         width = len(graph.feature_names)
         all_ids = np.empty(n, dtype=np.int64)
         writers: dict[int, Any] = {}
-        seen = 0
+        seen = labelled = 0
         try:
             for chunk in graph.users(user_chunk):
                 rows = chunk.user_ids.size
@@ -165,6 +166,7 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
                 hit = at < label_ids.size
                 hit[hit] &= label_ids[at[hit]] == chunk.user_ids[hit]
                 labels[hit] = label_values[at[hit]]
+                labelled += int(hit.sum())
                 table = _user_table(positions, chunk, labels, width)
                 owner = np.searchsorted(manifest_bounds[1:-1], positions, side="right")
                 for p in np.unique(owner).tolist():
@@ -214,7 +216,7 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
         np.save(work / "degrees" / f"part-{p:05d}.npy", np.bincount(pairs[0] - start, minlength=stop - start).astype(np.int64))
         del pairs
     shutil.rmtree(spill)
-    manifest = PartitionManifest(revision, n, friendships, feature_names, bounds)
+    manifest = PartitionManifest(revision, n, friendships, feature_names, bounds, labelled)
     (work / MANIFEST).write_text(json.dumps(asdict(manifest)))
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)

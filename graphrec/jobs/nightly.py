@@ -56,6 +56,8 @@ from graphrec.errors import StoreStateError
 from graphrec.jobs.log import JobLog
 
 if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.distributed.engine import RayOptions
+    from graphrec.jobs.engines import EngineScores, ScoringEngine
     from graphrec.store import RunInfo
     from graphrec.store.store import GraphStore
     from graphrec.tasks.base import Registered, ScoreRun, ScoringModel, TaskConfig
@@ -207,6 +209,9 @@ class NightlyResult:
     run_date: dt.date
     runs: dict[str, TaskRun] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: peak memory (MiB) of the job's processes after each step (read, score, write): the driver's,
+    #: and on the ray engine each partition worker's
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def run_of_kind(self, kind: str) -> TaskRun | None:
         return next((r for r in self.runs.values() if r.kind == kind), None)
@@ -218,6 +223,7 @@ class NightlyResult:
             "run_date": self.run_date.isoformat(),
             "tasks": {name: run.as_dict() for name, run in self.runs.items()},
             "seconds": {k: round(v, 2) for k, v in self.timings.items()},
+            "peak_memory_mib": self.resources,
         }
 
     def as_score_bots_dict(self) -> dict[str, Any]:
@@ -293,6 +299,10 @@ def run_nightly(
     configs: "Mapping[str, TaskConfig] | None" = None,
     log: JobLog | None = None,
     force: bool = False,
+    engine_name: str = "local",
+    ray_options: "RayOptions | None" = None,
+    partitions: int | None = None,
+    work_dir: str | None = None,
 ) -> NightlyResult:
     """Run the nightly job once (see the module docs).
 
@@ -306,11 +316,9 @@ def run_nightly(
     (:func:`check_flag_rate`; without it such a run is a :class:`FlagRateError` and nothing is
     written); the run's summary then records ``forced``."""
     from graphrec import artifacts
-    from graphrec.core.graph import Graph
-    from graphrec.store import NewScoringRun
+    from graphrec.jobs.engines import RunToWrite, open_engine
     from graphrec.store.locks import JobLease
     from graphrec.store.schema import utcnow
-    from graphrec.tasks.base import train_and_register
     from graphrec.tasks.registry import get_task
 
     log = log or JobLog(JOB)
@@ -320,6 +328,7 @@ def run_nightly(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     lease = None if dry_run else JobLease(store, LOCK).acquire()
+    engine: ScoringEngine | None = None
     try:
         log.event("started", run_date=run_date.isoformat(), dry_run=dry_run, retrain=retrain, store=store.dialect, tasks=names)
         home = store.settings.home
@@ -339,20 +348,30 @@ def run_nightly(
             timings["total"] = time.perf_counter() - t0
             return NightlyResult("skipped", run_date, kept, timings)
 
+        engine = open_engine(store, engine_name, ray_options=ray_options, partitions=partitions, work_dir=work_dir)
+        if lease is not None:
+            engine.discard_stale(store)
+        unsupported = [name for name in todo if not engine.supports(task_of[name].kind)]
+        for name in unsupported:
+            log.event("not distributed", level="warning", task=name, engine=engine_name,
+                      reason=f"the {engine_name} engine does not score {name} yet; run it with --engine local")
+        todo = [name for name in todo if name not in unsupported]
+        available = [name for name in available if name not in unsupported]
+        if not todo:
+            raise StoreStateError(f"no scoring task left for the {engine_name} engine (not distributed: {', '.join(unsupported)})")
         t = time.perf_counter()
-        snap = store.snapshot()
-        graph = Graph.from_snapshot(snap, data_version=False)
+        read = engine.read(store)
         timings["store_read"] = time.perf_counter() - t
-        labelled = int(sum(lab is not None for lab in snap.labels.tolist()))
-        log.event("snapshot", users=snap.num_nodes, friendships=snap.num_edges, labelled=labelled, seconds=round(timings["store_read"], 2))
+        resources = {"read": engine.resources()}
+        log.event("snapshot", users=read.users, friendships=read.friendships, labelled=read.labelled, seconds=round(timings["store_read"], 2))
 
         models: dict[str, ScoringModel] = {}
         if not retrain:  # every model loaded and checked before any scoring starts
             for name in todo:
                 models[name] = task_of[name].load(home)
-                models[name].check_compatible(graph.feature_names, retrain_hint=f"graphrec train {name}` or `graphrec score --retrain")
+                models[name].check_compatible(read.feature_names, retrain_hint=f"graphrec train {name}` or `graphrec score --retrain")
 
-        results: dict[str, ScoreRun] = {}
+        results: dict[str, EngineScores] = {}
         runs: dict[str, TaskRun] = {}
         retrained: dict[str, Registered[Any]] = {}
         for name in todo:
@@ -362,7 +381,7 @@ def run_nightly(
                 t = time.perf_counter()
                 config = (configs or {}).get(name) or retrain_config(task.config_type, seed=seed, threads=threads)
                 # served only once the sanity guard passed: a refused retrain leaves the previous model serving
-                registered = train_and_register(store, task, config, snapshot=snap, serve=False)
+                registered = engine.retrain(store, task, config)
                 retrained[name] = registered
                 timings[f"{task.kind}_train"] = time.perf_counter() - t
                 log.event(event_name(task.kind, "retrained"), task=name, model_version=registered.version, seconds=round(timings[f"{task.kind}_train"], 2))
@@ -372,21 +391,21 @@ def run_nightly(
             t = time.perf_counter()
             model = models.pop(name)  # dropped once scored: one model's inference state in memory at a time
             run.model_version = model.version
-            scored = model.score_graph(graph, threads=threads, max_details=max_details, chunk=chunk)
-            flag_check = check_flag_rate(model, snap.labels, snap.is_synthetic, np.asarray(scored.flagged, dtype=bool))
+            scored = engine.score(name, model, threads=threads, max_details=max_details, chunk=chunk)
             del model
             timings[f"{task.kind}_score"] = time.perf_counter() - t
             results[name] = scored
-            run.users_scored, run.flagged, run.threshold = int(scored.scores.size), int(scored.flagged.sum()), float(scored.threshold)
-            run.flag_check = flag_check
+            run.users_scored, run.flagged, run.threshold = scored.users, scored.flagged, scored.threshold
+            run.flag_check = scored.flag_check
             log.event(event_name(task.kind, "scored"), task=name, users=run.users_scored, flagged=run.flagged, threshold=run.threshold,
                       seconds=round(timings[f"{task.kind}_score"], 2))
             runs[name] = run
+        resources["score"] = engine.resources()
 
         if previous:
             before = {name: store.flagged_user_ids(info.id) for name, info in previous.items() if info is not None and name in runs}
             for name, flagged_before in before.items():
-                now_flagged = snap.user_ids[results[name].flagged]
+                now_flagged = results[name].flagged_user_ids
                 runs[name].newly_flagged = int(np.setdiff1d(now_flagged, flagged_before).size)
                 runs[name].no_longer_flagged = int(np.setdiff1d(flagged_before, now_flagged).size)
         for name in available:
@@ -407,7 +426,7 @@ def run_nightly(
                                     f"(`graphrec train {name}`), or write the run anyway with --force")
         for registered in retrained.values():
             registered.serve(home)
-        result = NightlyResult("dry-run" if dry_run else "complete", run_date, {n: runs[n] for n in available}, timings)
+        result = NightlyResult("dry-run" if dry_run else "complete", run_date, {n: runs[n] for n in available}, timings, resources)
         if dry_run:
             timings["total"] = time.perf_counter() - t0
             log.event("dry-run: nothing written", **{k: v for k, v in result.as_dict().items() if k != "seconds"})
@@ -421,17 +440,15 @@ def run_nightly(
         for name in todo:
             scored, run = results[name], runs[name]
             summary = {"model_version": run.model_version, "newly_flagged": run.newly_flagged, "no_longer_flagged": run.no_longer_flagged,
-                       "data_revision": snap.revision, **scored.summary}
+                       "data_revision": read.revision, **scored.summary}
             if run.flag_check is not None:
                 summary["flag_check"] = run.flag_check.as_dict()
             if run.forced:
                 summary["forced"] = True
-            writes.append(NewScoringRun(
-                run.kind, run_date, snap.user_ids, scored.scores, scored.flagged, scored.threshold, details=scored.details,
-                model_run_id=model_run_ids[name], summary=summary, started_at=started_at, replace=True,
-            ))
+            writes.append(RunToWrite(name, run.kind, summary, model_run_ids[name]))
         # every run in one transaction that first checks this job still holds the lock
-        written = store.write_scoring_runs(writes, lock=(LOCK, lease.owner), keep=keep_runs)
+        written = engine.write(store, writes, run_date=run_date, started_at=started_at, lock=(LOCK, lease.owner), keep=keep_runs)
+        resources["write"] = engine.resources()
         for name, info in zip(todo, written):
             runs[name].run_id = info.id
         timings["store_write"] = time.perf_counter() - t
@@ -448,5 +465,7 @@ def run_nightly(
         log.event("failed", level="error", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        if engine is not None:
+            engine.close()
         if lease is not None:
             lease.release()

@@ -92,7 +92,8 @@ class BotGNN(nn.Module):
     def layer_from_mean(self, i: int, nbr_mean: Tensor, h_dst: Tensor) -> Tensor:
         """Layer ``i`` given the destination rows' neighbour means ``[n_dst, hidden]`` (0 for
         isolated nodes): the same maths as :meth:`layer`, for aggregations done elsewhere."""
-        return self.finish_layer(i, self.convs[i].from_mean(nbr_mean, h_dst), h_dst)
+        conv: MeanSAGE = self.convs[i]  # type: ignore[assignment]
+        return self.finish_layer(i, conv.from_mean(nbr_mean, h_dst), h_dst)
 
     def finish_layer(self, i: int, conv_out: Tensor, h_dst: Tensor) -> Tensor:
         """Residual, normalisation, activation and dropout around layer ``i``'s convolution."""

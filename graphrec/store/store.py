@@ -360,11 +360,15 @@ class GraphStore:
             trans = conn.begin()
             try:
                 before = migrate.current_revision(conn)
-                tables = [t for t in sa_inspect(conn).get_table_names() if t != "alembic_version"]
+                # a partitioned table's partitions go with it: only the tables themselves are listed
+                parts = set(conn.execute(text(
+                    "SELECT relname FROM pg_class WHERE relispartition AND relkind = 'r' AND relnamespace = current_schema()::regnamespace"
+                )).scalars()) if self.dialect == "postgresql" else set()
+                tables = [t for t in sa_inspect(conn).get_table_names() if t != "alembic_version" and t not in parts]
                 counts = {t: int(conn.execute(select(func.count()).select_from(sa_table(t))).scalar_one()) for t in tables}
                 command.downgrade(migrate.alembic_config(conn), revision)
                 after = migrate.current_revision(conn)
-                left = set(sa_inspect(conn).get_table_names())
+                left = set(sa_inspect(conn).get_table_names()) - parts
             finally:
                 trans.rollback()
         dropped = {t: n for t, n in counts.items() if t not in left}
