@@ -36,7 +36,16 @@ class RayOptions:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    """This process's peak resident memory so far, in MiB: ``VmHWM`` of ``/proc/self/status``
+    (reset by ``exec``, unlike ``ru_maxrss``, which a process started by a big parent inherits),
+    else ``ru_maxrss`` (KiB on Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:  # pragma: no cover - not Linux
+        pass
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -282,8 +282,9 @@ def _write(conn: Connection, head: _RunHead, n_scored: int, n_flagged: int, fill
         name = partition_name(run_id)
         conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE scores INCLUDING DEFAULTS)")
         fill(run_id)
-        _set_details(conn, name, run_id, details)
         conn.exec_driver_sql(f"ALTER TABLE {name} ADD PRIMARY KEY (run_id, user_id), ADD CHECK (run_id = {run_id})")
+        # after the primary key: each explained user's update is an index lookup, not a scan of the run
+        _set_details(conn, name, run_id, details)
         conn.exec_driver_sql(f"CREATE INDEX ON {name} (run_id, score)")
         conn.exec_driver_sql(f"CREATE INDEX ON {name} (user_id)")
         if replaced is None:

@@ -304,20 +304,27 @@ def edge_array(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.stack([rows[keep], indices[keep]], axis=1)
 
 
+def copy_pairs(conn: Connection, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two ``bigint`` columns of ``query``'s rows as int64 arrays, by binary ``COPY ... TO
+    STDOUT`` (PostgreSQL only; ``query`` carries no parameters): parsed by numpy, no Python object
+    per row."""
+    raw = driver_connection(conn)
+    buf = bytearray()
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy:
+            for chunk in copy:
+                buf += chunk
+    header = 19  # signature (11) + flags (4) + extension length (4, zero)
+    body = memoryview(buf)[header : len(buf) - 2]
+    row = np.dtype([("n", ">i2"), ("la", ">i4"), ("a", ">i8"), ("lb", ">i4"), ("b", ">i8")])
+    arr = np.frombuffer(body, dtype=row)
+    return arr["a"].astype(np.int64), arr["b"].astype(np.int64)
+
+
 def _read_pairs(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
     """All friendship rows as two int64 arrays (binary COPY on PostgreSQL)."""
     if conn.dialect.name == "postgresql":
-        raw = driver_connection(conn)
-        buf = bytearray()
-        with raw.cursor() as cur:
-            with cur.copy("COPY (SELECT user_lo, user_hi FROM friendships) TO STDOUT (FORMAT binary)") as copy:
-                for chunk in copy:
-                    buf += chunk
-        header = 19  # signature (11) + flags (4) + extension length (4, zero)
-        body = memoryview(buf)[header : len(buf) - 2]
-        row = np.dtype([("n", ">i2"), ("la", ">i4"), ("a", ">i8"), ("lb", ">i4"), ("b", ">i8")])
-        arr = np.frombuffer(body, dtype=row)
-        return arr["a"].astype(np.int64), arr["b"].astype(np.int64)
+        return copy_pairs(conn, "SELECT user_lo, user_hi FROM friendships")
     cur = driver_connection(conn).cursor()
     cur.execute("SELECT user_lo, user_hi FROM friendships")
     los: list[np.ndarray] = []

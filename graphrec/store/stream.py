@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, func, select, tuple_
-from sqlalchemy.orm import aliased
+from sqlalchemy import BigInteger, Connection, and_, bindparam, func, select, tuple_
 
 from graphrec.store.schema import FeatureColumn, Friendship, Label, StoreRevision, User
 from graphrec.store.vectors import decode_rows
@@ -32,16 +31,11 @@ from graphrec.store.vectors import decode_rows
 USER_CHUNK = 100_000
 FRIENDSHIP_CHUNK = 1_000_000
 
-_lo_user = aliased(User)
-_hi_user = aliased(User)
 _FRIENDSHIPS = (
     select(Friendship.user_lo, Friendship.user_hi)
-    .join(_lo_user, _lo_user.id == Friendship.user_lo)
-    .join(_hi_user, _hi_user.id == Friendship.user_hi)
-    .where(and_(_lo_user.deleted_at.is_(None), _hi_user.deleted_at.is_(None)))
-    .where(tuple_(Friendship.user_lo, Friendship.user_hi) > tuple_(bindparam("lo"), bindparam("hi")))
+    .where(tuple_(Friendship.user_lo, Friendship.user_hi) > tuple_(bindparam("lo", type_=BigInteger), bindparam("hi", type_=BigInteger)))
     .order_by(Friendship.user_lo, Friendship.user_hi)
-    .limit(bindparam("n"))
+    .limit(bindparam("n", type_=BigInteger))
 )
 
 
@@ -78,6 +72,9 @@ class GraphStream:
         self.revision = int(conn.execute(select(StoreRevision.revision).where(StoreRevision.id == 1)).scalar_one())
         #: the feature columns, in position order (the width of every chunk's ``features``)
         self.feature_names: list[str] = list(conn.execute(select(FeatureColumn.name).order_by(FeatureColumn.position)).scalars())
+        # deleted users are few: their friendships are dropped from each page in numpy, so a
+        # page is one primary-key range scan of ``friendships`` with no join
+        self._deleted = np.sort(np.fromiter(conn.execute(select(User.id).where(User.deleted_at.is_not(None))).scalars(), dtype=np.int64))
 
     def count_users(self, *, include_synthetic: bool = True) -> int:
         """How many active users :meth:`users` yields (what a partitioner sizes its ranges by)."""
@@ -131,14 +128,40 @@ class GraphStream:
         _check_chunk(chunk_rows)
         lo = hi = -1
         while True:
-            rows = self._conn.execute(_FRIENDSHIPS, {"lo": lo, "hi": hi, "n": chunk_rows}).all()
-            if not rows:
+            a, b = self._friendship_page(lo, hi, chunk_rows)
+            if a.size == 0:
                 return
-            pairs = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
-            yield FriendshipChunk(user_lo=pairs[:, 0].copy(), user_hi=pairs[:, 1].copy())
-            if len(rows) < chunk_rows:
+            rows, last = a.size, (int(a[-1]), int(b[-1]))
+            if self._deleted.size:
+                keep = ~(np.isin(a, self._deleted) | np.isin(b, self._deleted))
+                a, b = a[keep], b[keep]
+            if a.size:
+                yield FriendshipChunk(user_lo=a, user_hi=b)
+            if rows < chunk_rows:
                 return
-            lo, hi = int(pairs[-1, 0]), int(pairs[-1, 1])
+            lo, hi = last
+
+    def _friendship_page(self, lo: int, hi: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``n`` friendships after ``(lo, hi)``, straight from the driver (binary
+        ``COPY`` on PostgreSQL, the raw cursor on SQLite): no Python object per row."""
+        from graphrec.store.bulk import driver_connection
+        from graphrec.store.snapshot import copy_pairs
+
+        compiled = _FRIENDSHIPS.compile(dialect=self._conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = {"lo": int(lo), "hi": int(hi), "n": int(n)}
+        if self._conn.dialect.name == "postgresql":
+            # COPY takes no parameters: the three integers are rendered into the query
+            literal = _FRIENDSHIPS.params(**params).compile(dialect=self._conn.dialect, compile_kwargs={"literal_binds": True})
+            return copy_pairs(self._conn, str(literal))
+        cur = driver_connection(self._conn).cursor()
+        try:
+            values = compiled.construct_params(params)
+            cur.execute(str(compiled), [values[k] for k in compiled.positiontup or []])
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 def _check_chunk(chunk_rows: int) -> None:
