@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.graphrec-installed
 
-.PHONY: demo test test-quick docs bench clean
+.PHONY: demo demo-ray test test-quick docs bench clean
 
 # torch first, pinned, so nothing afterwards can pull another torch. TORCH_PIP_ARGS picks where the
 # CPU build comes from: empty where the local pip configuration provides it (this project's
@@ -28,6 +28,15 @@ demo: $(STAMP)
 	$(BIN)/graphrec train linkpred --seed 0
 	$(BIN)/graphrec recommend --user 0 -k 10
 
+# The distributed path on the bundled graph: the demo bots, a bot model, then the nightly job and a
+# batch of recommendations on a local Ray cluster (2 CPUs). The venv has the distributed extra.
+demo-ray: demo
+	$(BIN)/graphrec import ego-facebook --with-demo-bots
+	$(BIN)/graphrec train bots --include-synthetic
+	$(BIN)/graphrec score --engine ray --workers 2 --replace
+	seq 0 99 > users-100.txt
+	$(BIN)/graphrec recommend --users-file users-100.txt --output recs-100.jsonl --engine ray --workers 2
+
 # The type check (mypy over graphrec/ and generative/, settings in pyproject.toml), then the tests.
 test: $(STAMP)
 	$(BIN)/python -m mypy
@@ -47,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_linkpred.py
 
 clean:
-	rm -rf $(VENV) graphrec.db graphrec.db-wal graphrec.db-shm graphrec-home
+	rm -rf $(VENV) graphrec.db graphrec.db-wal graphrec.db-shm graphrec-home users-100.txt recs-100.jsonl

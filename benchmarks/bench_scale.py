@@ -14,8 +14,9 @@ For each size (default 250k, 1M and 4M users at about ``--degree`` friends each)
 4. Run the nightly job (``run_nightly``) in a fresh process per engine: ``local`` (sizes up to
    ``--local-max``; the local engine holds the whole graph, 4M users do not fit its memory
    budget) and ``ray`` (a local Ray cluster with ``--workers`` CPUs, one actor per partition of
-   250k users). Per stage (snapshot = store read, inference = bot scoring, write = store write),
-   the wall time, rows/s and the peak memory of every process: the driver's and each Ray worker's.
+   500k users). Per stage (snapshot = store read, inference = bot scoring, write = store write),
+   the wall time, rows/s and the peak memory of every process: the driver's and each Ray worker's
+   (its private memory, and with the pages of Ray's shared object store it mapped).
 5. Print the table, the comparison with the targets (Ray at 1M <= 1.5x the local wall time; each
    Ray worker's peak at 4M below the local engine's peak at 1M; 4M end to end under 20 min) and
    the machine's load average beside every figure; ``--out`` also writes the figures as JSON.
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_score_bots_scale import bench_database, load  # noqa: E402
+from bench_score_bots_scale import bench_database, load, plant_bots  # noqa: E402
 
 from graphrec.store.store import GraphStore  # noqa: E402
 
@@ -96,17 +97,7 @@ def social_graph(n: int, degree: float, seed: int, *, inside: float = 0.6) -> np
 
 
 def generate(n: int, degree: float, seed: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed + 7)
-    pairs = social_graph(n, degree, seed)
-    is_bot = rng.random(n) < 0.05
-    features = rng.normal(0.0, 1.0, (n, 16)).astype(np.float32)
-    features[is_bot, :4] += 0.5
-    bots = np.flatnonzero(is_bot)
-    extra = np.sort(rng.choice(bots, size=(bots.size * 3, 2)), axis=1)
-    extra = extra[extra[:, 0] != extra[:, 1]]
-    keys = np.unique(np.concatenate([pairs[:, 0] * n + pairs[:, 1], extra[:, 0] * n + extra[:, 1]]))
-    pairs = np.stack([keys // n, keys % n], axis=1)
-    return [str(i) for i in range(n)], pairs, features, is_bot
+    return plant_bots(n, social_graph(n, degree, seed), np.random.default_rng(seed + 7), extra_per_bot=3)
 
 
 def graph_stats(n: int, pairs: np.ndarray) -> dict[str, float]:
@@ -141,12 +132,15 @@ def rows(size: int, friendships: int, engine: str, job: dict[str, Any]) -> list[
         s = float(secs.get(key, float("nan")))
         peak = peaks.get(peak_key, {})
         workers = peak.get("bots_workers") or []
+        shared = peak.get("bots_workers_with_object_store") or []
         out.append({"users": size, "engine": engine, "stage": stage, "seconds": round(s, 1), "rows_per_s": round(count / s) if s else None,
                     "rows": "friendships" if stage == "snapshot" else "users", "driver_peak_mib": peak.get("driver"),
-                    "worker_peak_mib": max(workers) if workers else None, "workers": len(workers), "load": job["load"]})
+                    "worker_peak_mib": max(workers) if workers else None, "workers": len(workers),
+                    "worker_peak_with_store_mib": max(shared) if shared else None, "load": job["load"]})
     out.append({"users": size, "engine": engine, "stage": "total (process)", "seconds": round(job["wall"], 1),
                 "rows_per_s": round(size / job["wall"]), "rows": "users", "driver_peak_mib": peaks.get("write", {}).get("driver"),
-                "worker_peak_mib": out[-1]["worker_peak_mib"], "workers": out[-1]["workers"], "load": job["load"]})
+                "worker_peak_mib": out[-1]["worker_peak_mib"], "workers": out[-1]["workers"],
+                "worker_peak_with_store_mib": out[-1]["worker_peak_with_store_mib"], "load": job["load"]})
     return out
 
 
@@ -207,10 +201,11 @@ def main() -> None:
 
     print()
     print(f"{'users':>9s} {'engine':>6s} {'stage':>16s} {'seconds':>8s} {'rows/s':>10s} {'rows':>11s} {'driver MiB':>10s} "
-          f"{'worker MiB':>10s} {'workers':>7s}  load (start, end)")
+          f"{'worker MiB':>10s} {'+store MiB':>10s} {'workers':>7s}  load (start, end)")
     for r in table:
         print(f"{r['users']:>9,d} {r['engine']:>6s} {r['stage']:>16s} {r['seconds']:>8.1f} {r['rows_per_s'] or 0:>10,d} {r['rows']:>11s} "
-              f"{r['driver_peak_mib'] or 0:>10.0f} {r['worker_peak_mib'] or 0:>10.0f} {r['workers']:>7d}  {r['load']}")
+              f"{r['driver_peak_mib'] or 0:>10.0f} {r['worker_peak_mib'] or 0:>10.0f} {r['worker_peak_with_store_mib'] or 0:>10.0f} "
+              f"{r['workers']:>7d}  {r['load']}")
 
     def total(size: int, engine: str) -> dict[str, Any] | None:
         return next((r for r in table if r["users"] == size and r["engine"] == engine and r["stage"].startswith("total")), None)

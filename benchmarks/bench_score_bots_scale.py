@@ -51,12 +51,18 @@ PG_BASE = os.environ.get("GRAPHREC_BENCH_PG", "postgresql+psycopg://postgres@127
 
 def generate(n: int, m: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    pairs = chung_lu_pairs(n, m, rng)
+    return plant_bots(n, chung_lu_pairs(n, m, rng), rng, extra_per_bot=5)
+
+
+def plant_bots(n: int, pairs: np.ndarray, rng: np.random.Generator, *, extra_per_bot: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The benchmark's users over the friendships ``pairs``: 16 normal profile columns, 5% bots
+    whose first 4 columns are shifted by 0.5 and who get ``extra_per_bot`` friendships among
+    themselves. Returns external ids, the friendships, the profiles and the bot mask."""
     is_bot = rng.random(n) < 0.05
     features = rng.normal(0.0, 1.0, (n, 16)).astype(np.float32)
     features[is_bot, :4] += 0.5
     bots = np.flatnonzero(is_bot)
-    extra = np.sort(rng.choice(bots, size=(bots.size * 5, 2)), axis=1)
+    extra = np.sort(rng.choice(bots, size=(bots.size * extra_per_bot, 2)), axis=1)
     extra = extra[extra[:, 0] != extra[:, 1]]
     keys = np.unique(np.concatenate([pairs[:, 0] * n + pairs[:, 1], extra[:, 0] * n + extra[:, 1]]))
     pairs = np.stack([keys // n, keys % n], axis=1)

@@ -135,7 +135,7 @@ def test_store_sql_has_no_task_semantics() -> None:
 
 
 def test_core_and_nn_stay_below_the_tasks() -> None:
-    upper = ("graphrec.tasks", "graphrec.serving", "graphrec.jobs", "graphrec.cli")
+    upper = ("graphrec.tasks", "graphrec.serving", "graphrec.jobs", "graphrec.cli", "graphrec.distributed")
     assert _violations(PKG / "core", upper + ("graphrec.store.store", "graphrec.nn")) == []
     assert _violations(PKG / "nn", upper + ("graphrec.store", "graphrec.core.index")) == []
 
@@ -157,7 +157,7 @@ def test_nn_modules_do_no_file_or_database_io() -> None:
 @pytest.mark.parametrize("task", TASKS)
 def test_a_task_never_imports_another_task(task: str) -> None:
     others = tuple(f"graphrec.tasks.{t}" for t in TASKS if t != task)
-    upper = ("graphrec.serving", "graphrec.jobs", "graphrec.cli", "graphrec.tasks.registry")
+    upper = ("graphrec.serving", "graphrec.jobs", "graphrec.cli", "graphrec.tasks.registry", "graphrec.distributed")
     assert _violations(PKG / "tasks" / task, others + upper) == []
 
 
@@ -323,3 +323,26 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         task = get_task(name)
         train_and_register(store, task, task.config_type(seed=0, epochs=1))  # type: ignore[call-arg]
     return {"GRAPHREC_DATABASE_URL": url, "GRAPHREC_HOME": str(root / "home")}
+
+
+def test_the_distributed_path_stays_optional_and_below_the_front_doors() -> None:
+    """graphrec.distributed (Ray) sits above the tasks and the store and below the CLI, the jobs
+    and the service: it never imports the front doors, and nothing imports ray or pyarrow except
+    inside graphrec.distributed, inside functions, so the single-process path runs without the
+    ``distributed`` extra."""
+    assert _violations(PKG / "distributed", ("graphrec.cli", "graphrec.service", "graphrec.client")) == []
+    top_level = []
+    for f in _files(PKG):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in tree.body:
+            mods = ({a.name for a in node.names} if isinstance(node, ast.Import) else
+                    {node.module or ""} if isinstance(node, ast.ImportFrom) else set())
+            if any(m.split(".")[0] in ("ray", "pyarrow") for m in mods):
+                top_level.append(f"{f.relative_to(ROOT)} imports {sorted(mods)} at module level")
+    assert top_level == []
+    outside = [v for v in _violations(PKG, ("ray", "pyarrow")) if not v.startswith("graphrec/distributed/")]
+    assert outside == []
+    code = "import sys, graphrec, graphrec.cli, graphrec.jobs.nightly, graphrec.jobs.engines, graphrec.distributed.engine; " \
+           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'pyarrow')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from graphrec.cli.app import FORMAT, cli, emit, open_store, threads_option
+from graphrec.cli.app import FORMAT, cli, emit, engine_options, open_store, ray_options, threads_option
 
 
 # -- link prediction --------------------------------------------------------------------------
@@ -43,18 +43,26 @@ def train_linkpred(ctx: click.Context, seed: int, epochs: int, gnn_dim: int, thr
 @click.option("--augment", type=click.Choice(["vae", "gan", "copy"]), help="Add synthetic examples of the scarce class while training (vae, gan: class-conditional profiles; copy: the no-generator ablation).")
 @click.option("--include-synthetic", is_flag=True, help="Also learn from labels of synthetic users in the store.")
 @threads_option()
+@engine_options
 @FORMAT
 @click.pass_context
 def train_bots(ctx: click.Context, seed: int, folds: int, epochs: int, target_precision: float, positive_label: str, augment: str | None,
-               include_synthetic: bool, threads: int, fmt: str) -> None:
-    """Train the bot detector (GNN node classification) from the labels in the store."""
+               include_synthetic: bool, threads: int, engine: str, ray_address: str | None, workers: int | None, fmt: str) -> None:
+    """Train the bot detector (GNN node classification) from the labels in the store. With
+    --engine ray each fold's network is fitted with Ray Train (DDP over sampled neighbourhoods)."""
     from graphrec.tasks.base import train_and_register
     from graphrec.tasks.bots.config import BotConfig
     from graphrec.tasks.registry import get_task
 
     cfg = BotConfig(seed=seed, folds=folds, epochs=epochs, target_precision=target_precision, positive_label=positive_label,
                     augment=augment, include_synthetic=include_synthetic, threads=threads)
-    reg = train_and_register(open_store(ctx), get_task("bots"), cfg)
+    options = ray_options(engine, ray_address, workers)
+    if options is not None:
+        from graphrec.distributed.training import train_bots_on_ray
+
+        reg = train_bots_on_ray(open_store(ctx), cfg, options=options)
+    else:
+        reg = train_and_register(open_store(ctx), get_task("bots"), cfg)
     m = reg.manifest
     fallback = not str(m["threshold_rule"]).startswith("precision")
     warning = (f"the threshold fell back to the F1-optimal one: target precision {target_precision:g} is not reachable out of fold "

@@ -44,7 +44,10 @@ from graphrec.errors import InputError
 from graphrec.tasks.bots.config import BotConfig
 
 if TYPE_CHECKING:  # pragma: no cover
+    from graphrec.distributed.engine import RayOptions
     from graphrec.distributed.partitions import PartitionManifest
+    from graphrec.store.store import GraphStore
+    from graphrec.tasks.base import Registered
     from graphrec.distributed.sampling import SampledBatch
     from graphrec.nn.bot_gnn import BotGNN
     from graphrec.tasks.bots.model import GraphInputs
@@ -193,11 +196,11 @@ def write_label_trick_splits(inputs_dir: str | Path, manifest: "PartitionManifes
     """``count`` label-trick splits of the training labels ``nodes`` (positions) / ``is_bot``, for
     node inputs that fit one process (``inputs`` of :func:`graphrec.tasks.bots.model.graph_inputs`):
     each split's label-propagation inputs come from a random half of each class and its loss
-    targets are the other half (:func:`graphrec.tasks.bots.train._half_split`, the local trainer's
+    targets are the other half (:func:`graphrec.tasks.bots.train.half_split`, the local trainer's
     per-epoch split); the inputs are written per partition (``x-s<i>-<p>.npy``). The distributed
     scoring writes the same files partition by partition for graphs that do not fit."""
     from graphrec.distributed.sampling import write_inputs
-    from graphrec.tasks.bots.train import _half_split
+    from graphrec.tasks.bots.train import half_split
 
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InputError(f"count must be a positive integer, got {count!r}")
@@ -206,7 +209,7 @@ def write_label_trick_splits(inputs_dir: str | Path, manifest: "PartitionManifes
     rng = np.random.default_rng(seed)
     splits = []
     for s in range(count):
-        inp, tgt = _half_split(y, rng)
+        inp, tgt = half_split(y, rng)
         write_inputs(inputs_dir, f"s{s}", manifest, inputs.with_labels(nodes[inp][y[inp]], nodes[inp][~y[inp]]))
         splits.append(SplitLabels(f"s{s}", nodes[tgt], y[tgt]))
     return splits
@@ -343,3 +346,33 @@ def _train_loop(cfg: dict[str, Any]) -> None:
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
     else:
         ray.train.report(metrics, checkpoint=None)
+
+
+def train_bots_on_ray(store: "GraphStore", config: BotConfig, *, options: "RayOptions | None" = None, work_dir: str | Path | None = None,
+                      partitions: int | None = None) -> "Registered[Any]":
+    """``graphrec train bots --engine ray``: the bot model trained as locally (folds, calibration,
+    threshold, smoothing), each fold's network fitted with Ray Train (:class:`RayFoldTrainer`:
+    DDP over sampled neighbourhoods read from a partitioned snapshot of the same store revision),
+    then registered and served like any trained model.
+
+    What is still in this process: the snapshot and the node inputs the folds train on (the
+    label-trick splits are computed from the whole graph here and written per partition); the
+    network fitting is what runs on the cluster. ``--augment`` is refused (synthetic training
+    users have no place in the partitions)."""
+    from graphrec.distributed.engine import RayOptions, ray_session
+    from graphrec.distributed.nightly import default_partitions
+    from graphrec.distributed.partitions import write_partitions
+    from graphrec.tasks.base import train_and_register
+    from graphrec.tasks.bots.train import BotTask
+
+    if config.augment is not None:
+        raise InputError("--augment is not available with --engine ray: train with --engine local to augment")
+    options = options or RayOptions()
+    root = Path(work_dir) if work_dir is not None else Path(store.settings.home) / "distributed" / "training"
+    with ray_session(options):
+        snap = store.snapshot()
+        manifest = write_partitions(store, root / "snapshot", partitions or default_partitions(snap.num_nodes, options.workers))
+        if manifest.revision != snap.revision:
+            raise InputError(f"the store changed while training started (revision {snap.revision}, then {manifest.revision}): run it again")
+        trainer = RayFoldTrainer(root / "snapshot", root / "folds", workers=options.workers, revision=snap.revision)
+        return train_and_register(store, BotTask(fold_trainer=trainer), config, snapshot=snap)

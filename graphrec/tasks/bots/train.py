@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,8 +92,9 @@ class BotTask(Task[BotConfig, BotModel]):
     model_type = BotModel
     scores_users = True
 
-    def __init__(self, profile_generators: ProfileSamplerFactory | None = None) -> None:
+    def __init__(self, profile_generators: ProfileSamplerFactory | None = None, fold_trainer: "FoldTrainer | None" = None) -> None:
         self.profile_generators = profile_generators
+        self.fold_trainer = fold_trainer
 
     def snapshot(self, store: "GraphStore", config: BotConfig) -> "Snapshot":
         """Every user, synthetic ones included (they are part of the graph the model propagates
@@ -119,12 +121,16 @@ class BotTask(Task[BotConfig, BotModel]):
                                          threads=threads, generators=self.profile_generators)
             train_graph, labels, n_real, added = aug.graph, LabelSet(aug.labelled, aug.is_bot), aug.n_real, aug.added
             log.info("augmentation (%s): %d synthetic %s examples", config.augment, added, aug.scarce_class)
-        model = train_bot_detector(train_graph, labels.nodes, labels.is_bot, config, n_real=n_real)
+        model = train_bot_detector(train_graph, labels.nodes, labels.is_bot, config, n_real=n_real, fold_trainer=self.fold_trainer)
         model.metrics["augment"] = {"model": config.augment, "synthetic_examples": added}
         return model
 
 
-def _half_split(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+#: fits one fold's network: ``(config, inputs, adjacency, labelled nodes, is_bot, seed) -> BotGNN``
+FoldTrainer = Callable[[BotConfig, GraphInputs, Any, np.ndarray, np.ndarray, int], "BotGNN"]
+
+
+def half_split(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The label trick's split of one epoch: random halves of each class (positions into ``y``),
     (label inputs, loss targets). A class with one example goes to the targets."""
     inp, tgt = [], []
@@ -148,7 +154,7 @@ def _train_fold(config: BotConfig, inputs: GraphInputs, adj: "torch.Tensor", nod
     base = torch.from_numpy(inputs.base)
     model.train()
     for _ in range(config.epochs):
-        inp, tgt = _half_split(y, rng)
+        inp, tgt = half_split(y, rng)
         lab = torch.from_numpy(inputs.propagator(nodes[inp][y[inp]], nodes[inp][~y[inp]]))
         logits = model(torch.cat([base, lab], dim=1), adj)
         target = torch.from_numpy(y[tgt].astype(np.float32))
@@ -220,13 +226,16 @@ def choose_smoothing(y: np.ndarray, oof: dict[str, np.ndarray], *, seed: int = 0
 
 
 def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray, config: BotConfig, *,
-                       n_real: int | None = None) -> BotModel:
+                       n_real: int | None = None, fold_trainer: "FoldTrainer | None" = None) -> BotModel:
     """Train on the nodes ``labelled`` (indices into ``graph``) with classes ``is_bot`` (bool,
     aligned); see the module docs.
 
     Nodes ``>= n_real`` are synthetic training examples (augmentation, :mod:`graphrec.tasks.bots.augment`):
     they train every fold's model but are never held out, so the out-of-fold scores behind
-    calibration, the threshold and the reported metrics are those of real users only."""
+    calibration, the threshold and the reported metrics are those of real users only.
+
+    ``fold_trainer`` fits each fold's network (default: full-batch training in this process;
+    :class:`graphrec.distributed.training.RayFoldTrainer` fits it with Ray Train)."""
     from graphrec.nn.bot_gnn import layerwise_logits, sparse_adjacency
 
     start = time.perf_counter()
@@ -250,7 +259,7 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     bar = progress("train bots", total=folds, unit="fold")
     for f in range(folds):
         tr = fold_of != f
-        net = _train_fold(config, inputs, adj, labelled[tr], y[tr], config.seed * 100 + f)
+        net = (fold_trainer or _train_fold)(config, inputs, adj, labelled[tr], y[tr], config.seed * 100 + f)
         fold_bots, fold_humans = labelled[tr][y[tr]], labelled[tr][~y[tr]]
         raw = layerwise_logits(net, inputs.with_labels(fold_bots, fold_humans), indptr, indices)
         for c in choices:
