@@ -80,7 +80,12 @@ class BotScoringPartition(PartitionWorker):
 
         eligible = np.flatnonzero(self.deg >= 2)
         indptr, cols = self.global_csr()
-        u, v = sample_neighbour_pairs(indptr, cols, eligible, eligible + self.start, pairs=pairs, seed=seed)
+        u = np.empty((eligible.size, pairs), dtype=np.int64)
+        v = np.empty((eligible.size, pairs), dtype=np.int64)
+        step = max(1, 2_000_000 // pairs)  # rows at a time: the hashing's temporaries stay small
+        for s in range(0, eligible.size, step):
+            rows = eligible[s: s + step]
+            u[s: s + step], v[s: s + step] = sample_neighbour_pairs(indptr, cols, rows, rows + self.start, pairs=pairs, seed=seed)
         return eligible, u, v
 
     def clustering_queries(self, pairs: int, seed: int) -> list[np.ndarray]:

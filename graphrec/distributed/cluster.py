@@ -125,6 +125,9 @@ class _ActorBody:
         if self.worker is None:
             self.worker = self.worker_type(self.directory, self.p, **ray.get(init[0]))
         out = _call(self.worker, method, ray.get, args, kwargs)
+        sample = getattr(self.worker, "sample_memory", None)
+        if sample is not None:
+            sample()
         return out[0] if unwrap else out
 
     def pid(self) -> int:

@@ -60,15 +60,27 @@ class PartitionWorker:
         self._walk: list[Any] = []
         self._sym: list[Any] = []
         self._keys: np.ndarray | None = None
+        self._private_peak = 0.0
         self._csr: tuple[np.ndarray, np.ndarray] | None = None
         self._normalise()
 
     # -- operators -----------------------------------------------------------------------------
-    def peak_rss_mib(self) -> float:
-        """This worker process's peak resident memory so far, in MiB."""
-        from graphrec.distributed.engine import peak_rss_mib
+    def sample_memory(self) -> None:
+        """Record this process's private memory now (its peak is kept: the kernel keeps only the
+        peak of private and shared memory together)."""
+        from graphrec.distributed.engine import process_memory_mib
 
-        return peak_rss_mib()
+        self._private_peak = max(self._private_peak, process_memory_mib().get("private", 0.0))
+
+    def memory_mib(self) -> dict[str, float]:
+        """This worker's memory in MiB: ``private_peak`` (its own allocations, highest seen at the
+        end of a stage call or of a block product), ``peak`` (``VmHWM``: private and the object
+        store's shared pages it touched, together) and ``shared`` now."""
+        from graphrec.distributed.engine import process_memory_mib
+
+        self.sample_memory()
+        now = process_memory_mib()
+        return {"private_peak": self._private_peak, "peak": now.get("peak", 0.0), "shared": now.get("shared", 0.0)}
 
     def bounds(self) -> tuple[int, int]:
         """The positions ``[start, stop)`` this partition owns."""
@@ -110,6 +122,7 @@ class PartitionWorker:
             part: np.ndarray = np.asarray(block.astype(dtype, copy=False) @ x.astype(dtype, copy=False), dtype=dtype)
             out = part if out is None else out + part
             del x
+            self.sample_memory()
         assert out is not None
         return out
 
