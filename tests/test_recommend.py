@@ -16,6 +16,7 @@ from graphrec import artifacts
 from graphrec.cli import cli
 from graphrec.errors import InputError, NotFoundError
 from graphrec.serving.recommend import Recommender, recommend_batch, recommend_user
+from graphrec.store import NewScoringRun
 from graphrec.store.store import GraphStore
 from graphrec.tasks.base import train_and_register
 from graphrec.tasks.linkpred.config import LinkPredConfig
@@ -78,12 +79,8 @@ def test_blocked_deleted_synthetic_and_bots_are_never_suggested(tmp_path: Path, 
     store.remove_user(deleted)
     with store.write() as conn:
         conn.execute(text("UPDATE users SET is_synthetic = :t WHERE external_id = :e"), {"t": True, "e": synthetic})
-        run = conn.execute(
-            text("INSERT INTO scoring_runs (kind, run_date, status, n_scored, n_flagged, started_at) VALUES ('bot', :d, 'complete', 1, 1, :now) RETURNING id"),
-            {"d": dt.date(2026, 11, 27), "now": dt.datetime(2026, 11, 27)},
-        ).scalar_one()
         uid = conn.execute(text("SELECT id FROM users WHERE external_id = :e"), {"e": bot}).scalar_one()
-        conn.execute(text("INSERT INTO scores (run_id, user_id, score, flagged) VALUES (:r, :u, 0.97, :t)"), {"r": run, "u": uid, "t": True})
+    store.write_scoring_runs([NewScoringRun("bot", dt.date(2026, 11, 27), np.array([uid]), np.array([0.97]), np.array([True]), 0.5)])
     try:
         after = [s.user for s in rec.recommend("1", k=6)]
         assert not set(after) & {blocked, blocker, deleted, synthetic, bot}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from graphrec.errors import InputError, NotFoundError
+from graphrec.store import NewScoringRun
 from graphrec.store.store import GraphStore
 
 
@@ -173,16 +174,10 @@ def test_serving_reads_on_both_backends(store: GraphStore) -> None:
     assert store.mutual_friends_with("d", ["a", "b", "e"]) == {"a": ["c"], "b": ["c"], "e": []}
     assert store.mutual_friends_with("a", ["c"]) == {"c": ["b"]}  # the synthetic mutual is hidden
     assert store.excluded_candidates(["b", "s", "zz"], score_kind="bot", score_threshold=0.5) == {"s", "zz"}
-    with store.write() as conn:
-        run = conn.execute(
-            text("INSERT INTO scoring_runs (kind, run_date, status, n_scored, n_flagged, started_at) VALUES ('bot', :d, 'complete', 2, 1, :now) RETURNING id"),
-            {"d": dt.date(2026, 11, 27), "now": dt.datetime(2026, 11, 27)},
-        ).scalar_one()
+    with store.read() as conn:
         ids = dict(conn.execute(text("SELECT external_id, id FROM users WHERE external_id IN ('b', 'd')")).all())
-        conn.execute(
-            text("INSERT INTO scores (run_id, user_id, score, flagged) VALUES (:r, :u, :s, :f)"),
-            [{"r": run, "u": ids["b"], "s": 0.9, "f": True}, {"r": run, "u": ids["d"], "s": 0.1, "f": False}],
-        )
+    store.write_scoring_runs([NewScoringRun("bot", dt.date(2026, 11, 27), np.array([ids["b"], ids["d"]]), np.array([0.9, 0.1]),
+                                            np.array([True, False]), 0.5)])
     assert store.excluded_candidates(["b", "d"], score_kind="bot", score_threshold=0.5) == {"b"}
     assert store.excluded_candidates(["b", "d"]) == set()
     store.remove_user("d")
@@ -208,7 +203,6 @@ def test_user_profile_in_one_call(store: GraphStore) -> None:
 
 
 def _run(kind: str, day, snap, scores, *, replace: bool = False, details=None):  # noqa: ANN001, ANN202
-    from graphrec.store import NewScoringRun
 
     scores = np.asarray(scores, dtype=np.float64)
     return NewScoringRun(kind, day, snap.user_ids, scores, scores > 0.5, 0.5, details=details or {},

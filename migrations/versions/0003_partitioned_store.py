@@ -28,9 +28,11 @@ PostgreSQL only (SQLite keeps the plain tables; it gets ``score_staging`` alone)
   scoring run, created in the transaction that writes the run (:mod:`graphrec.store.scores`), so
   an old run goes with ``DROP TABLE`` of its partition instead of a ``DELETE`` of a million rows.
   Same primary key ``(run_id, user_id)``, foreign keys and indexes. Every existing run gets its
-  partition here, with its rows. A DEFAULT partition ``scores_default`` takes rows of a run that
-  has no partition of its own (rows inserted around the store's API); the store never puts any
-  there, and a run's delete still removes them (the foreign key's cascade).
+  partition here, with its rows. There is no DEFAULT partition: a row of a run without a
+  partition (written around the store's API) is refused, and in exchange a publish attaches its
+  partition with a SHARE UPDATE EXCLUSIVE lock, so readers of the previous runs never wait for
+  the new run's foreign-key validation (with a default partition they waited about 0.7 s per
+  million scores at every publish: docs/store-at-scale.md).
 
 * ``score_staging`` (both backends): where distributed scoring workers write their share of a
   run's scores (``COPY`` on PostgreSQL) before one short transaction publishes the run
@@ -146,8 +148,6 @@ def _partition_scores() -> None:
     op.execute("CREATE INDEX ix_scores_user_id ON scores (user_id)")
     for fk in _SCORE_FKS:
         op.execute(f"ALTER TABLE scores {fk}")
-    # rows of a run without a partition of its own (written around the store's API) land here
-    op.execute("CREATE TABLE scores_default PARTITION OF scores DEFAULT")
     run_ids = op.get_bind().execute(sa.text("SELECT id FROM scoring_runs ORDER BY id")).scalars().all()
     for rid in run_ids:
         op.execute(f"CREATE TABLE scores_r{int(rid)} PARTITION OF scores FOR VALUES IN ({int(rid)})")
