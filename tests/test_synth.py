@@ -238,3 +238,48 @@ def test_augmentation_balances_classes_for_training_only() -> None:
     model = train_bot_detector(aug.graph, aug.labelled, aug.is_bot, cfg, n_real=aug.n_real)
     # out-of-fold metrics count real labelled users only
     assert model.metrics["labelled_bots"] == int(y.sum()) and model.metrics["synthetic_examples"] == aug.added
+
+
+def test_privacy_figures_tell_copies_from_fresh_rows() -> None:
+    from graphrec.tasks.synth.privacy import privacy_figures
+
+    rng = np.random.default_rng(0)
+    binary = (rng.random((1200, 40)) < 0.08).astype(np.float32)  # sparse binary profiles: real rows coincide too
+    train, holdout, fresh = binary[:800], binary[800:1000], binary[1000:]
+    ok = privacy_figures(train, holdout, fresh)
+    assert ok.decided and ok.passed and ok.reasons == []
+    copies = privacy_figures(train, holdout, train[rng.choice(800, 200)])
+    assert copies.decided and not copies.passed and copies.exact_copy_rate == 1.0
+    assert any("copy a training row" in r for r in copies.reasons) and any("closer" in r for r in copies.reasons)
+    continuous = rng.normal(size=(1200, 6))
+    near = continuous[:800][rng.choice(800, 200)] + rng.normal(scale=0.01, size=(200, 6))  # jittered copies: no exact copy
+    leaky = privacy_figures(continuous[:800], continuous[800:1000], near)
+    assert leaky.exact_copy_rate == 0.0 and not leaky.passed and any("closer" in r for r in leaky.reasons)
+    assert privacy_figures(continuous[:800], continuous[800:1000], continuous[1000:]).passed
+    small = privacy_figures(train, holdout[:5], train[:5])
+    assert not small.decided and small.passed  # too few rows to decide: recorded, not refused
+
+
+def test_a_generator_that_copies_is_refused_unless_forced(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The privacy gate: a batch that replays real users' profiles is refused and nothing is
+    written; --force writes it and records the figures as forced."""
+    from graphrec.tasks.synth.privacy import PrivacyGateError
+
+    edges, feats = _load_real(store)
+    rng = np.random.default_rng(1)
+    monkeypatch.setattr(SynthModel, "sample", lambda self, n, label=None, seed=0: feats[rng.choice(feats.shape[0], n)].copy())
+    with pytest.raises(PrivacyGateError, match="nothing written"):
+        synthesize(store, SynthConfig(model="vae", n=40, seed=0, epochs=2, threads=1))
+    assert _counts(store) == (0, len(edges))
+    _assert_no_synth_run(store)
+    r = CliRunner().invoke(cli, ["synth", "--n", "40", "--epochs", "2", "--threads", "1"],
+                           env={"GRAPHREC_DATABASE_URL": store.engine.url.render_as_string(hide_password=False),
+                                "GRAPHREC_HOME": str(store.settings.home)})
+    assert r.exit_code == 4 and "refused" in r.output and _counts(store)[0] == 0
+    report = synthesize(store, SynthConfig(model="vae", n=40, seed=0, epochs=2, threads=1, force=True))
+    assert report.users_created == 40 and report.privacy["forced"] and not report.privacy["passed"]
+    assert report.privacy["exact_copy_rate"] > report.privacy["holdout_exact_copy_rate"]
+    with store.read() as conn:
+        recorded = conn.execute(text("SELECT metrics FROM model_runs WHERE kind = 'synth'")).scalar_one()
+    recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
+    assert recorded["privacy"]["forced"] is True and recorded["privacy"]["reasons"]

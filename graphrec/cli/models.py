@@ -254,13 +254,21 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
 @click.option("--seed", default=0, show_default=True, type=int, help='Random seed of the generator and of the drawn users and friendships.')
 @click.option("--label", help="Give every synthetic user this label (e.g. bot); profiles come from a class-conditional model.")
 @click.option("--epochs", type=click.IntRange(1), help="Generator training epochs [default: the model's].")
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.0, 0.5),
+              help="Share of real users the generator does not see: the privacy gate's baseline (0: no gate).")
+@click.option("--force", is_flag=True, help="Write a batch the privacy gate refuses (its figures are recorded as forced).")
 @threads_option()
 @FORMAT
 @click.pass_context
-def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str | None, epochs: int | None, threads: int, fmt: str) -> None:
+def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str | None, epochs: int | None, holdout: float, force: bool,
+          threads: int, fmt: str) -> None:
     """Create N synthetic users, always flagged is_synthetic: profiles from a VAE or GAN trained on
     the real users, friendships by profile-anchored triadic closure, all in one transaction.
     Synthetic users are never recommended and are excluded from training and evaluation.
+
+    Privacy gate: a batch whose rows copy the generator's training users more than held-out real
+    users do (exact copies, distance to the closest record, a membership-inference attack) is
+    refused with exit code 4 and nothing written, unless --force.
 
     'graphrec synth purge' removes every synthetic user and friendship."""
     if ctx.invoked_subcommand is not None:
@@ -270,7 +278,8 @@ def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str |
     from graphrec.tasks.synth.config import SynthConfig
     from graphrec.tasks.synth.synthesize import synthesize
 
-    report = synthesize(open_store(ctx), SynthConfig(model=model, n=n, seed=seed, label=label, epochs=epochs, threads=threads))
+    report = synthesize(open_store(ctx), SynthConfig(model=model, n=n, seed=seed, label=label, epochs=epochs, threads=threads,
+                                                     holdout=holdout, force=force))
     emit(report.as_dict(), fmt)
 
 

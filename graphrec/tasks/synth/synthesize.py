@@ -27,6 +27,7 @@ import numpy as np
 from graphrec.errors import StoreStateError
 from graphrec.tasks.base import train_and_register
 from graphrec.tasks.synth.config import SynthConfig
+from graphrec.tasks.synth.privacy import MIN_ROWS, PrivacyGateError
 from graphrec.tasks.synth.train import SynthTask, requirements
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,13 +47,14 @@ class SynthReport:
     friendships_added: int
     label: str | None
     realism: dict[str, float] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)
     revision: int = 0
     seconds: float = 0.0
     example_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """``{batch, model, seed, users_created, friendships_added, label, realism, revision,
-        seconds, example_ids}``."""
+        """``{batch, model, seed, users_created, friendships_added, label, realism, privacy,
+        revision, seconds, example_ids}``."""
         return asdict(self)
 
 
@@ -67,7 +69,11 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
     :class:`~graphrec.errors.StoreStateError` when the store's real users cannot train the
     generator (fewer than 10 users with friendships, no feature columns, or with ``label`` fewer
     than 2 real users carrying it). If the write fails nothing of the batch is in the store and no
-    run is recorded (the generator's artifact stays on disk, not served)."""
+    run is recorded (the generator's artifact stays on disk, not served).
+
+    The privacy gate (:mod:`graphrec.tasks.synth.privacy`): a batch that copies the training rows
+    beyond the held-out real rows' baseline is a :class:`~graphrec.tasks.synth.privacy.PrivacyGateError`
+    and nothing is written, unless ``config.force``; the figures are recorded with the run either way."""
     from graphrec.store.importers import EdgeBatch, LabelBatch, UserBatch
 
     t0 = time.perf_counter()
@@ -82,6 +88,16 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
     registered = train_and_register(store, task, config, snapshot=snap, metrics={"batch": batch_id}, record=False, serve=False)
     drawn = registered.model.batch
     assert drawn is not None  # SynthTask.fit always draws the run's batch
+    privacy = registered.model.metrics["privacy"]
+    if not privacy["decided"]:
+        log.warning("privacy gate undecided: %d synthetic and %d held-out rows (at least %d each are needed); the batch is written",
+                    privacy["synthetic_rows"], privacy["holdout_rows"], MIN_ROWS)
+    elif not privacy["passed"]:
+        if not config.force:
+            raise PrivacyGateError(f"synthetic batch refused, nothing written: {'; '.join(privacy['reasons'])}. The generator copies "
+                                   f"real users: train another (--model, --epochs), or write it anyway with --force")
+        privacy["forced"] = True
+        log.warning("privacy gate overridden (--force): %s", "; ".join(privacy["reasons"]))
     n = config.n
     ids = [f"synthetic-{batch_id}-{i}" for i in range(n)]
     source = f"synth:{config.model}:seed{config.seed}"
@@ -94,4 +110,4 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
     log.info("synthetic batch %s: %d users, %d friendships (generator %s)", batch_id, report.users_created, report.friendships_added,
              registered.version)
     return SynthReport(batch_id, config.model, config.seed, report.users_created, report.friendships_added, config.label,
-                       drawn.realism.as_dict(), report.revision, round(time.perf_counter() - t0, 2), ids[:3])
+                       drawn.realism.as_dict(), dict(privacy), report.revision, round(time.perf_counter() - t0, 2), ids[:3])

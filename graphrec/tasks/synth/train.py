@@ -68,20 +68,27 @@ class SynthTask(Task[SynthConfig, SynthModel]):
         problem = requirements(graph.num_nodes, graph.num_edges, graph.feature_names, graph.labels, config.label)
         if problem is not None:
             raise ValueError(problem)
+        from graphrec.tasks.synth.privacy import holdout_split, privacy_figures
+
         classes = names = None
         if config.label is not None:
             assert graph.labels is not None  # checked by requirements
             classes, names = class_codes(graph.labels)
+        # the privacy gate's baseline: real users the generator never sees
+        train_rows, holdout_rows = holdout_split(graph.num_nodes, config.holdout, config.seed, classes)
         try:
             with stage(f"synth: training the {config.model} profile model"):
-                gen = fit_profile_generator(graph.features, kind=config.model, classes=classes, class_names=names, epochs=config.epochs,
-                                            seed=config.seed, threads=configure_torch(config.threads))
+                gen = fit_profile_generator(graph.features[train_rows], kind=config.model,
+                                            classes=None if classes is None else classes[train_rows], class_names=names,
+                                            epochs=config.epochs, seed=config.seed, threads=configure_torch(config.threads))
         except ValueError as exc:
             raise ValueError(f"cannot train the {config.model} profile model: {exc}") from None
         model = SynthModel(gen, list(graph.feature_names), {"final_losses": gen.final_losses()})
         with stage(f"synth: drawing {config.n} profiles and their friendships"):
             batch = model.draw(graph, n=config.n, label=config.label, seed=config.seed, closure=config.closure)
         model.metrics["realism"] = batch.realism.as_dict()
+        privacy = privacy_figures(graph.features[train_rows], graph.features[holdout_rows], batch.profiles, seed=config.seed)
+        model.metrics["privacy"] = privacy.as_dict()
         model.batch = batch
         log.info("drew %d synthetic users with %d friendships: %s", batch.size, int(batch.pairs.shape[0]), model.metrics["realism"])
         return model
