@@ -13,7 +13,7 @@ profiles as the held-out 30%. Figures, all in this run:
   than real unseen people do; the check is a one-sided Mann-Whitney U test that synthetic DCRs
   are smaller (a small p-value fails it) and the medians side by side.
 * **Graph realism**: 400 synthetic users wired into the real graph (profile-anchored triadic
-  closure, :mod:`graphrec.tasks.synth.wiring`): KS statistic of degrees and mean clustering, synthetic
+  copy, :mod:`graphrec.tasks.synth.wiring`): KS statistic of degrees and mean clustering, synthetic
   against real.
 
 The figures are computed by :mod:`graphrec.tasks.synth.evaluate` (``profile_figures``,

@@ -1,5 +1,5 @@
 """Synthetic users: a profile generator (VAE or GAN from :mod:`generative`) trained on the real
-users, profile-anchored triadic-closure wiring, realism figures, and ``graphrec synth``.
+users, wiring copied from similar real users' neighbourhoods, the privacy gate, realism figures, and ``graphrec synth``.
 
 Modules: ``config`` (:class:`SynthConfig`), ``train`` (:class:`SynthTask`), ``model``
 (:class:`SynthModel`, the generator as a saved artifact), ``evaluate`` (graph and profile

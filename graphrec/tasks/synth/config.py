@@ -16,8 +16,8 @@ class SynthConfig(TaskConfig):
     ``model``: the profile generator, ``vae`` or ``gan`` (:mod:`graphrec.tasks.synth.profiles`),
     trained ``epochs`` epochs (None: the model's default, 100); with ``label`` it is
     class-conditional and every synthetic user gets that label. ``closure``: the probability that
-    each further friend of a synthetic user is a friend of one of its friends rather than the next
-    most similar profile (:mod:`graphrec.tasks.synth.wiring`). ``threads``: torch threads (None:
+    each friend of a synthetic user is a friend of its template (the most similar real user of
+    about its degree) rather than the next most similar profile (:mod:`graphrec.tasks.synth.wiring`). ``threads``: torch threads (None:
     :func:`graphrec.threads.default_threads`, one per available core, resolved when training
     starts). ``seed`` seeds training, sampling and wiring alike. ``holdout``: the share of real
     users the generator does not train on, the baseline of the privacy gate
@@ -30,7 +30,7 @@ class SynthConfig(TaskConfig):
     n: int = 100
     label: str | None = None
     epochs: int | None = None
-    closure: float = 0.8
+    closure: float = 0.9
     threads: int | None = None
     holdout: float = 0.2
     force: bool = False

@@ -75,8 +75,8 @@ class SynthModel(Model):
         """``float32[n, d]`` synthetic profiles (of class ``label`` for a conditional generator)."""
         return self.generator.sample(n, label=label, seed=seed)
 
-    def draw(self, graph: Graph, *, n: int, label: str | None = None, seed: int = 0, closure: float = 0.8) -> SynthBatch:
-        """Sample ``n`` profiles and wire them into ``graph`` (profile-anchored triadic closure,
+    def draw(self, graph: Graph, *, n: int, label: str | None = None, seed: int = 0, closure: float = 0.9) -> SynthBatch:
+        """Sample ``n`` profiles and wire them into ``graph`` (a profile-anchored copy of a real neighbourhood,
         :func:`~graphrec.tasks.synth.wiring.wire_synthetic`), with the batch's realism on the
         graph as it is once written. The same seed draws the same batch."""
         self.check_compatible(graph.feature_names, retrain_hint="graphrec synth")

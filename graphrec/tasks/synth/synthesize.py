@@ -1,7 +1,7 @@
 """``graphrec synth``: create flagged synthetic users in the store (:func:`synthesize`).
 
 Profiles come from a VAE or GAN trained on the store's real users (:mod:`graphrec.tasks.synth.profiles`;
-class-conditional when a label is asked for), friendships from profile-anchored triadic closure
+class-conditional when a label is asked for), friendships copied from a similar real user's neighbourhood
 (:mod:`graphrec.tasks.synth.wiring`). The generator is trained and saved like every model
 (:func:`graphrec.tasks.base.train_and_register`: artifact under ``models/synth/``); its
 ``model_runs`` row (kind ``synth``, with seed, params, final losses, the realism figures of the
