@@ -12,8 +12,8 @@ profiles as the held-out 30%. Figures, all in this run:
   distance on binary rows) from each synthetic profile to its nearest training profile, against the same for held-out real profiles. Copies would sit closer
   than real unseen people do; the check is a one-sided Mann-Whitney U test that synthetic DCRs
   are smaller (a small p-value fails it) and the medians side by side.
-* **Graph realism**: 400 synthetic users wired into the real graph (profile-anchored triadic
-  copy, :mod:`graphrec.tasks.synth.wiring`): KS statistic of degrees and mean clustering, synthetic
+* **Graph realism**: 400 synthetic users wired into the real graph (a copy of part of a
+  similar real user's neighbourhood, :mod:`graphrec.tasks.synth.wiring`): KS statistic of degrees and mean clustering, synthetic
   against real.
 
 The figures are computed by :mod:`graphrec.tasks.synth.evaluate` (``profile_figures``,

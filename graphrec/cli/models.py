@@ -263,7 +263,7 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
 def synth(ctx: click.Context, model: str, n: int | None, seed: int, label: str | None, epochs: int | None, holdout: float, force: bool,
           threads: int, fmt: str) -> None:
     """Create N synthetic users, always flagged is_synthetic: profiles from a VAE or GAN trained on
-    the real users, friendships by profile-anchored triadic closure, all in one transaction.
+    the real users, friendships copied from the neighbourhood of a similar real user, all in one transaction.
     Synthetic users are never recommended and are excluded from training and evaluation.
 
     Privacy gate: a batch whose rows copy the generator's training users more than held-out real
