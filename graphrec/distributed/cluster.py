@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-#: a stage argument that is a list of per-partition references, resolved one at a time in the worker
 class Sources:
     """Marks a stage argument as one reference per source partition (resolved lazily)."""
 

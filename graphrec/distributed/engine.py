@@ -35,22 +35,6 @@ class RayOptions:
             raise InputError(f"num_cpus must be a positive integer, got {self.num_cpus!r}")
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB: ``VmHWM`` of ``/proc/self/status``
-    (reset by ``exec``, unlike ``ru_maxrss``, which a process started by a big parent inherits),
-    else ``ru_maxrss`` (KiB on Linux)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def process_memory_mib() -> dict[str, float]:
     """This process's memory now, in MiB, from ``/proc/self/status``: ``private`` (``RssAnon``:
     what it allocated itself), ``shared`` (``RssShmem``: pages of shared memory it has touched,
@@ -67,6 +51,17 @@ def process_memory_mib() -> dict[str, float]:
     except OSError:  # pragma: no cover - not Linux
         pass
     return out
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB: ``VmHWM`` (reset by ``exec``, unlike
+    ``ru_maxrss``, which a process started by a big parent inherits), else ``ru_maxrss``."""
+    peak = process_memory_mib().get("peak")
+    if peak is not None:
+        return peak
+    import resource  # pragma: no cover - not Linux
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # pragma: no cover
 
 
 def check_engine(engine: str) -> str:

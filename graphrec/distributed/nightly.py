@@ -81,10 +81,8 @@ class RayEngine:
     def read(self, store: "GraphStore") -> GraphRead:
         from graphrec.distributed.partitions import write_partitions
 
-        with store.stream() as graph:
-            users = graph.count_users()
-        count = self.partitions or default_partitions(users, self.options.workers)
-        self.manifest = write_partitions(store, self.work_dir, count)
+        workers = self.options.workers
+        self.manifest = write_partitions(store, self.work_dir, self.partitions or (lambda users: default_partitions(users, workers)))
         m = self.manifest
         return GraphRead(m.num_users, m.num_friendships, m.labelled, m.revision, list(m.feature_names))
 

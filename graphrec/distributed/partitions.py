@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from graphrec.store.stream import UserChunk
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -129,10 +131,11 @@ def _user_table(positions: np.ndarray, chunk: Any, labels: np.ndarray, width: in
     })
 
 
-def write_partitions(store: "GraphStore", directory: str | Path, partitions: int, *, user_chunk: int = 100_000,
+def write_partitions(store: "GraphStore", directory: str | Path, partitions: int | Callable[[int], int], *, user_chunk: int = 100_000,
                      friendship_chunk: int = 1_000_000) -> PartitionManifest:
     """Stream the store's active users and friendships into ``partitions`` Parquet partitions
-    under ``directory`` (replaced if it exists; written to ``<directory>.tmp`` and renamed, so a
+    under ``directory`` (``partitions`` may be a function of the user count, read in the same
+    transaction; the directory is replaced if it exists; written to ``<directory>.tmp`` and renamed, so a
     reader sees a whole snapshot or none). Returns the manifest."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -147,6 +150,8 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
     spill.mkdir()
     with store.stream() as graph:
         n = graph.count_users()
+        if callable(partitions):  # decided from the user count of this same read
+            partitions = partitions(n)
         bounds = partition_bounds(n, partitions)
         manifest_bounds = np.asarray(bounds, dtype=np.int64)
         label_ids, label_values = graph.labels()
@@ -203,7 +208,9 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
     for p in range(partitions):
         start, stop = bounds[p], bounds[p + 1]
         if not _part(work, "users", p).exists():  # an empty range still gets its (empty) file
-            empty = _user_table(np.empty(0, np.int64), _EmptyChunk(width), np.empty(0, dtype=object), width)
+            empty = _user_table(np.empty(0, np.int64), UserChunk(np.empty(0, np.int64), np.empty(0, dtype=object),
+                                                                 np.empty((0, width), np.float32), np.empty(0, dtype=bool)),
+                                np.empty(0, dtype=object), width)
             pq.write_table(empty, _part(work, "users", p))
         parts = [np.load(f) for f in sorted(spill.glob(f"{p:05d}-*.npy"))]
         pairs = np.concatenate(parts, axis=1) if parts else np.empty((2, 0), dtype=np.int64)
@@ -221,27 +228,6 @@ def write_partitions(store: "GraphStore", directory: str | Path, partitions: int
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
     return manifest
-
-
-@dataclass(frozen=True)
-class _EmptyChunk:
-    width: int
-
-    @property
-    def user_ids(self) -> np.ndarray:
-        return np.empty(0, np.int64)
-
-    @property
-    def external_ids(self) -> np.ndarray:
-        return np.empty(0, dtype=object)
-
-    @property
-    def is_synthetic(self) -> np.ndarray:
-        return np.empty(0, dtype=bool)
-
-    @property
-    def features(self) -> np.ndarray:
-        return np.empty((0, self.width), dtype=np.float32)
 
 
 def read_users(directory: str | Path, p: int, *, columns: Sequence[str] | None = None) -> UserPartition:

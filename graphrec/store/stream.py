@@ -147,12 +147,12 @@ class GraphStream:
         from graphrec.store.bulk import driver_connection
         from graphrec.store.snapshot import copy_pairs
 
-        compiled = _FRIENDSHIPS.compile(dialect=self._conn.dialect, compile_kwargs={"render_postcompile": True})
         params = {"lo": int(lo), "hi": int(hi), "n": int(n)}
         if self._conn.dialect.name == "postgresql":
             # COPY takes no parameters: the three integers are rendered into the query
             literal = _FRIENDSHIPS.params(**params).compile(dialect=self._conn.dialect, compile_kwargs={"literal_binds": True})
             return copy_pairs(self._conn, str(literal))
+        compiled = _FRIENDSHIPS.compile(dialect=self._conn.dialect)
         cur = driver_connection(self._conn).cursor()
         try:
             values = compiled.construct_params(params)
