@@ -292,6 +292,7 @@ def _train_loop(cfg: dict[str, Any]) -> None:
     from graphrec.distributed.partitions import read_manifest
     from graphrec.distributed.sampling import NodeInputs, PartitionedAdjacency, sample_blocks
     from graphrec.tasks.bots.model import new_network
+    from graphrec.tasks.bots.train import positive_weight
     from graphrec.threads import configure_torch
 
     configure_torch(1)
@@ -319,8 +320,7 @@ def _train_loop(cfg: dict[str, Any]) -> None:
         order = np.random.default_rng([seed, epoch, 1]).permutation(nodes.size)  # the same on every rank
         shard = np.array_split(order, world)[rank]
         steps = steps_per_epoch(nodes.size, world, batch_size)
-        n_pos = float(y.sum())
-        pos_weight = torch.tensor((y.size - n_pos) / max(n_pos, 1.0))
+        pos_weight = positive_weight(y)
         total = torch.zeros(1, dtype=torch.float64)
         for part in np.array_split(shard, steps):
             batch = sample_blocks(adjacency, nodes[part], fanouts, sampler)

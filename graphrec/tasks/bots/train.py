@@ -130,6 +130,15 @@ class BotTask(Task[BotConfig, BotModel]):
 FoldTrainer = Callable[[BotConfig, GraphInputs, Any, np.ndarray, np.ndarray, int], "BotGNN"]
 
 
+def positive_weight(y: np.ndarray) -> "torch.Tensor":
+    """The class-balancing ``pos_weight`` of the binary cross-entropy for targets ``y`` (bool):
+    negatives / positives (the positives' count floored at 1)."""
+    import torch
+
+    pos = float(np.count_nonzero(y))
+    return torch.tensor((y.size - pos) / max(pos, 1.0))
+
+
 def half_split(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The label trick's split of one epoch: random halves of each class (positions into ``y``),
     (label inputs, loss targets). A class with one example goes to the targets."""
@@ -158,9 +167,8 @@ def _train_fold(config: BotConfig, inputs: GraphInputs, adj: "torch.Tensor", nod
         lab = torch.from_numpy(inputs.propagator(nodes[inp][y[inp]], nodes[inp][~y[inp]]))
         logits = model(torch.cat([base, lab], dim=1), adj)
         target = torch.from_numpy(y[tgt].astype(np.float32))
-        pos = float(target.sum())
-        weight = torch.tensor((target.numel() - pos) / max(pos, 1.0))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[torch.from_numpy(nodes[tgt])], target, pos_weight=weight)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[torch.from_numpy(nodes[tgt])], target,
+                                                                    pos_weight=positive_weight(y[tgt]))
         opt.zero_grad()
         loss.backward()
         opt.step()
