@@ -19,7 +19,11 @@ Conditional variant (``n_classes > 0``): the one-hot label is appended to ``z`` 
 channels of G and broadcast to ``n_classes`` constant HxW planes appended to D's input.
 Training uses the alternating, non-saturating step of :mod:`generative.adversarial`;
 ``ema_decay`` (e.g. 0.999) keeps an exponential moving average of the generator weights that
-``sample`` then uses (Yazici et al. 2019; see that module).
+``sample`` then uses (Yazici et al. 2019; see that module), and ``sample(..., truncation=psi)``
+draws the latents from N(0, I) truncated to ``|z_i| <= psi`` (the truncation trick of BigGAN,
+Brock et al. 2019; same module), trading some variety for more typical images at sampling time
+only. On the 8x8 digits the benchmark serves EMA with ``psi = 2.0``
+(``benchmarks/bench_generative_digits.py``).
 """
 
 from __future__ import annotations

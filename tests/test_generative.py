@@ -212,6 +212,40 @@ def test_generator_ema_is_an_average_and_is_what_sample_uses() -> None:
         plain.sample(2, ema=True)
 
 
+def test_truncated_latents_stay_inside_psi_reproduce_and_change_samples() -> None:
+    torch.manual_seed(0)
+    gan = DCGAN(image_size=4, latent_dim=8, base=8)
+    psi = 0.75
+    z = gan.noise(4000, generator=torch.Generator().manual_seed(3), truncation=psi)
+    assert z.shape == (4000, 8) and float(z.abs().max()) <= psi
+    # the same seed reproduces the draw; no truncation is the plain N(0, I) stream
+    assert torch.equal(z, gan.noise(4000, generator=torch.Generator().manual_seed(3), truncation=psi))
+    assert torch.equal(gan.noise(50, generator=torch.Generator().manual_seed(3)),
+                       torch.randn(50, 8, generator=torch.Generator().manual_seed(3)))
+    # the accepted entries follow N(0, 1) truncated to [-psi, psi]: mean 0 and variance
+    # 1 - 2 psi phi(psi) / (2 Phi(psi) - 1) (about 0.17 for psi = 0.75), not psi^2 / 3 (uniform)
+    phi = float(torch.exp(torch.tensor(-psi**2 / 2))) / np.sqrt(2 * np.pi)
+    mass = float(torch.special.erf(torch.tensor(psi / np.sqrt(2))))
+    var = 1 - 2 * psi * phi / mass
+    assert abs(float(z.mean())) < 0.01 and abs(float(z.var()) - var) < 0.01
+    assert abs(var - psi**2 / 3) > 0.01
+    # a large psi almost never truncates: the draw equals the untruncated prior
+    assert torch.equal(gan.noise(20, generator=torch.Generator().manual_seed(4), truncation=50.0),
+                       gan.noise(20, generator=torch.Generator().manual_seed(4)))
+    # sample() passes it through: truncated samples are G of truncated latents, unlike the plain ones
+    s_trunc = gan.sample(16, generator=torch.Generator().manual_seed(1), truncation=psi)
+    s_plain = gan.sample(16, generator=torch.Generator().manual_seed(1))
+    gan.eval()
+    with torch.no_grad():
+        z16 = gan.noise(16, generator=torch.Generator().manual_seed(1), truncation=psi)
+        direct = gan.generator(z16[:, :, None, None])
+    assert torch.allclose(s_trunc, direct) and not torch.allclose(s_trunc, s_plain)
+    assert torch.equal(s_trunc, gan.sample(16, generator=torch.Generator().manual_seed(1), truncation=psi))
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError):
+            gan.noise(2, truncation=bad)
+
+
 def test_vae_mixture_prior_matches_training_codes_and_round_trips() -> None:
     # data on a curved 1-d manifold: N(0, I) latents decode off it, mixture latents stay on it
     rng = np.random.default_rng(0)
