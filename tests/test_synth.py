@@ -69,6 +69,12 @@ def test_wiring_anchors_on_similar_profiles_and_draws_real_degrees() -> None:
     random_graph = Graph(ip2, ix2, wired.features, is_synthetic=wired.is_synthetic)
     assert r.clustering_synthetic > 3 * realism(random_graph).clustering_synthetic
     assert r.degree_ks < 0.3
+    # synthetic users are never friends of each other: every triangle they are in is closed through real users
+    assert r.triangles_through_real == 1.0
+    clique = np.array([(a, b) for a in range(500, 506) for b in range(a + 1, 506)])
+    ip3, ix3 = csr_from_edges(np.unique(np.concatenate([wired.edge_array(), clique]), axis=0), 560)
+    among = realism(Graph(ip3, ix3, wired.features, is_synthetic=wired.is_synthetic))
+    assert 0.0 < among.triangles_through_real < 1.0
 
 
 def test_synth_writes_flagged_users_and_purge_removes_them(store: GraphStore, tmp_path: Path) -> None:
@@ -108,7 +114,8 @@ def test_synth_writes_flagged_users_and_purge_removes_them(store: GraphStore, tm
     again = loaded.draw(Graph.from_snapshot(real, data_version=False), n=25, seed=0)
     written = snap.features[syn]
     np.testing.assert_array_equal(again.profiles, written)
-    assert again.realism.as_dict() == report.realism
+    assert {**again.realism.as_dict(), "c2st_auc": report.realism["c2st_auc"]} == report.realism
+    assert 0.0 <= report.realism["c2st_auc"] <= 1.0  # profile two-sample AUC against the held-out real users
     counts = store.purge_synthetic()
     assert counts["users"] == 25 and counts["friendships"] == report.friendships_added
     assert _counts(store) == (0, len(edges))
@@ -193,7 +200,8 @@ def test_cli_synth_and_purge(store: GraphStore, database_url: str) -> None:
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["users_created"] == 12 and out["model"] == "gan" and out["example_ids"][0].startswith("synthetic-")
-    assert {"degree_ks", "clustering_synthetic", "clustering_real"} <= set(out["realism"])
+    assert {"degree_ks", "clustering_synthetic", "clustering_real", "triangles_through_real", "c2st_auc"} <= set(out["realism"])
+    assert set(out["privacy"]) >= {"exact_copy_rate", "holdout_exact_copy_rate", "dcr_p_value_smaller", "membership_auc"}
     r = _cli(database_url, home, "synth")
     assert r.exit_code == 2 and "--n" in r.output
     r = _cli(database_url, home, "synth", "purge", "--yes", "--format", "json")
@@ -209,7 +217,8 @@ def test_realism_of_the_synthetic_users_in_the_store(store: GraphStore, database
     # one batch and nothing changed since: the store's figures are the ones the run recorded
     found = evaluate_from_store(store)
     assert (found.real_users, found.synthetic_users) == (200, 10)
-    assert found.as_dict() == {"real_users": 200, "synthetic_users": 10, "realism": report.realism}
+    graph_figures = {k: v for k, v in report.realism.items() if k != "c2st_auc"}  # the profile C2ST needs the run's held-out users
+    assert found.as_dict() == {"real_users": 200, "synthetic_users": 10, "realism": graph_figures}
     r = _cli(database_url, store.settings.home, "synth", "purge", "--yes", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout) == {"removed": "synthetic users", "friendships": report.friendships_added,
                                                           "labels": 0, "scores": 0, "users": 10}

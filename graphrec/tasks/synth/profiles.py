@@ -56,7 +56,8 @@ def generator_args(kind: str, width: int, *, binary: bool, n_classes: int) -> di
                 "n_classes": n_classes}
     if kind == "gan":
         return {"data_dim": width, "latent_dim": 64, "hidden": [256, 256], "n_classes": n_classes,
-                "output": "sigmoid" if binary else "linear", "ema_decay": 0.999}
+                "output": "sigmoid" if binary else "linear", "ema_decay": 0.999, "straight_through": binary,
+                "pack": 4}
     raise ValueError(f"unknown profile model {kind!r}: choose vae or gan")
 
 
@@ -69,7 +70,9 @@ def build_generator(kind: str, args: dict[str, Any]) -> "MLPVAE | GAN":
                                  likelihood=args["likelihood"], n_classes=args["n_classes"])
     if kind == "gan":
         return generative.GAN(args["data_dim"], latent_dim=args["latent_dim"], hidden=tuple(args["hidden"]), n_classes=args["n_classes"],
-                              output=args["output"], ema_decay=args["ema_decay"])
+                              output=args["output"], ema_decay=args["ema_decay"],
+                              # absent in artifacts written before issue 18
+                              straight_through=bool(args.get("straight_through", False)), pack=int(args.get("pack", 1)))
     raise ValueError(f"unknown profile model {kind!r}: choose vae or gan")
 
 

@@ -46,7 +46,7 @@ class SynthReport:
     users_created: int
     friendships_added: int
     label: str | None
-    realism: dict[str, float] = field(default_factory=dict)
+    realism: dict[str, float | None] = field(default_factory=dict)
     privacy: dict[str, Any] = field(default_factory=dict)
     revision: int = 0
     seconds: float = 0.0
@@ -110,4 +110,4 @@ def synthesize(store: "GraphStore", config: SynthConfig) -> SynthReport:
     log.info("synthetic batch %s: %d users, %d friendships (generator %s)", batch_id, report.users_created, report.friendships_added,
              registered.version)
     return SynthReport(batch_id, config.model, config.seed, report.users_created, report.friendships_added, config.label,
-                       drawn.realism.as_dict(), dict(privacy), report.revision, round(time.perf_counter() - t0, 2), ids[:3])
+                       dict(registered.model.metrics["realism"]), dict(privacy), report.revision, round(time.perf_counter() - t0, 2), ids[:3])

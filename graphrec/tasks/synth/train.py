@@ -4,7 +4,10 @@ draw the batch a ``graphrec synth`` run writes.
 ``fit`` trains the VAE or GAN of :mod:`graphrec.tasks.synth.profiles` on the graph's feature rows
 (class-conditional on the users' labels when the config asks for a ``label``), then draws
 ``config.n`` users from it and wires them into the graph, so the run's metrics carry the realism
-of exactly the users that are written (:mod:`graphrec.tasks.synth.evaluate`). Writing them is
+of exactly the users that are written (:mod:`graphrec.tasks.synth.evaluate`: degree KS,
+clustering, the share of triangles closed through real users, and the profiles' classifier
+two-sample AUC against the held-out real users) and the privacy gate's figures
+(:mod:`graphrec.tasks.synth.privacy`). Writing them is
 :func:`graphrec.tasks.synth.synthesize.synthesize`.
 """
 
@@ -19,6 +22,7 @@ from graphrec.core.graph import Graph
 from graphrec.progress import stage
 from graphrec.tasks.base import Task
 from graphrec.tasks.synth.config import SynthConfig
+from graphrec.tasks.synth.evaluate import profile_c2st, rounded
 from graphrec.tasks.synth.model import SynthModel
 from graphrec.tasks.synth.profiles import fit_profile_generator
 from graphrec.threads import configure_torch
@@ -86,8 +90,10 @@ class SynthTask(Task[SynthConfig, SynthModel]):
         model = SynthModel(gen, list(graph.feature_names), {"final_losses": gen.final_losses()})
         with stage(f"synth: drawing {config.n} profiles and their friendships"):
             batch = model.draw(graph, n=config.n, label=config.label, seed=config.seed, closure=config.closure)
-        model.metrics["realism"] = batch.realism.as_dict()
-        privacy = privacy_figures(graph.features[train_rows], graph.features[holdout_rows], batch.profiles, seed=config.seed)
+        with stage("synth: realism and privacy figures of the batch"):
+            holdout = graph.features[holdout_rows]
+            model.metrics["realism"] = {**batch.realism.as_dict(), "c2st_auc": rounded(profile_c2st(holdout, batch.profiles, seed=config.seed))}
+            privacy = privacy_figures(graph.features[train_rows], holdout, batch.profiles, seed=config.seed)
         model.metrics["privacy"] = privacy.as_dict()
         model.batch = batch
         log.info("drew %d synthetic users with %d friendships: %s", batch.size, int(batch.pairs.shape[0]), model.metrics["realism"])
