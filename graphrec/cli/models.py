@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -153,17 +154,20 @@ def _cell(d: dict[str, Any], part: str, name: str, metric: str, width: int) -> s
 @click.option("--hard-negatives", default=100, show_default=True, type=click.IntRange(0),
               help="Hard negatives per user (top CN, RA and PPR candidates, HeaRT protocol); 0: skip that ranking.")
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write this evaluation's report section (plots against the baselines) to DIR/index.html.")
 @threads_option()
 @FORMAT
 @click.pass_context
 def eval_linkpred(ctx: click.Context, seed: int, seeds: list[int] | None, test_fraction: float, max_users: int, epochs: int, gnn_dim: int,
-                  hard_negatives: int, include_synthetic: bool, threads: int, fmt: str) -> None:
+                  hard_negatives: int, include_synthetic: bool, report_dir: Path | None, threads: int, fmt: str) -> None:
     """Hold out friendships, rank every non-friend (Recall@K, MRR) and rank each held-out friend
     among the user's hard negatives (MRR, Hits@K); the model beside CN, AA, RA and PPR."""
-    from graphrec.tasks.linkpred.evaluate import evaluate_from_store
+    from graphrec.reports import run_evaluation
 
-    data = evaluate_from_store(open_store(ctx), seed=seed, seeds=seeds, test_fraction=test_fraction, max_users=max_users, epochs=epochs,
-                               gnn_dim=gnn_dim, hard_negatives=hard_negatives, threads=threads, include_synthetic=include_synthetic)
+    data = run_evaluation("linkpred", open_store(ctx), report_dir=report_dir, seed=seed, seeds=seeds, test_fraction=test_fraction,
+                          max_users=max_users, epochs=epochs, gnn_dim=gnn_dim, hard_negatives=hard_negatives, threads=threads,
+                          include_synthetic=include_synthetic)
 
     def table(d: dict[str, Any]) -> str:
         w = 13 if "std" in d else 9
@@ -178,6 +182,8 @@ def eval_linkpred(ctx: click.Context, seed: int, seeds: list[int] | None, test_f
         p = d["params"]
         runs = f"seed={p['seed']}" if "seed" in p else f"seeds={','.join(map(str, p['seeds']))} (mean±std)"
         lines.append(f"users={p['max_users']} test_edges={p['test_edges']} {runs}")
+        if "report" in d:
+            lines.append(f"report: {d['report']}")
         return "\n".join(lines)
 
     emit(data, fmt, table)
@@ -190,18 +196,20 @@ def eval_linkpred(ctx: click.Context, seed: int, seeds: list[int] | None, test_f
 @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1), help="Training epochs of each fold's network.")
 @click.option("--positive-label", default="bot", show_default=True, help='Label that marks a bot; any other label is a non-bot.')
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write this evaluation's report section (plots against the baselines) to DIR/index.html.")
 @threads_option()
 @FORMAT
 @click.pass_context
 def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, epochs: int, positive_label: str, include_synthetic: bool,
-              threads: int, fmt: str) -> None:
+              report_dir: Path | None, threads: int, fmt: str) -> None:
     """Stratified split of the labelled users; the model beside a feature-only classifier,
     gradient-boosted trees on profile, structure and 1-2-hop neighbour means, label propagation
     and personalized PageRank, trained on the same labels in the same run."""
-    from graphrec.tasks.bots.evaluate import evaluate_from_store
+    from graphrec.reports import run_evaluation
 
-    report = evaluate_from_store(open_store(ctx), seed=seed, test_fraction=test_fraction, folds=folds, epochs=epochs,
-                                 positive_label=positive_label, include_synthetic=include_synthetic, threads=threads)
+    result = run_evaluation("bots", open_store(ctx), report_dir=report_dir, seed=seed, test_fraction=test_fraction, folds=folds,
+                            epochs=epochs, positive_label=positive_label, include_synthetic=include_synthetic, threads=threads)
 
     def table(d: dict[str, Any]) -> str:
         keys = ["roc_auc", "average_precision", "f1"]
@@ -210,9 +218,11 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
         for name, m in d["metrics"].items():
             lines.append(f"{name:24s} {m[keys[0]]:8.4f} {m[keys[1]]:8.4f} {m[keys[2]]:6.3f} {m[pk]:14.3f}")
         lines.append(f"train={d['n_train']} test={d['n_test']} (bots {d['test_bots']}) seed={d['seed']} threshold={d['threshold']:.3f} post-processing={d['smoothing']}")
+        if "report" in d:
+            lines.append(f"report: {d['report']}")
         return "\n".join(lines)
 
-    emit(report.as_dict(), fmt, table)
+    emit(result, fmt, table)
 
 
 @eval_.command("siamese")
@@ -221,18 +231,21 @@ def eval_bots(ctx: click.Context, seed: int, test_fraction: float, folds: int, e
 @click.option("--epochs", default=12, show_default=True, type=click.IntRange(1), help='Training epochs of the evaluated encoder.')
 @click.option("--loss", type=click.Choice(["in_batch", "contrastive"]), default="in_batch", show_default=True, help="Training loss: in_batch (softmax over the batch's other users) or contrastive (margin on random negatives).")
 @click.option("--include-synthetic", is_flag=True, help="Count synthetic users in the evaluation (excluded by default).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write this evaluation's report section (plots against the baselines) to DIR/index.html.")
 @threads_option()
 @FORMAT
 @click.pass_context
-def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool, threads: int,
-                 fmt: str) -> None:
+def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: int, loss: str, include_synthetic: bool,
+                 report_dir: Path | None, threads: int, fmt: str) -> None:
     """Cold start: hide every friendship of some users, rank all users from the profile alone;
     the model beside popularity and raw profile cosine (and circle precision@10)."""
+    from graphrec.reports import run_evaluation
     from graphrec.tasks.siamese.config import SiameseConfig
-    from graphrec.tasks.siamese.evaluate import evaluate_from_store
 
-    report = evaluate_from_store(open_store(ctx), SiameseConfig(seed=seed, epochs=epochs, loss=loss, threads=threads), hidden_fraction=hidden_fraction,
-                                 include_synthetic=include_synthetic)
+    result = run_evaluation("siamese", open_store(ctx), report_dir=report_dir,
+                            config=SiameseConfig(seed=seed, epochs=epochs, loss=loss, threads=threads), hidden_fraction=hidden_fraction,
+                            include_synthetic=include_synthetic)
 
     def table(d: dict[str, Any]) -> str:
         lines = [f"{'method':16s} {'recall@10':>9s} {'recall@50':>9s} {'mrr':>7s}"]
@@ -243,9 +256,37 @@ def eval_siamese(ctx: click.Context, seed: int, hidden_fraction: float, epochs: 
             c = d["metrics"]["circles p@10"]
             lines.append(f"circle precision@10: siamese {c['siamese']:.3f}, profile cosine {c['profile cosine']:.3f}")
         lines.append(f"hidden users={d['hidden_users']} evaluated={d['evaluated_users']} seed={d['seed']}")
+        if "report" in d:
+            lines.append(f"report: {d['report']}")
         return "\n".join(lines)
 
-    emit(report.as_dict(), fmt, table)
+    emit(result, fmt, table)
+
+
+@cli.command("report")
+@click.option("--output", "output", type=click.Path(file_okay=False, path_type=Path), default=Path("report"), show_default=True,
+              help="Folder for index.html (created when missing).")
+@click.option("--section", "sections", multiple=True, help="Only this section (repeatable): linkpred, bots, anomaly, embeddings, synth, "
+              "generative, training or store.")
+@FORMAT
+@click.pass_context
+def report_cmd(ctx: click.Context, output: Path, sections: tuple[str, ...], fmt: str) -> None:
+    """Write one self-contained HTML page (inline plots, no network fetches) of the store and its
+    models: recommendation recall against the heuristics, bot ROC/PR, calibration and the latest
+    nightly run, anomalies, embeddings, synthetic users, generative models, training curves and the
+    store. Sections without data say what is missing. 'graphrec serve' answers the latest report at
+    /reports/latest."""
+    from graphrec.reports import build_report
+
+    result = build_report(open_store(ctx), output, sections=list(sections) or None)
+
+    def table(d: dict[str, Any]) -> str:
+        lines = [f"report: {d['path']} ({d['bytes'] / 1024:.0f} KiB, {d['seconds']:.1f} s)"]
+        for name, state in d["sections"].items():
+            lines.append(f"  {name:11s} {state}")
+        return "\n".join(lines)
+
+    emit(result.as_dict(), fmt, table)
 
 
 @cli.group("synth", invoke_without_command=True)

@@ -69,6 +69,14 @@ def current_revision(connection: Connection) -> str | None:
     return rows[0] if rows else None
 
 
+def revision_history() -> list[tuple[str, str]]:
+    """Every schema revision of ``migrations/versions``, oldest first: ``(revision, message)``."""
+    from alembic.script import ScriptDirectory
+
+    revs = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())
+    return [(r.revision, (r.doc or "").strip().splitlines()[0] if r.doc else "") for r in reversed(revs)]
+
+
 def _known_revisions() -> set[str]:
     from alembic.script import ScriptDirectory
 

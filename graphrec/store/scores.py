@@ -149,6 +149,16 @@ def latest_complete(conn: Connection, kind: str) -> RunInfo | None:
     return None if row is None else _run(row)
 
 
+def recent_complete(conn: Connection, kind: str, limit: int) -> list[RunInfo]:
+    """The ``limit`` latest complete runs of ``kind``, oldest first (by run date, then id)."""
+    rows = conn.execute(
+        _RUN.where(ScoringRun.kind == kind, ScoringRun.status == "complete")
+        .order_by(ScoringRun.run_date.desc(), ScoringRun.id.desc())
+        .limit(limit)
+    ).all()
+    return [_run(r) for r in reversed(rows)]
+
+
 def run_for_date(conn: Connection, kind: str, run_date: dt.date) -> RunInfo | None:
     """The run of ``kind`` for ``run_date`` (complete or not), or None."""
     row = conn.execute(_RUN.where(ScoringRun.kind == kind, ScoringRun.run_date == run_date)).first()

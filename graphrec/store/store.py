@@ -66,6 +66,7 @@ from graphrec.store import scores as scoring
 from graphrec.store.engine import SQLITE_BEGIN_OPTION, get_engine
 from graphrec.store.report import ImportReport
 from graphrec.store.schema import (
+    Base,
     Block,
     Circle,
     CircleMember,
@@ -1177,6 +1178,12 @@ class GraphStore:
         with self.read() as conn:
             return scoring.latest_complete(conn, kind)
 
+    def recent_runs(self, kind: str, limit: int = 30) -> list[RunInfo]:
+        """The ``limit`` latest complete scoring runs of ``kind``, oldest first (how many users
+        each flagged, at which threshold)."""
+        with self.read() as conn:
+            return scoring.recent_complete(conn, kind, limit)
+
     def run_for_date(self, kind: str, run_date: dt.date) -> RunInfo | None:
         """The scoring run of ``kind`` for ``run_date``, complete or not, or None."""
         with self.read() as conn:
@@ -1336,6 +1343,37 @@ class GraphStore:
         id_column = id_column if id_column != "id" else None
         log.info("exported %d %s rows to %s", rows, what, path)
         return ExportResult(what, rows, Path(path), id_column)
+
+    def table_sizes(self) -> dict[str, int]:
+        """Rows in each table of the schema (``score_staging`` included), in one read transaction."""
+        with self.read() as conn:
+            return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                    for t in Base.metadata.sorted_tables}
+
+    def model_runs(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The ``limit`` latest completed training runs (of ``kind``), oldest first: kind, version,
+        seed, params, metrics, the data revision they saw and when they finished."""
+        query = select(ModelRun.kind, ModelRun.version, ModelRun.seed, ModelRun.params, ModelRun.metrics, ModelRun.data_revision,
+                       ModelRun.finished_at).where(ModelRun.status == "completed")
+        if kind is not None:
+            query = query.where(ModelRun.kind == kind)
+        with self.read() as conn:
+            rows = conn.execute(query.order_by(ModelRun.id.desc()).limit(limit)).all()
+        out = []
+        for r in reversed(rows):
+            params, metrics = (json.loads(v) if isinstance(v, str) else (v or {}) for v in (r.params, r.metrics))
+            out.append({"kind": r.kind, "version": r.version, "seed": r.seed, "params": params, "metrics": metrics,
+                        "data_revision": r.data_revision, "finished_at": r.finished_at})
+        return out
+
+    def schema_history(self) -> list[dict[str, Any]]:
+        """Every schema revision (Alembic, oldest first) with its message and whether this database
+        has it applied."""
+        current = self.schema_status().current
+        history = migrate.revision_history()
+        order = [rev for rev, _ in history]
+        upto = order.index(current) if current in order else -1
+        return [{"revision": rev, "message": msg, "applied": i <= upto, "current": rev == current} for i, (rev, msg) in enumerate(history)]
 
     def revision(self) -> int:
         """The store's data version (bumped by every write that changes something)."""
