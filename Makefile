@@ -38,8 +38,11 @@ demo-ray: demo
 	$(BIN)/graphrec recommend --users-file users-100.txt --output recs-100.jsonl --engine ray --workers 2
 
 # The type check (mypy over graphrec/ and generative/, settings in pyproject.toml), then the tests.
+# Debian's chromium first (installed with apt-get when missing and we are root; never fails the
+# run): tests/test_reports.py renders the HTML report in it, and is skipped, saying why, without it.
 test: $(STAMP)
 	$(BIN)/python -m mypy
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 # The same without the tests marked slow (models that must learn, full CLI flows): about a minute.
