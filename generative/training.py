@@ -188,26 +188,42 @@ def fit(
     return history
 
 
+#: metrics of a history that are discriminator probabilities (mean ``D(x)`` on real and on
+#: generated inputs), not losses: drawn on their own axis in [0, 1]
+PROBABILITY_KEYS = ("d_real", "d_fake")
+
+
 def save_loss_plot(history: History, path: str | Path, title: str | None = None,
                    keys: list[str] | None = None) -> Path:
-    """Plot per-epoch loss curves of ``history`` to a PNG at ``path`` (matplotlib Agg canvas).
+    """Plot the per-epoch curves of ``history`` to a PNG at ``path`` (matplotlib Agg canvas).
 
-    ``keys`` defaults to every metric except ``seconds`` and ``kl_weight``; returns the path."""
+    Losses share one axis labelled "loss"; the discriminator probabilities of a GAN
+    (:data:`PROBABILITY_KEYS`) are on a second axis below it, labelled "D(x) probability" and
+    fixed to [0, 1], because a probability and a loss have different units and scales (on one
+    axis the probabilities read as a loss near zero). ``keys`` defaults to every metric except
+    ``seconds`` and ``kl_weight``; returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     keys = keys or [k for k in history if k not in ("seconds", "kl_weight")]
-    fig = Figure(figsize=(6, 4), dpi=100)
+    losses = [k for k in keys if k not in PROBABILITY_KEYS]
+    probs = [k for k in keys if k in PROBABILITY_KEYS]
+    panels = [(losses, "loss"), (probs, "D(x) probability")] if losses and probs else [(losses or probs, "loss" if losses else "D(x) probability")]
+    fig = Figure(figsize=(6, 4 if len(panels) == 1 else 5.5), dpi=100)
     FigureCanvasAgg(fig)  # Agg canvas without pyplot: no global backend switch, no GUI
-    ax = fig.add_subplot(1, 1, 1)
-    for k in keys:
-        ax.plot(range(1, len(history[k]) + 1), history[k], label=k)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (names, ylabel) in zip(axes, panels):
+        for k in names:
+            ax.plot(range(1, len(history[k]) + 1), history[k], label=k)
+        ax.set_ylabel(ylabel)
+        if ylabel != "loss":
+            ax.set_ylim(0.0, 1.0)
+            ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":", label="0.5 (D cannot tell)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("epoch")
     if title:
-        ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
+        axes[0].set_title(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,184 @@
-"""Report section: Generative models (to be written)."""
+"""Report section: the generative models.
+
+(a) The synthetic-user profile generator: per-epoch training curves of the served version and of
+the latest run of each other generator kind (``model_runs`` of kind ``synth``; ``metrics.history``
+as :mod:`graphrec.tasks.synth.train` records it). Losses share an axis labelled "loss"; a GAN's
+mean discriminator outputs on real and generated profiles (``d_real``, ``d_fake``) are
+probabilities and get their own axis, "D(x) probability", fixed to [0, 1].
+
+(b) Image models (DCGAN, convolutional VAE on the 8x8 digits): a grid of generated digits beside
+real held-out ones and the model's loss curves, for each model whose checkpoint is kept under
+``GRAPHREC_HOME/generative/<name>/`` (:data:`IMAGE_MODELS`): ``checkpoint.pt`` as
+:func:`generative.fit` writes it with ``checkpoint_dir`` (state dicts and the loss history) and
+``model.json`` = ``{"class": "DCGAN" | "ConvVAE", "args": {constructor arguments}}`` (a checkpoint
+holds no architecture). Without them the section says what is missing; nothing is trained here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from graphrec.reports.html import Section
+from graphrec.reports.html import Block, Plot, Section, Table, Text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from graphrec.reports.context import ReportContext
 
 TITLE = "Generative models"
+#: ``GRAPHREC_HOME/generative/<folder>``, the class that folder's ``model.json`` must name, its title
+IMAGE_MODELS: tuple[tuple[str, str, str], ...] = (("dcgan", "DCGAN", "DCGAN"), ("conv_vae", "ConvVAE", "Convolutional VAE"))
+MODEL_FILE = "model.json"
+#: digits per grid (8 x 8)
+GRID = 64
 
 
-def build(ctx: Any) -> Section:
-    return Section("generative", TITLE, missing="not drawn yet")
+def _history_curves(history: dict[str, Any]) -> dict[str, list[float]]:
+    from graphrec.reports.sections.training import IGNORED_KEYS, _series
+
+    return {k: s for k, v in (history or {}).items() if k not in IGNORED_KEYS and (s := _series(v))}
+
+
+def synth_curves(ctx: "ReportContext") -> tuple[list[Block], str | None]:
+    """Blocks for part (a) and what is missing (None when nothing)."""
+    from graphrec.reports.sections.training import curves_plot
+
+    blocks: list[Block] = []
+    manifest = ctx.manifest("synth")
+    runs = ctx.store.model_runs("synth", limit=50)
+    shown: list[tuple[str, str, dict[str, list[float]]]] = []  # (generator kind, version, curves)
+    if manifest is not None:
+        kind = str((manifest.get("generator") or {}).get("kind") or (manifest.get("params") or {}).get("model") or "?")
+        shown.append((kind, f"{manifest['version']} (served)", _history_curves((manifest.get("metrics") or {}).get("history") or {})))
+    for run in reversed(runs):  # the latest run of each other generator kind
+        kind = str((run.get("params") or {}).get("model") or "?")
+        if run["version"] == (manifest or {}).get("version") or any(k == kind for k, _, _ in shown):
+            continue
+        shown.append((kind, str(run["version"]), _history_curves((run.get("metrics") or {}).get("history") or {})))
+    if not shown:
+        return blocks, "no synthetic-user generator has been trained: run `graphrec synth --n 100` (VAE) or `graphrec synth --model gan --n 100`"
+    without = []
+    for kind, version, curves in shown:
+        if not curves:
+            without.append(f"{kind} {version}")
+            continue
+        is_gan = any(k in curves for k in ("d_real", "d_fake"))
+        caption = ("Generator and discriminator losses above; below, the discriminator's mean probability that real (d_real) and generated (d_fake) "
+                   "profiles are real: the closer both stay to 0.5, the less it can tell them apart." if is_gan else
+                   "The VAE's loss is reconstruction error plus the KL term; the KL term rising while the loss falls is the warm-up at work.")
+        blocks.append(Plot(curves_plot(curves, f"Profile {kind.upper()} {version}: training curves"),
+                           alt=f"Per-epoch training curves of the {kind} profile generator, version {version}: {', '.join(curves)}.",
+                           caption=caption))
+    if without:
+        blocks.append(Text("Recorded without per-epoch history (only the last epoch's losses): " + ", ".join(without)
+                           + ". Run `graphrec synth --n 100` again to record the curves."))
+    return blocks, None
+
+
+def digit_grid(images: "np.ndarray") -> "np.ndarray":
+    """Tile ``(n, h, w)`` images in [0, 1] into one square mosaic, ink dark on white (1-pixel gaps)."""
+    import numpy as np
+
+    n = images.shape[0]
+    side = int(np.ceil(np.sqrt(n)))
+    h, w = images.shape[1], images.shape[2]
+    out = np.ones((side * (h + 1) + 1, side * (w + 1) + 1), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, side)
+        out[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = 1.0 - np.clip(images[i], 0.0, 1.0)
+    return out
+
+
+def grids_plot(real: "np.ndarray", generated: "np.ndarray", name: str) -> str:
+    """Real held-out digits and generated ones side by side (same grey scale, ink dark)."""
+    from graphrec.reports.style import figure, png_data_uri
+
+    with figure(6.4, 3.5, ncols=2) as (fig, axes):
+        for ax, (images, label) in zip(axes, ((real, "real held-out digits"), (generated, f"{name} samples"))):
+            ax.imshow(digit_grid(images), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_title(f"{label} ({images.shape[0]})")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        return png_data_uri(fig)
+
+
+def load_image_model(folder: Path, expected_class: str) -> tuple[Any, dict[str, list[float]]]:
+    """The model kept in ``folder`` (eval mode) and its loss history; ``ValueError`` when the files
+    disagree with each other."""
+    import generative
+
+    spec = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+    if spec.get("class") != expected_class:
+        raise ValueError(f"{folder / MODEL_FILE} names class {spec.get('class')!r}, expected {expected_class}")
+    cls = getattr(generative, expected_class)
+    model = cls(**dict(spec.get("args") or {}))
+    state = generative.load_checkpoint(folder / generative.training.CHECKPOINT_NAME)
+    weights = {k: v for k, v in state["model"].items() if not k.startswith("latent_prior_")}  # the ex-post mixture is not in a fit checkpoint
+    model.load_state_dict(weights, strict=False)
+    model.eval()
+    return model, _history_curves(state.get("history") or {})
+
+
+def sample_digits(model: Any, n: int = GRID, seed: int = 0) -> "np.ndarray":
+    """``(n, 8, 8)`` samples in [0, 1] of a DCGAN (tanh range mapped) or a VAE (decoder means clipped)."""
+    import numpy as np
+    import torch
+
+    import generative
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        if isinstance(model, generative.AdversarialModel):
+            x = generative.to_unit_interval(model.sample(n, generator=gen))
+        else:
+            x = model.sample(n, generator=gen, prior="standard")
+    arr = x.detach().cpu().numpy().astype(np.float32)
+    return np.clip(arr.reshape(n, arr.shape[-2], arr.shape[-1]), 0.0, 1.0)
+
+
+def image_models(home: Path) -> tuple[list[Block], str | None]:
+    """Blocks for part (b) and what is missing (None when every image model is there)."""
+    from graphrec.reports.sections.training import curves_plot
+
+    import generative
+
+    blocks: list[Block] = []
+    absent: list[str] = []
+    rows: list[list[Any]] = []
+    real: "np.ndarray | None" = None
+    for folder_name, cls, title in IMAGE_MODELS:
+        folder = Path(home) / "generative" / folder_name
+        if not (folder / MODEL_FILE).is_file() or not (folder / generative.training.CHECKPOINT_NAME).is_file():
+            absent.append(title)
+            continue
+        model, curves = load_image_model(folder, cls)
+        if real is None:
+            split = generative.digits_split(seed=0)
+            real = split.x_test[:GRID].reshape(-1, 8, 8)
+        samples = sample_digits(model)
+        blocks.append(Plot(grids_plot(real, samples, title),
+                           alt=f"Two 8 by 8 grids of 8x8-pixel digits: real held-out digits on the left, {title} samples on the right.",
+                           caption="Samples should be legible digits of every class, as varied as the real ones; near-identical samples mean mode collapse."))
+        if curves:
+            blocks.append(Plot(curves_plot(curves, f"{title} (digits): training curves"),
+                               alt=f"Per-epoch training curves of the {title} on the digits: {', '.join(curves)}.",
+                               caption="Losses above; for the DCGAN the discriminator's mean probability on real and generated digits on its own axis below."))
+        rows.append([title, str(folder), max((len(v) for v in curves.values()), default=0)])
+    if rows:
+        blocks.insert(0, Table(["model", "checkpoint folder", "epochs"], rows, caption="Image models kept under GRAPHREC_HOME/generative"))
+    if not absent:
+        return blocks, None
+    return blocks, (f"no checkpoint of the {' or '.join(absent)} digits model under {Path(home) / 'generative'}/<dcgan|conv_vae>/ "
+                    f"(checkpoint.pt from generative.fit(..., checkpoint_dir=...) and {MODEL_FILE} with the class and its constructor arguments); "
+                    "no graphrec command writes them yet: `python benchmarks/bench_generative_digits.py --out DIR` trains both but keeps only loss-curve PNGs")
+
+
+def build(ctx: "ReportContext") -> Section:
+    """Both parts (see the module docs); missing parts are named, never raised."""
+    blocks, missing_synth = synth_curves(ctx)
+    image_blocks, missing_images = image_models(ctx.home)
+    missing = "; ".join(m for m in (missing_synth, missing_images) if m) or None
+    return Section("generative", TITLE, blocks + image_blocks, missing=missing)

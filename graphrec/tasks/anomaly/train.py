@@ -40,4 +40,7 @@ class AnomalyTask(Task[AnomalyConfig, AnomalyModel]):
         log.info("anomaly: fitting a %s detector on %d users (contamination %g)", config.detector, graph.num_nodes, config.contamination)
         with stage(f"train anomaly: fitting the {config.detector} detector"):
             detector = config.make().fit(graph)
-        return AnomalyModel(detector, list(graph.feature_names))
+        model = AnomalyModel(detector, list(graph.feature_names))
+        # the training loss of every epoch, for the report's training curves
+        model.metrics["train_loss"] = [round(float(v), 6) for v in getattr(detector, "history_", None) or []]
+        return model

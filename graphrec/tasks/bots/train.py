@@ -126,6 +126,10 @@ class BotTask(Task[BotConfig, BotModel]):
         return model
 
 
+#: the attribute of a fold's trained network holding its per-epoch training loss (a fold trainer
+#: that does not set it, such as the Ray one, leaves that fold's curve out of the metrics)
+LOSS_HISTORY = "train_loss_history"
+
 #: fits one fold's network: ``(config, inputs, adjacency, labelled nodes, is_bot, seed) -> BotGNN``
 FoldTrainer = Callable[[BotConfig, GraphInputs, Any, np.ndarray, np.ndarray, int], "BotGNN"]
 
@@ -161,6 +165,7 @@ def _train_fold(config: BotConfig, inputs: GraphInputs, adj: "torch.Tensor", nod
     model = new_network(config, in_dim)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     base = torch.from_numpy(inputs.base)
+    losses: list[float] = []
     model.train()
     for _ in range(config.epochs):
         inp, tgt = half_split(y, rng)
@@ -172,7 +177,9 @@ def _train_fold(config: BotConfig, inputs: GraphInputs, adj: "torch.Tensor", nod
         opt.zero_grad()
         loss.backward()
         opt.step()
+        losses.append(float(loss.detach()))
     model.eval()
+    setattr(model, LOSS_HISTORY, losses)  # read by train_bot_detector into the model's metrics
     return model
 
 
@@ -264,6 +271,7 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
     choices = SMOOTHINGS if config.smooth == "auto" else (config.smooth,)
     oof = {c: np.zeros(y.size, dtype=np.float32) for c in choices}
     states = []
+    fold_losses: list[list[float]] = []
     bar = progress("train bots", total=folds, unit="fold")
     for f in range(folds):
         tr = fold_of != f
@@ -273,6 +281,8 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
         for c in choices:
             oof[c][~tr] = post_process(c, raw, indptr, indices, fold_bots, fold_humans)[labelled[~tr]]
         states.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+        if getattr(net, LOSS_HISTORY, None):
+            fold_losses.append([round(float(v), 5) for v in getattr(net, LOSS_HISTORY)])
         log.debug("fold %d/%d trained (%.1f s so far)", f + 1, folds, time.perf_counter() - start)
         bar.update()
     bar.close()
@@ -290,7 +300,9 @@ def train_bot_detector(graph: "Graph", labelled: np.ndarray, is_bot: np.ndarray,
                     model.threshold)
     model.metrics = {"out_of_fold": classification_metrics(y, prob, model.threshold), "labelled_bots": n_pos, "labelled_non_bots": n_neg,
                      "folds": folds, "synthetic_examples": int((~real).sum()),
-                     "smoothing": {"chosen": smoothing, "out_of_fold_roc_auc": {c: round(a, 4) for c, a in auc.items()}}}
+                     "smoothing": {"chosen": smoothing, "out_of_fold_roc_auc": {c: round(a, 4) for c, a in auc.items()}},
+                     # per-epoch training loss (class-balanced BCE on the label trick's target half) of each fold
+                     "train_loss_by_fold": fold_losses}
     model.seconds = time.perf_counter() - start
     log.info("bot detector trained in %.1f s: threshold %.4f (%s), out-of-fold ROC-AUC %.4f", model.seconds, model.threshold,
              model.threshold_rule, model.metrics["out_of_fold"]["roc_auc"])

@@ -87,7 +87,9 @@ class SynthTask(Task[SynthConfig, SynthModel]):
                                             epochs=config.epochs, seed=config.seed, threads=configure_torch(config.threads))
         except ValueError as exc:
             raise ValueError(f"cannot train the {config.model} profile model: {exc}") from None
-        model = SynthModel(gen, list(graph.feature_names), {"final_losses": gen.final_losses()})
+        # the per-epoch history too (not only the last epoch), so a report can draw the training curves
+        model = SynthModel(gen, list(graph.feature_names), {"final_losses": gen.final_losses(), "history": {
+            k: [round(float(x), 5) for x in v] for k, v in gen.history.items() if k != "seconds"}})
         with stage(f"synth: drawing {config.n} profiles and their friendships"):
             batch = model.draw(graph, n=config.n, label=config.label, seed=config.seed, closure=config.closure)
         with stage("synth: realism and privacy figures of the batch"):
