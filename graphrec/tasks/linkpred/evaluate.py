@@ -31,6 +31,12 @@ the held-out pairs. Here the model scores every pair it is given, not only frien
 
 **Seeds** (:func:`evaluate_seeds`): the whole protocol once per seed (split, users, tie order,
 training); every figure as mean ± standard deviation over the seeds (:func:`graphrec.core.metrics.mean_std`).
+
+**Curves** (what ``graphrec report`` draws; :attr:`EvalReport.curves`, :meth:`SeedSweep.curves`):
+from the same rankings as the figures, Recall@K for every K from 1 to :data:`CURVE_K` (mean over
+users, summed in the same order as Recall@20/50, so the curve at those K is the printed figure)
+and, with hard negatives, Hits@K for every K from 1 to the number of hard negatives (mean over
+held-out pairs). They are never printed.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphrec.core.graph import Graph, csr_from_edges, two_hop
-from graphrec.core.metrics import NegativeRankMetrics, RankingMetrics, mean_std
+from graphrec.core.metrics import NegativeRankMetrics, RankingMetrics, hit_positions, mean_std, ranks_against_negatives
 from graphrec.core.ops import personalized_pagerank, walk_transpose
 from graphrec.progress import track
 from graphrec.tasks.linkpred.config import LinkPredConfig
@@ -62,17 +68,68 @@ log = logging.getLogger(__name__)
 
 #: Hard negatives per evaluated user (HeaRT protocol); 0 turns the hard-negative ranking off.
 HARD_NEGATIVES = 100
+#: The Recall@K curve of the report goes from K = 1 to this K.
+CURVE_K = 100
+
+
+class RecallCurve:
+    """Recall@K for every K in ``1..k_max``, averaged over users: the curve the report draws.
+
+    Fed the same rankings as :class:`~graphrec.core.metrics.RankingMetrics` (``add(ranking,
+    relevant)``); the per-user recalls are summed user by user and divided by the user count, as
+    RankingMetrics' ``"running"`` mean does, so ``result()[k - 1]`` equals its ``recall@k``."""
+
+    def __init__(self, k_max: int = CURVE_K) -> None:
+        self.k_max = int(k_max)
+        self.users = 0
+        self._total = np.zeros(self.k_max)
+
+    def add(self, ranking: np.ndarray, relevant: Sequence[int]) -> None:
+        """One user's ranking (best first) against its relevant items (non-empty)."""
+        pos = hit_positions(np.asarray(ranking), relevant)
+        hits = np.bincount(pos[pos < self.k_max], minlength=self.k_max)
+        self._total += np.cumsum(hits) / len(relevant)
+        self.users += 1
+
+    def result(self) -> list[float]:
+        """``[recall@1, ..., recall@k_max]`` (zeros without users)."""
+        return (self._total / max(self.users, 1)).tolist()
+
+
+class HitsCurve:
+    """Hits@K for every K in ``1..k_max`` of positives ranked against their own negatives (the
+    hard-negative ranking, :func:`~graphrec.core.metrics.ranks_against_negatives`: ties count
+    half), averaged over the positive pairs like :class:`~graphrec.core.metrics.NegativeRankMetrics`."""
+
+    def __init__(self, k_max: int) -> None:
+        self.k_max = int(k_max)
+        self.pairs = 0
+        self._hits = np.zeros(self.k_max)
+
+    def add(self, positive: np.ndarray, negative: np.ndarray) -> None:
+        """The positives of one source (their scores) against that source's negatives."""
+        r = ranks_against_negatives(positive, negative)
+        self._hits += (r[None, :] <= np.arange(1, self.k_max + 1)[:, None]).sum(axis=1)
+        self.pairs += int(r.size)
+
+    def result(self) -> list[float]:
+        """``[hits@1, ..., hits@k_max]`` (zeros without pairs)."""
+        return (self._hits / max(self.pairs, 1)).tolist()
 
 
 @dataclass
 class EvalReport:
     """Metrics per method, measured on one split in one run: ``metrics`` over the full ranking
-    (Recall@K, MRR) and ``hard`` against each user's hard negatives (MRR, Hits@K)."""
+    (Recall@K, MRR) and ``hard`` against each user's hard negatives (MRR, Hits@K). ``curves``
+    holds the report's curve data (module docs; not part of :meth:`as_dict`): ``{"k": [1..K],
+    "recall": {method: [recall@1..]}, "hard_k": [1..H], "hard_hits": {method: [hits@1..]}}``
+    (the ``hard_`` keys only with hard negatives)."""
 
     metrics: dict[str, dict[str, float]]
     seconds: dict[str, float]
     params: dict[str, Any] = field(default_factory=dict)
     hard: dict[str, dict[str, float]] = field(default_factory=dict)
+    curves: dict[str, Any] = field(default_factory=dict)
 
     def best_baseline(self, metric: str, *, hard: bool = False) -> tuple[str, float]:
         """The best heuristic (not the model) on ``metric`` (of ``hard`` with ``hard``), and its value."""
@@ -100,6 +157,26 @@ class SeedSweep:
         """Mean and sample standard deviation over the seeds of every figure (full ranking, or
         the hard-negative ranking with ``hard``)."""
         return mean_std([r.hard if hard else r.metrics for r in self.reports])
+
+    def curves(self) -> dict[str, Any]:
+        """The runs' curve data (:attr:`EvalReport.curves`), each curve the mean over the seeds
+        at every K, with ``recall_std`` / ``hard_hits_std`` (sample standard deviation per K, 0
+        for one seed) beside ``recall`` / ``hard_hits``."""
+        first = self.reports[0].curves
+        if not first:
+            return {}
+        out: dict[str, Any] = {}
+        for key, k_key in (("recall", "k"), ("hard_hits", "hard_k")):
+            if key not in first:
+                continue
+            out[k_key] = list(first[k_key])
+            means, stds = {}, {}
+            for method in first[key]:
+                values = np.array([r.curves[key][method] for r in self.reports], dtype=np.float64)
+                means[method] = values.mean(axis=0).tolist()
+                stds[method] = (values.std(axis=0, ddof=1) if len(self.reports) > 1 else np.zeros(values.shape[1])).tolist()
+            out[key], out[f"{key}_std"] = means, stds
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         """What ``graphrec eval linkpred --format json`` prints.
@@ -231,6 +308,8 @@ def evaluate_linkpred(
     methods = ["common_neighbours", "adamic_adar", "resource_allocation", "personalized_pagerank"]
     metrics = {m: RankingMetrics() for m in methods}
     hard = {m: NegativeRankMetrics() for m in methods}
+    recall_curves = {m: RecallCurve() for m in methods}
+    hits_curves = {m: HitsCurve(hard_negatives) for m in methods}
     pools: dict[int, np.ndarray] = {}  # user -> its hard negatives
     seconds = {m: 0.0 for m in methods}
     hard_seconds = 0.0
@@ -247,13 +326,17 @@ def evaluate_linkpred(
             t = time.perf_counter()
             scores = np.zeros(num_nodes)
             scores[hop.candidates] = vals
-            metrics[name].add(_full_ranking(scores, exclude, tie), held[u])
+            ranking = _full_ranking(scores, exclude, tie)
+            metrics[name].add(ranking, held[u])
             seconds[name] += time.perf_counter() - t
+            recall_curves[name].add(ranking, held[u])
             dense[name] = scores
         t = time.perf_counter()
         ppr = _ppr(walk, u, num_nodes)
-        metrics["personalized_pagerank"].add(_full_ranking(ppr, exclude, tie), held[u])
+        ranking = _full_ranking(ppr, exclude, tie)
+        metrics["personalized_pagerank"].add(ranking, held[u])
         seconds["personalized_pagerank"] += time.perf_counter() - t
+        recall_curves["personalized_pagerank"].add(ranking, held[u])
         dense["personalized_pagerank"] = ppr
         if hard_negatives > 0:
             t = time.perf_counter()
@@ -263,6 +346,8 @@ def evaluate_linkpred(
             for name in methods:
                 hard[name].add(dense[name][positives], dense[name][pool])
             hard_seconds += time.perf_counter() - t
+            for name in methods:
+                hits_curves[name].add(dense[name][positives], dense[name][pool])
     if hard_negatives > 0:
         seconds["hard_negatives"] = hard_seconds
 
@@ -274,23 +359,31 @@ def evaluate_linkpred(
         feat = PairFeaturizer(indptr, indices, profiles)
         w = result.weights
         m = RankingMetrics()
-        t = time.perf_counter()
+        model_curve = RecallCurve()
+        model_seconds = 0.0
         for u in track(users.tolist(), "eval linkpred: model ranking", total=int(users.size), unit="user"):
+            t = time.perf_counter()
             ppr = _model_ppr(walk, u)
             c = feat.candidates(u, shared_weights=w.shared, ppr=ppr)
             s = w.score(c, None if w.embeddings is None else w.embeddings[u]) + tie[c.nodes]
             ranked = c.nodes[np.argsort(-s, kind="stable")]
             exclude = np.concatenate([[u], indices[indptr[u] : indptr[u + 1]]])
-            m.add(ppr_slots(ranked, _full_ranking(ppr, exclude, tie)), held[u])
-        seconds["model"] = time.perf_counter() - t
+            ranking = ppr_slots(ranked, _full_ranking(ppr, exclude, tie))
+            m.add(ranking, held[u])
+            model_seconds += time.perf_counter() - t
+            model_curve.add(ranking, held[u])
+        seconds["model"] = model_seconds
         metrics["model"] = m
+        recall_curves["model"] = model_curve
         if hard_negatives > 0:
             t = time.perf_counter()
             hard["model"] = NegativeRankMetrics()
+            hits_curves["model"] = HitsCurve(hard_negatives)
             for u in track(users.tolist(), "eval linkpred: model on hard negatives", total=int(users.size), unit="user"):
                 positives = np.asarray(held[u], dtype=np.int64)
                 s = _model_scores(result, feat, u, np.concatenate([positives, pools[u]]), num_nodes, _model_ppr(walk, u))
                 hard["model"].add(s[positives], s[pools[u]])
+                hits_curves["model"].add(s[positives], s[pools[u]])
             seconds["model_hard_negatives"] = time.perf_counter() - t
     report = EvalReport(
         metrics={k: v.result() for k, v in metrics.items()},
@@ -298,8 +391,21 @@ def evaluate_linkpred(
         params={"seed": seed, "test_fraction": test_fraction, "max_users": int(users.size), "train_edges": int(train_edges.shape[0]),
                 "test_edges": int(test_edges.shape[0]), "hard_negatives": int(hard_negatives)},
         hard={k: v.result() for k, v in hard.items()} if hard_negatives > 0 else {},
+        curves=_curves(recall_curves, hits_curves if hard_negatives > 0 else None),
     )
     return report, result
+
+
+def _curves(recall: dict[str, RecallCurve], hits: dict[str, HitsCurve] | None) -> dict[str, Any]:
+    """:attr:`EvalReport.curves` from the accumulated curves (the model first, as in ``metrics``)."""
+    order = sorted(recall, key=lambda m: m != "model")
+    k_max = next(iter(recall.values())).k_max
+    out: dict[str, Any] = {"k": list(range(1, k_max + 1)), "recall": {m: recall[m].result() for m in order}}
+    if hits:
+        h_max = next(iter(hits.values())).k_max
+        out["hard_k"] = list(range(1, h_max + 1))
+        out["hard_hits"] = {m: hits[m].result() for m in sorted(hits, key=lambda m: m != "model")}
+    return out
 
 
 def _user_pool(candidates: np.ndarray, cn: np.ndarray, ra: np.ndarray, ppr: np.ndarray, exclude: np.ndarray,
@@ -370,7 +476,10 @@ def evaluate_from_store(
 
     Returns :meth:`SeedSweep.as_dict`: ``{"params": ..., "metrics": {method: {"recall@20",
     "recall@50", "mrr", "users"}}, "hard_negatives": {method: {"mrr", "hits@1", "hits@10",
-    "hits@20", "pairs"}}, "seconds": ...}``, with ``std`` and ``per_seed`` for several seeds.
+    "hits@20", "pairs"}}, "seconds": ...}``, with ``std`` and ``per_seed`` for several seeds,
+    and ``curves`` (:meth:`SeedSweep.curves`: Recall@K and hard-negative Hits@K at every K, for
+    the report; :func:`graphrec.reports.run_evaluation` takes it out before the figures are
+    printed).
     """
     graph = Graph.from_snapshot(store.snapshot(include_synthetic=include_synthetic), data_version=False)
     config = LinkPredConfig(epochs=epochs, gnn_dim=gnn_dim)
@@ -380,4 +489,4 @@ def evaluate_from_store(
         graph.edge_array(), graph.num_nodes, ProfileMatrix.from_dense(graph.features), list(seeds) if seeds else [seed],
         config=config, test_fraction=test_fraction, max_users=max_users, hard_negatives=hard_negatives,
     )
-    return sweep.as_dict()
+    return {**sweep.as_dict(), "curves": sweep.curves()}
