@@ -63,6 +63,11 @@ class BotEvalReport:
     threshold: float = 0.5
     seed: int = 0
     smoothing: str = "none"
+    #: what the report draws (not printed): ``y_true`` (1 = bot) of the test users, ``scores``
+    #: per method (``model`` first; higher = more bot-like) on those users in the same order,
+    #: ``probability`` (the model's calibrated bot probabilities, the scale ``threshold`` applies
+    #: to) and ``threshold`` (the model's flagging threshold)
+    curves: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """``{seed, n_train, n_test, test_bots, threshold, smoothing, metrics, seconds}`` (what
@@ -124,6 +129,7 @@ def evaluate_bots(graph: "Graph", train_nodes: np.ndarray, train_y: np.ndarray, 
     prob = model.predict_proba(graph, bots, humans)
     seconds["model"] = time.perf_counter() - t
     metrics = {"model": classification_metrics(test_y, prob[test_nodes], model.threshold)}
+    test_scores: dict[str, np.ndarray] = {"model": prob[test_nodes]}
     if baselines:
         k = int(test_y.sum())
         for name, fn in (
@@ -135,11 +141,14 @@ def evaluate_bots(graph: "Graph", train_nodes: np.ndarray, train_y: np.ndarray, 
             t = time.perf_counter()
             s = fn()[test_nodes]
             seconds[name] = time.perf_counter() - t
+            test_scores[name] = s
             # Threshold-free baselines: F1/precision at the score that flags as many as there are bots.
             thr = np.sort(s)[-k] if 0 < k <= s.size else np.inf
             metrics[name] = classification_metrics(test_y, s, thr, k=k)
+    curves = {"y_true": np.asarray(test_y, dtype=np.int8), "scores": test_scores, "probability": prob[test_nodes],
+              "threshold": float(model.threshold)}
     return BotEvalReport(metrics, int(train_nodes.size), int(test_nodes.size), int(test_y.sum()), seconds, model.threshold, config.seed,
-                         model.smoothing)
+                         model.smoothing, curves)
 
 
 def evaluate_from_store(store: "GraphStore", *, seed: int = 0, test_fraction: float = 0.3, folds: int = 5, epochs: int = 100,
