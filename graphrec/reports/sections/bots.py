@@ -302,8 +302,9 @@ def score_histogram(scores: "np.ndarray", synthetic: "np.ndarray", threshold: fl
             ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.5,
                        label=f"flagging threshold {threshold:.3g} (flagged: score {flag_rule} it)")
             ax.axvspan(threshold, float(edges[-1]), color=THRESHOLD_COLOUR, alpha=0.07)
-        ax.set_yscale("log")
-        ax.set_ylim(0.7, max(peak, 1.0) * 40)  # headroom above the bars for the legend
+        if peak > 0:
+            ax.set_yscale("log")
+            ax.set_ylim(0.7, peak * 40)  # headroom above the bars for the legend
         if log_x:
             ax.set_xscale("log")
         ax.set_xlim(float(edges[0]), float(edges[-1]))
@@ -370,7 +371,7 @@ def run_blocks(store: "GraphStore") -> tuple[list[Block], str | None]:
         uri, f"Histogram of {run.n_scored} bot probabilities of the run of {run.run_date.isoformat()}, threshold "
              f"{run.threshold}, {run.n_flagged} users flagged",
         f"The run flagged {run.n_flagged:,} users ({100 * share:.1f}%), those right of the dashed threshold; a healthy model puts "
-        f"almost everyone near 0 and few users near it." + (" This run was written with --force past the flag-rate guard."
+        f"almost every user far below the threshold and the bots it is sure of near 1." + (" This run was written with --force past the flag-rate guard."
                                                             if summary.get("forced") else ""))]
     recent = store.recent_runs(RUN_KIND, RECENT_RUNS)
     if recent:
