@@ -289,13 +289,17 @@ class ServedSample:
     profile_model: str | None = None
 
 
-def sample_served(ctx: "ReportContext", *, users: int = SAMPLE_USERS, k: int = TOP_K, budget_s: float = TIME_BUDGET_S,
+def sample_served(ctx: "ReportContext", *, users: int | None = None, k: int = TOP_K, budget_s: float | None = None,
                   seed: int = SAMPLE_SEED) -> ServedSample | None:
-    """Recommend for a seeded sample of up to ``users`` real users of the served model (users
-    with friends: the link model's path; a user without friends is answered by the profile
-    model instead) with the serving recommender, stopping once ``budget_s`` seconds are spent.
-    None when no link model is served."""
+    """Recommend for a seeded sample of up to ``users`` (default :data:`SAMPLE_USERS`) real users
+    of the served model (users with friends: the link model's path; a user without friends is
+    answered by the profile model instead) with the serving recommender, stopping once
+    ``budget_s`` (default :data:`TIME_BUDGET_S`) seconds are spent. None when no link model is
+    served."""
     import numpy as np
+
+    users = SAMPLE_USERS if users is None else users
+    budget_s = TIME_BUDGET_S if budget_s is None else budget_s
 
     from graphrec.core.graph import profile_at_width
     from graphrec.errors import NotFoundError

@@ -7,6 +7,10 @@ split: popularity (degree in the training graph, the same list for everyone) and
 cosine similarity. Circles: for hidden users in a circle, precision@10 of same-circle users among
 their nearest neighbours, model beside raw-feature cosine (their memberships never reached
 training).
+
+Curves (what ``graphrec report`` draws, :attr:`ColdStartReport.curves`, never printed): Recall@K
+of every method for every K from 1 to :data:`CURVE_K` (fewer on a graph with fewer other users),
+from the same score rows as the figures.
 """
 
 from __future__ import annotations
@@ -28,18 +32,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: The report's Recall@K curves go from K = 1 to this K.
+CURVE_K = 100
+
 
 @dataclass
 class ColdStartReport:
     """Ranking metrics by method (``siamese``, ``popularity``, ``profile cosine`` and, with
     circles, ``circles p@10``), how many users were hidden and evaluated, timings, and the seed
-    that drew the hidden users."""
+    that drew the hidden users. ``curves`` is the report's curve data (not in :meth:`as_dict`):
+    ``{"k": [1..K], "recall": {method: [recall@1, ..., recall@K]}}``."""
 
     metrics: dict[str, dict[str, float]]
     hidden_users: int
     evaluated_users: int
     seconds: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+    curves: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """``{seed, hidden_users, evaluated_users, metrics, seconds}`` (what ``graphrec eval
@@ -60,6 +69,24 @@ def _rank_metrics(score_rows: np.ndarray, users: np.ndarray, truth: list[np.ndar
     for i, u in enumerate(users.tolist()):
         metrics.add_scores(score_rows[i], truth[i], exclude=u)
     return {k: v for k, v in metrics.result().items() if k != "users"}
+
+
+def recall_curve(score_rows: np.ndarray, users: np.ndarray, truth: list[np.ndarray], k_max: int) -> list[float]:
+    """``[recall@1, ..., recall@k_max]`` averaged over users (numpy's mean, as the figures), with
+    ``score_rows[i]`` scoring every node for ``users[i]`` (the user itself never ranked); the
+    top ``k_max`` are taken as :meth:`~graphrec.core.metrics.RankingMetrics.add_scores` takes
+    its top (partition, then a stable sort by score), so the curve agrees with the printed
+    Recall@K up to the order of exactly tied scores at the cut."""
+    if users.size == 0:
+        return [float("nan")] * k_max
+    rows = []
+    for i, u in enumerate(users.tolist()):
+        s = np.asarray(score_rows[i]).astype(np.float64)
+        s[u] = -np.inf
+        top = np.argpartition(-s, k_max)[:k_max] if k_max < s.size else np.arange(s.size)
+        top = top[np.argsort(-s[top], kind="stable")]
+        rows.append(np.cumsum(np.isin(top, truth[i])) / truth[i].size)
+    return np.mean(np.stack(rows), axis=0).tolist()
 
 
 def evaluate_from_store(store: "GraphStore", config: SiameseConfig, *, hidden_fraction: float = 0.1, include_synthetic: bool = False,
@@ -106,14 +133,21 @@ def evaluate_cold_start(graph: "Graph", config: SiameseConfig, *, hidden_fractio
     deg = np.bincount(train_edges.ravel(), minlength=n).astype(np.float64)
     raw = _normalise(features)
     metrics = {}
+    k_max = max(1, min(CURVE_K, n - 1))
     t = time.perf_counter()
-    metrics["siamese"] = _rank_metrics(z[users] @ z.T, users, truth, ks)
+    model_rows = z[users] @ z.T
+    metrics["siamese"] = _rank_metrics(model_rows, users, truth, ks)
     seconds["model_ranking"] = time.perf_counter() - t
-    metrics["popularity"] = _rank_metrics(np.broadcast_to(deg + 1e-9 * rng.random(n), (users.size, n)), users, truth, ks)
-    metrics["profile cosine"] = _rank_metrics(raw[users] @ raw.T, users, truth, ks)
+    popularity_rows = np.broadcast_to(deg + 1e-9 * rng.random(n), (users.size, n))
+    metrics["popularity"] = _rank_metrics(popularity_rows, users, truth, ks)
+    cosine_rows = raw[users] @ raw.T
+    metrics["profile cosine"] = _rank_metrics(cosine_rows, users, truth, ks)
+    curves = {"k": list(range(1, k_max + 1)),
+              "recall": {name: recall_curve(rows, users, truth, k_max)
+                         for name, rows in (("siamese", model_rows), ("popularity", popularity_rows), ("profile cosine", cosine_rows))}}
     if circles:
         metrics["circles p@10"] = {"siamese": circle_precision(z, circles, hidden), "profile cosine": circle_precision(raw, circles, hidden)}
-    return ColdStartReport(metrics, int(hidden.sum()), int(users.size), seconds, seed)
+    return ColdStartReport(metrics, int(hidden.sum()), int(users.size), seconds, seed, curves)
 
 
 def circle_precision(z: np.ndarray, circles: list[np.ndarray], users_mask: np.ndarray, k: int = 10) -> float:
