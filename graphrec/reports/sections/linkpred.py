@@ -166,6 +166,7 @@ def mrr_plot(record: dict[str, Any]) -> Plot | None:
         groups.append((f"against {n_neg} hard negatives per user", hard, std.get("hard_negatives") or {}, "///"))
     height = 0.8 / len(groups)
     any_error = False
+    right = 0.0
     with figure() as (fig, (ax,)):
         for g, (label, table, table_std, hatch) in enumerate(groups):
             ys = [len(methods) - 1 - i + (len(groups) - 1) * height / 2 - g * height for i in range(len(methods))]
@@ -175,12 +176,13 @@ def mrr_plot(record: dict[str, Any]) -> Plot | None:
             ax.barh(ys, values, height=height * 0.92, xerr=errors if any(errors) else None, capsize=3, hatch=hatch,
                     color=[_style(m)["color"] for m in methods], edgecolor="#333333", linewidth=0.5,
                     alpha=1.0 if not hatch else 0.55, label=label)
-            for y, v in zip(ys, values):
+            for y, v, e in zip(ys, values, errors):
                 if v == v:
-                    ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+                    ax.text(v + e, y, f" {v:.3f}", va="center", fontsize=8)
+                    right = max(right, v + e)
         ax.set_yticks(range(len(methods)))
         ax.set_yticklabels([_name(m) for m in methods][::-1])
-        ax.set_xlim(0, 1)
+        ax.set_xlim(0, min(1.0, right * 1.25 + 0.01))  # room for the value labels; MRR never exceeds 1
         ax.set_xlabel("MRR (mean of 1 / rank of the first held-out friend)")
         fig.suptitle("Mean reciprocal rank per method", fontsize=11)
         ax.grid(axis="y", visible=False)
@@ -367,7 +369,12 @@ def candidates_plot(sample: ServedSample) -> Plot:
         med = float(np.median(counts))
         ax.axvline(med, color="#333333", linestyle="--", linewidth=1.2, label=f"median {med:,.0f}")
         if log_bins:
+            from matplotlib.ticker import FuncFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            # minor ticks at 2 and 5 times a power of ten are labelled too
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if f"{v:.0e}"[0] in "25" else ""))
         ax.set_xlabel("candidates ranked per user" + (" (log scale)" if log_bins else ""))
         ax.set_ylabel("users")
         ax.set_title("Candidates the link model ranks per user, before filtering")
