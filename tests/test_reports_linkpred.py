@@ -150,6 +150,22 @@ def test_an_old_record_without_curves_still_draws_its_bars(store: GraphStore) ->
     _png(plots[0])
 
 
+def test_a_broken_served_model_is_reported_and_the_evaluation_still_drawn(store: GraphStore) -> None:
+    home = Path(store.settings.home)
+    for kind in ("linkpred", "siamese"):  # a served version whose manifest is missing
+        (home / "models" / kind / "20260101T000000-abcdef").mkdir(parents=True)
+        (home / "models" / kind / "LATEST").write_text("20260101T000000-abcdef")
+    n = 100
+    edges = _random_graph(n, 300, seed=4)
+    sweep = evaluate_seeds(edges, n, None, [0], include_model=False, hard_negatives=0)
+    record_eval(home, "linkpred", sweep.as_dict(), sweep.curves())
+    lp = linkpred.build(ReportContext(store))
+    assert lp.missing is not None and "cannot be loaded" in lp.missing and "train linkpred" in lp.missing
+    assert len(_plots(lp)) == 2  # Recall@K and MRR: no hard negatives were ranked
+    emb = embeddings.build(ReportContext(store))
+    assert emb.missing is not None and "Siamese model 20260101T000000-abcdef cannot be loaded" in emb.missing
+
+
 def test_circle_and_label_groups() -> None:
     circles = [np.array([2, 3]), np.array([0, 1, 2]), np.array([5]), np.array([6])]
     g = embeddings.circle_groups(circles, 8, limit=2)

@@ -141,7 +141,8 @@ def projection_plot(xy: "np.ndarray", groups: Groups, variance: list[float], ver
     g = groups.group[shown]
     with figure() as (fig, (ax,)):
         what = "circle" if groups.kind == "circle" else "label"
-        for code, colour, label in ((-2, NONE_GREY, f"in no {what}" if groups.kind else "users"),
+        nobody = {"circle": "in no circle", "label": "unlabelled"}.get(groups.kind, "users")
+        for code, colour, label in ((-2, NONE_GREY, nobody),
                                     (-1, OTHER_GREY, f"{groups.others} smaller {what}s" if groups.others else f"other {what}s")):
             pts = shown[g == code]
             if pts.size:
@@ -240,25 +241,37 @@ def figures_table(record: dict[str, Any]) -> Table | None:
     return Table(["method"] + [k.replace("mrr", "MRR") for k in keys], rows, caption=caption)
 
 
+def served_encoder(ctx: "ReportContext") -> tuple[Any, str | None]:
+    """The served Siamese model's service (:class:`graphrec.serving.similar.SimilarUsers`) and
+    None, or None and what is missing: no model served, or one that cannot be loaded (said, so
+    the rest of the section is still drawn)."""
+    from graphrec.artifacts import ArtifactError, latest_version
+    from graphrec.serving.similar import SimilarUsers
+
+    version = latest_version(ctx.home, "siamese")
+    if version is None:
+        return None, f"no Siamese profile model is served: {TRAIN_COMMAND}"
+    try:
+        return SimilarUsers(ctx.store), None
+    except (ArtifactError, OSError, ValueError, KeyError) as exc:  # a broken artifact
+        return None, f"the served Siamese model {version} cannot be loaded ({type(exc).__name__}: {exc}): {TRAIN_COMMAND}"
+
+
 def build(ctx: "ReportContext") -> Section:
     """The section: the served model's projection, then the latest cold-start evaluation."""
     blocks: list[Block] = []
     missing: list[str] = []
-    manifest = ctx.manifest("siamese")
-    if manifest is None:
-        missing.append(f"no Siamese profile model is served: {TRAIN_COMMAND}")
+    model, why = served_encoder(ctx)
+    if why is not None:
+        missing.append(why)
+    elif ctx.graph.num_nodes == 0:
+        missing.append("the store has no real users to embed")
     else:
-        from graphrec.serving.similar import SimilarUsers
-
-        model = SimilarUsers(ctx.store)
         graph = ctx.graph
-        if graph.num_nodes == 0:
-            missing.append("the store has no real users to embed")
-        else:
-            z = model.encoder(at_width(graph.features, model.width))
-            xy, variance = project(z)
-            groups = user_groups(list(graph.circles), graph.labels, graph.num_nodes)
-            blocks.append(projection_plot(xy, groups, variance, model.version))
+        z = model.encoder(at_width(graph.features, model.width))
+        xy, variance = project(z)
+        groups = user_groups(list(graph.circles), graph.labels, graph.num_nodes)
+        blocks.append(projection_plot(xy, groups, variance, model.version))
     record = ctx.latest_eval("siamese")
     if record is None:
         missing.append(f"the cold-start evaluation was never run: {EVAL_COMMAND}")

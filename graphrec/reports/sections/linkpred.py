@@ -417,8 +417,15 @@ def scores_plot(sample: ServedSample, k: int = TOP_K) -> Plot:
 
 
 def served_blocks(ctx: "ReportContext") -> tuple[list[Block], str | None]:
-    """The served model's blocks, and what is missing (None when complete)."""
-    sample = sample_served(ctx)
+    """The served model's blocks, and what is missing (None when complete). A served model that
+    cannot be loaded is reported as missing, so the evaluation's plots are still drawn."""
+    from graphrec.artifacts import ArtifactError
+
+    try:
+        sample = sample_served(ctx)
+    except ArtifactError as exc:
+        log.warning("report: the served link model cannot be loaded: %s", exc)
+        return [], f"the served friend-recommendation model cannot be loaded ({exc}): {TRAIN_COMMAND}"
     if sample is None:
         return [], f"no friend-recommendation model is served: {TRAIN_COMMAND}"
     if sample.users == 0:
