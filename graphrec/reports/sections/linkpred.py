@@ -143,7 +143,7 @@ def recall_plot(record: dict[str, Any]) -> Plot | None:
     best = {m: recall[m][min(19, len(recall[m]) - 1)] for m in methods}
     alt = "Line chart of Recall@K for K from 1 to {} per method; at K=20: {}.".format(
         k[-1], "; ".join(f"{_name(m)} {v:.3f}" for m, v in best.items()))
-    seeds_note = " The band is ±1 standard deviation over the seeds." if std and len(std) and any(any(v > 0 for v in s) for s in std.values()) else ""
+    seeds_note = " The band is ±1 standard deviation over the seeds." if any(any(v > 0 for v in s) for s in std.values()) else ""
     return Plot(uri, alt, f"{eval_description(record)}. Look for the link model's curve above every heuristic at the K a user sees "
                           f"(dotted lines at K = 20 and 50).{seeds_note}")
 
