@@ -156,6 +156,33 @@ def test_every_v1_route_checks_its_scope_before_anything_else(server: Server) ->
     assert seen["read"] >= 11 and seen["write"] >= 8 and seen["admin"] == 1
 
 
+def test_latest_report_is_served_as_html_to_readers(server: Server, backend: Backend, tmp_path: Path) -> None:
+    """/reports/latest: 404 (JSON error) before any report, then the page `graphrec report`
+    wrote last, as text/html with a policy that allows only inline styles and images; it shows
+    flagged users, so it needs the read scope like the /v1 reads."""
+    from graphrec.reports import build_report, latest_report_path
+
+    latest = latest_report_path(backend.home)
+    assert not latest.exists()
+    with server.client("read") as c:
+        assert "graphrec report" in _error(c.get("/reports/latest"), 404, "not_found")
+    written = build_report(backend.store(), tmp_path / "report", sections=["store"])
+    try:
+        page = latest.read_text(encoding="utf-8")
+        assert page == Path(written.path).read_text(encoding="utf-8") and '<section id="store">' in page
+        with server.client(None) as anon:
+            assert "missing bearer token" in _error(anon.get("/reports/latest"), 401, "unauthorized")
+            _error(anon.get("/reports/latest", headers={"Authorization": "Bearer grt_not-a-real-token"}), 401, "unauthorized")
+        for scope in ("read", "admin"):
+            with server.client(scope) as c:
+                r = c.get("/reports/latest")
+            assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+            assert r.text == page
+            assert "default-src 'none'" in r.headers["content-security-policy"] and "img-src data:" in r.headers["content-security-policy"]
+    finally:
+        latest.unlink()  # the module's other tests share this home
+
+
 def test_a_revoked_token_stops_working_within_a_second_and_no_secret_is_logged(server: Server, backend: Backend) -> None:
     from graphrec.cli import cli
     from graphrec.store.tokens import create_token

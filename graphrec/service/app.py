@@ -1,7 +1,8 @@
 """The FastAPI application of ``graphrec serve``: routes that parse, call one library function
 and return its JSON.
 
-Routes (all JSON; ``/v1`` needs a bearer token, :mod:`graphrec.service.auth`):
+Routes (JSON but for the report page and the metrics; ``/v1`` and ``/reports`` need a bearer token,
+:mod:`graphrec.service.auth`):
 
 ====================================================  =======  ============================================
 route                                                 scope    library function
@@ -24,8 +25,15 @@ route                                                 scope    library function
 ``PUT|DELETE /v1/blocks/{blocker}/{blocked}``         write    :meth:`GraphStore.block` / ``unblock``
 ``PUT /v1/users/{id}/labels/{source}``                write    :meth:`GraphStore.set_label`
 ``POST /v1/admin/models/reload``                      admin    :meth:`ServedModels.refresh`
+``GET /reports/latest`` (HTML, 404 before the first)  read     :func:`~graphrec.reports.latest_report_path`
 ``GET /healthz``, ``/readyz``, ``/metrics``           none     liveness, readiness, Prometheus
 ====================================================  =======  ============================================
+
+``/reports/latest`` is the page ``graphrec report`` (or ``graphrec eval ... --report``) wrote last,
+as ``text/html``; it needs the ``read`` scope like the ``/v1`` reads, because it shows the same
+data (flagged users and their explanations, the store's figures). It is served with a content
+security policy that allows only its inline styles and inline images: the page never fetches
+anything, and a browser would refuse to if it tried.
 
 Every write is one store transaction with the importers' validation; the live filters of the
 recommender read the store, so a write shows in the next recommendation. The loaded models are
@@ -60,6 +68,9 @@ API_VERSION = "v1"
 AUTH_ENV = "GRAPHREC_SERVE_AUTH"
 WATCH_ENV = "GRAPHREC_SERVE_WATCH_SECONDS"
 THREADS_ENV = "GRAPHREC_SERVE_THREADS"
+#: The content security policy of ``/reports/latest``: the page's inline CSS and ``data:`` PNGs,
+#: nothing else (no scripts, no fetches).
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 UserId = Annotated[str, Path(min_length=1, max_length=255, description="External id of a user.")]
 OtherId = Annotated[str, Path(min_length=1, max_length=255, description="External id of the other user.")]
@@ -160,6 +171,48 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
     def metrics() -> Response:
         """Prometheus metrics of every worker."""
         return Response(render(app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/reports/latest", tags=["reports"], response_class=Response, openapi_extra=READ,
+             responses={200: {"content": {"text/html": {}}, "description": "The latest report (one self-contained HTML page)"},
+                        401: _ERRORS[401], 403: _ERRORS[403], 404: {"model": s.ErrorBody, "description": "No report written yet"}})
+    async def latest_report(request: Request) -> Response:
+        """The HTML report ``graphrec report`` wrote last (404 before the first). Outside ``/v1``,
+        so the scope is checked here, the same way as the middleware checks ``/v1``."""
+        from graphrec.reports import latest_report_path
+
+        refused = await refuse_without_scope(request, "read")
+        if refused is not None:
+            return refused
+        path = latest_report_path(store.settings.home)
+
+        def read() -> str | None:
+            try:
+                return path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+
+        page = await anyio.to_thread.run_sync(read, limiter=app.state.limiter)
+        if page is None:
+            return error_response(404, "not_found", "no report yet: write one with `graphrec report` (or `graphrec eval ... --report DIR`)")
+        return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": REPORT_CSP})
+
+    async def refuse_without_scope(request: Request, needed: str) -> Response | None:
+        """The 401/403 answer of :class:`~graphrec.service.auth.Authenticated` for a route outside
+        ``/v1`` that needs ``needed``, or None when the request may go on (or auth is off)."""
+        if not app.state.auth:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return error_response(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>' (graphrec tokens create)",
+                                  headers={"WWW-Authenticate": "Bearer"})
+        info = await anyio.to_thread.run_sync(app.state.token_cache.verify, store, secret.strip(), app.state.verify_token)
+        if info is None:
+            return error_response(401, "unauthorized", "invalid, revoked or expired token", headers={"WWW-Authenticate": "Bearer"})
+        request.scope["graphrec.token"] = info  # the access log names it
+        if not info.allows(needed):
+            return error_response(403, "forbidden", f"token {info.name!r} lacks the {needed!r} scope (it has {', '.join(info.scopes)})")
+        return None
 
     async def answer(request: Request, work: Callable[[], Any]) -> Response:
         """Run ``work`` (the one library call) in one worker thread (the request was authorized by
