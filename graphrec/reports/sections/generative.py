@@ -35,15 +35,9 @@ MODEL_FILE = "model.json"
 GRID = 64
 
 
-def _history_curves(history: dict[str, Any]) -> dict[str, list[float]]:
-    from graphrec.reports.sections.training import IGNORED_KEYS, _series
-
-    return {k: s for k, v in (history or {}).items() if k not in IGNORED_KEYS and (s := _series(v))}
-
-
 def synth_curves(ctx: "ReportContext") -> tuple[list[Block], str | None]:
     """Blocks for part (a) and what is missing (None when nothing)."""
-    from graphrec.reports.sections.training import curves_plot
+    from graphrec.reports.sections.training import curves_plot, history_curves
 
     blocks: list[Block] = []
     manifest = ctx.manifest("synth")
@@ -51,12 +45,12 @@ def synth_curves(ctx: "ReportContext") -> tuple[list[Block], str | None]:
     shown: list[tuple[str, str, dict[str, list[float]]]] = []  # (generator kind, version, curves)
     if manifest is not None:
         kind = str((manifest.get("generator") or {}).get("kind") or (manifest.get("params") or {}).get("model") or "?")
-        shown.append((kind, f"{manifest['version']} (served)", _history_curves((manifest.get("metrics") or {}).get("history") or {})))
+        shown.append((kind, f"{manifest['version']} (served)", history_curves((manifest.get("metrics") or {}).get("history") or {})))
     for run in reversed(runs):  # the latest run of each other generator kind
         kind = str((run.get("params") or {}).get("model") or "?")
         if run["version"] == (manifest or {}).get("version") or any(k == kind for k, _, _ in shown):
             continue
-        shown.append((kind, str(run["version"]), _history_curves((run.get("metrics") or {}).get("history") or {})))
+        shown.append((kind, str(run["version"]), history_curves((run.get("metrics") or {}).get("history") or {})))
     if not shown:
         return blocks, "no synthetic-user generator has been trained: run `graphrec synth --n 100` (VAE) or `graphrec synth --model gan --n 100`"
     without = []
@@ -102,6 +96,8 @@ def grids_plot(real: "np.ndarray", generated: "np.ndarray", name: str) -> str:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
         return png_data_uri(fig)
 
 
@@ -109,6 +105,7 @@ def load_image_model(folder: Path, expected_class: str) -> tuple[Any, dict[str, 
     """The model kept in ``folder`` (eval mode) and its loss history; ``ValueError`` when the files
     disagree with each other."""
     import generative
+    from graphrec.reports.sections.training import history_curves
 
     spec = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
     if spec.get("class") != expected_class:
@@ -119,7 +116,7 @@ def load_image_model(folder: Path, expected_class: str) -> tuple[Any, dict[str, 
     weights = {k: v for k, v in state["model"].items() if not k.startswith("latent_prior_")}  # the ex-post mixture is not in a fit checkpoint
     model.load_state_dict(weights, strict=False)
     model.eval()
-    return model, _history_curves(state.get("history") or {})
+    return model, history_curves(state.get("history") or {})
 
 
 def sample_digits(model: Any, n: int = GRID, seed: int = 0) -> "np.ndarray":
@@ -163,9 +160,12 @@ def image_models(home: Path) -> tuple[list[Block], str | None]:
                            alt=f"Two 8 by 8 grids of 8x8-pixel digits: real held-out digits on the left, {title} samples on the right.",
                            caption="Samples should be legible digits of every class, as varied as the real ones; near-identical samples mean mode collapse."))
         if curves:
+            gan = any(k in curves for k in ("d_real", "d_fake"))
             blocks.append(Plot(curves_plot(curves, f"{title} (digits): training curves"),
                                alt=f"Per-epoch training curves of the {title} on the digits: {', '.join(curves)}.",
-                               caption="Losses above; for the DCGAN the discriminator's mean probability on real and generated digits on its own axis below."))
+                               caption="Losses above; below, the discriminator's mean probability that real (d_real) and generated (d_fake) digits "
+                                       "are real: both near 0.5 means it cannot tell them apart." if gan else
+                                       "The VAE's loss is reconstruction error plus the KL term; both should flatten by the last epoch."))
         rows.append([title, str(folder), max((len(v) for v in curves.values()), default=0)])
     if rows:
         blocks.insert(0, Table(["model", "checkpoint folder", "epochs"], rows, caption="Image models kept under GRAPHREC_HOME/generative"))

@@ -93,8 +93,10 @@ def marginals_plot(names: list[str], real_freq: "np.ndarray", syn_freq: "np.ndar
         return png_data_uri(fig)
 
 
-def frequency_scatter(real_freq: "np.ndarray", syn_freq: "np.ndarray", seed: int = 0) -> str:
-    """Every column's synthetic frequency against its real frequency, with the diagonal."""
+def frequency_scatter(real_freq: "np.ndarray", syn_freq: "np.ndarray", n_real: int, n_syn: int, seed: int = 0) -> str:
+    """Every column's synthetic frequency against its real frequency on log-log axes (the
+    frequencies span decades: most profile columns are rare), with the diagonal. A column no user
+    of a group has is drawn on that group's floor, half of one user's share (``0.5 / n``)."""
     import numpy as np
 
     from graphrec.reports.style import THRESHOLD_COLOUR, figure, png_data_uri, series_style
@@ -102,14 +104,19 @@ def frequency_scatter(real_freq: "np.ndarray", syn_freq: "np.ndarray", seed: int
     idx = np.arange(real_freq.size)
     if idx.size > MAX_POINTS:
         idx = np.sort(np.random.default_rng(seed).choice(idx, MAX_POINTS, replace=False))
-    hi = float(max(real_freq.max(initial=0.0), syn_freq.max(initial=0.0), 1e-3)) * 1.05
-    with figure(5.2, 4.4) as (fig, (ax,)):
-        ax.plot([0, hi], [0, hi], color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.0, label="equal frequency")
-        ax.scatter(real_freq[idx], syn_freq[idx], s=8, alpha=0.5, color=series_style(0)["color"], label=f"feature column ({idx.size:,})")
-        ax.set_xlim(0, hi)
-        ax.set_ylim(0, hi)
-        ax.set_xlabel("share of real users with the feature")
-        ax.set_ylabel("share of synthetic users with the feature")
+    floor_x, floor_y = 0.5 / max(n_real, 1), 0.5 / max(n_syn, 1)
+    x, y = np.maximum(real_freq[idx], floor_x), np.maximum(syn_freq[idx], floor_y)
+    lo = min(floor_x, floor_y) * 0.8
+    with figure(5.6, 4.6) as (fig, (ax,)):
+        ax.plot([lo, 1.0], [lo, 1.0], color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.0, label="equal frequency")
+        ax.scatter(x, y, s=8, alpha=0.45, color=series_style(0)["color"], label=f"feature column ({idx.size:,})")
+        ax.axhline(floor_y, color="grey", linewidth=0.7, linestyle=":", label="no synthetic user has it")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, 1.2)
+        ax.set_ylim(lo, 1.2)
+        ax.set_xlabel("share of real users with the feature (log)")
+        ax.set_ylabel("share of synthetic users with the feature (log)")
         ax.set_title("Feature frequency: synthetic vs real")
         ax.legend(loc="upper left")
         return png_data_uri(fig)
@@ -162,6 +169,8 @@ def figures_table(run: dict[str, Any]) -> Table:
         "membership_auc": "membership-inference AUC (0.5 = no leak)",
         "dcr_median_synthetic": "median distance to closest training row, synthetic",
         "dcr_median_holdout": "same, held-out real rows (baseline)",
+        "copy_p_value": "p-value: synthetic rows copy training rows more often than held-out rows do",
+        "dcr_p_value_smaller": "p-value: synthetic rows sit closer to training rows than held-out rows do",
         "passed": "privacy gate passed",
         "forced": "written with --force",
     }
@@ -203,9 +212,9 @@ def build(ctx: "ReportContext") -> Section:
             blocks.append(Plot(marginals_plot(g.feature_names, real_freq, syn_freq, top),
                                alt=f"Grouped bars: for the {top.size} profile features most often set among real users, the share of real and of synthetic users that have each.",
                                caption="Pairs of bars of equal length mean the generator reproduces how common each feature is; long names are cut from the left."))
-            blocks.append(Plot(frequency_scatter(real_freq, syn_freq),
+            blocks.append(Plot(frequency_scatter(real_freq, syn_freq, n_real, n_syn),
                                alt=f"Scatter of every feature column's frequency among synthetic users against real users, with the diagonal; mean absolute gap {gap:.4f}.",
-                               caption=f"Points on the dashed diagonal are columns as common among synthetic as among real users (mean absolute gap {gap:.4f})."))
+                               caption=f"Points on the dashed diagonal are columns as common among synthetic as among real users (mean absolute gap {gap:.4f}); among {n_syn:,} synthetic users a column rarer than about 1 in {n_syn:,} is often absent by chance (the dotted floor)."))
         deg = g.degrees
         blocks.append(Plot(degree_plot([("synthetic users", deg[syn]), ("real users", deg[real])], "Degree distribution (CCDF): synthetic vs real"),
                            alt=f"Log-log CCDF of the degree of {n_syn:,} synthetic and {n_real:,} real users.",

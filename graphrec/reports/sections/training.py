@@ -49,6 +49,17 @@ def _series(value: Any) -> list[float] | None:
     return out or None
 
 
+#: the order series of a generative model's history are drawn in (the total loss first, in the model's colour)
+ORDER = ("loss", "recon", "kl", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+def history_curves(history: dict[str, Any]) -> dict[str, list[float]]:
+    """The drawable series of a ``generative.fit`` history (bookkeeping left out), in :data:`ORDER`."""
+    rank = {k: i for i, k in enumerate(ORDER)}
+    keys = sorted((k for k in history if k not in IGNORED_KEYS), key=lambda k: (rank.get(k, len(ORDER)), k))
+    return {k: s for k in keys if (s := _series(history[k]))}
+
+
 def loss_curves(kind: str, manifest: dict[str, Any]) -> dict[str, list[float]]:
     """The per-epoch series a served model of ``kind`` recorded (see the module docs), by name;
     empty when it recorded none."""
@@ -62,8 +73,7 @@ def loss_curves(kind: str, manifest: dict[str, Any]) -> dict[str, list[float]]:
                 out[f"fold {i + 1}"] = s
         return out
     if kind == "synth":
-        history = metrics.get("history") or {}
-        return {k: s for k, v in history.items() if k not in IGNORED_KEYS and (s := _series(v))}
+        return history_curves(metrics.get("history") or {})
     for source in (training, metrics):
         s = _series(source.get("train_loss"))
         if s:
@@ -100,11 +110,25 @@ def validation_figure(kind: str, manifest: dict[str, Any]) -> str:
     return "none recorded with the model (see the evaluation sections)"
 
 
-def curves_plot(curves: dict[str, list[float]], title: str, *, folds: bool = False, width: float = 6.4, height: float = 3.4) -> str:
+def siamese_mining_epochs(manifest: dict[str, Any], epochs: int) -> list[int]:
+    """The (1-based) epochs that start with a fresh round of hard negatives (every
+    ``hard_every`` epochs after the first, as :mod:`graphrec.tasks.siamese.train` mines them):
+    the loss jumps there because the task gets harder, not because training diverges."""
+    every = ((manifest.get("training") or {}).get("config") or {}).get("hard_every")
+    if not isinstance(every, int) or every <= 0:
+        return []
+    return [e + 1 for e in range(every, epochs, every)]
+
+
+def curves_plot(curves: dict[str, list[float]], title: str, *, folds: bool = False, width: float = 6.4, height: float = 3.4,
+                events: list[int] | None = None, event_label: str = "") -> str:
     """The per-epoch ``curves`` as a PNG data URI: losses on an axis labelled "loss"; the
     discriminator probabilities (:data:`PROBABILITY_KEYS`) on a separate axis below, labelled
     "D(x) probability" and fixed to [0, 1]. With ``folds`` the curves are folds of one model:
-    thin lines in one colour and their mean in bold. Log y when a loss spans more than two decades."""
+    thin lines in one colour and their mean in bold. ``events``: epochs marked with a dotted
+    vertical line (``event_label``). Log y when a loss spans more than a factor of 20."""
+    import math
+
     import numpy as np
 
     from graphrec.reports.style import THRESHOLD_COLOUR, figure, png_data_uri, series_style
@@ -128,12 +152,21 @@ def curves_plot(curves: dict[str, list[float]], title: str, *, folds: bool = Fal
                             markersize=3, **series_style(i + offset))
             if ylabel == "loss":
                 pos = [x for v in group.values() for x in v if x > 0]
-                if pos and min(x for v in group.values() for x in v) > 0 and max(pos) / min(pos) > 100:
+                if pos and min(x for v in group.values() for x in v) > 0 and max(pos) / min(pos) > 20:
+                    from matplotlib.ticker import FuncFormatter, NullFormatter
+
                     ax.set_yscale("log")
+                    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.02 rather than 2x10^-2
+                    ax.yaxis.set_major_formatter(plain)
+                    # within about a decade the minor ticks need labels; across several they crowd
+                    some = FuncFormatter(lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 3, 5) else "")
+                    ax.yaxis.set_minor_formatter(some if max(pos) / min(pos) <= 30 else NullFormatter())
                     ylabel = "loss (log scale)"
             else:
                 ax.set_ylim(0.0, 1.0)
                 ax.axhline(0.5, color=THRESHOLD_COLOUR, linewidth=0.9, linestyle=":", label="0.5: D cannot tell real from generated")
+            for j, e in enumerate(events or []):
+                ax.axvline(e, color=THRESHOLD_COLOUR, linestyle=":", linewidth=1.0, label=event_label if j == 0 else None)
             ax.set_ylabel(ylabel)
             ax.legend(loc="best")
         axes[-1].set_xlabel("epoch")
@@ -164,7 +197,10 @@ def build(ctx: "ReportContext") -> Section:
                 "bot": "Each fold's class-balanced cross-entropy on its held-back half of the labels; a curve still falling at the end would gain from more epochs, one rising late would be overfitting.",
                 "synth": "Losses above; for a GAN the discriminator's mean probability on real (d_real) and generated (d_fake) profiles below: both near 0.5 means the discriminator cannot tell them apart.",
             }.get(kind, "The training loss per epoch: it should fall and flatten; a curve still falling at the end would gain from more epochs.")
-            blocks.append(Plot(curves_plot(curves, f"{name}: loss per epoch", folds=folds),
+            events = siamese_mining_epochs(manifest, epochs) if kind == "siamese" else []
+            if events:
+                caption += " Dotted lines: epochs that start with newly mined hard negatives, where the loss jumps because the task gets harder."
+            blocks.append(Plot(curves_plot(curves, f"{name}: loss per epoch", folds=folds, events=events, event_label="hard negatives mined"),
                                alt=f"Line chart of the {name}'s training loss over {epochs} epochs (version {version}).", caption=caption))
             rows.append([name, version, epochs, final, validation_figure(kind, manifest)])
         else:
