@@ -208,9 +208,15 @@ def test_image_models_from_kept_checkpoints(tmp_path: Path) -> None:
     assert missing is not None and "Convolutional VAE" in missing and "DCGAN or" not in missing
     pngs = [base64.b64decode(b.data_uri.split(",", 1)[1]) for b in blocks if isinstance(b, Plot)]
     assert len(pngs) == 2 and all(p.startswith(PNG_MAGIC) for p in pngs)  # the digit grids and the loss curves
-    model, curves = generative_section.load_image_model(folder, "DCGAN")
-    digits = generative_section.sample_digits(model, n=16)
+    model, curves, options = generative_section.load_image_model(folder, "DCGAN")
+    assert options == {}
+    digits = generative_section.sample_digits(model, n=16, options={"truncation": 2.0})
     assert digits.shape == (16, 8, 8) and digits.min() >= 0.0 and digits.max() <= 1.0
     assert set(curves) == {"d_loss", "g_loss", "d_real", "d_fake"} and all(len(v) == 2 for v in curves.values())
+    # weights that do not fit the constructor arguments are named, not drawn as noise
+    (folder / generative_section.MODEL_FILE).write_text(json.dumps({"class": "DCGAN", "args": {**args, "base": 16}}), encoding="utf-8")
+    blocks, missing = generative_section.image_models(tmp_path)
+    assert missing is not None and "DCGAN" in missing and not any(isinstance(b, Plot) for b in blocks)
+    assert any("could not be loaded" in getattr(b, "text", "") for b in blocks)
     grid = generative_section.digit_grid(np.zeros((4, 8, 8), dtype=np.float32))
     assert grid.shape == (19, 19) and grid.min() == 1.0  # blank digits are white, as are the gaps

@@ -101,9 +101,11 @@ def grids_plot(real: "np.ndarray", generated: "np.ndarray", name: str) -> str:
         return png_data_uri(fig)
 
 
-def load_image_model(folder: Path, expected_class: str) -> tuple[Any, dict[str, list[float]]]:
-    """The model kept in ``folder`` (eval mode) and its loss history; ``ValueError`` when the files
-    disagree with each other."""
+def load_image_model(folder: Path, expected_class: str) -> tuple[Any, dict[str, list[float]], dict[str, Any]]:
+    """The model kept in ``folder`` (eval mode), its loss history and its sampling options
+    (``model.json``'s optional ``"sample"``, e.g. ``{"truncation": 2.0}`` for the served DCGAN
+    rows or ``{"prior": "standard"}``); ``ValueError`` when the files disagree with each other
+    (another class, weights that do not fit the constructor arguments)."""
     import generative
     from graphrec.reports.sections.training import history_curves
 
@@ -113,14 +115,18 @@ def load_image_model(folder: Path, expected_class: str) -> tuple[Any, dict[str, 
     cls = getattr(generative, expected_class)
     model = cls(**dict(spec.get("args") or {}))
     state = generative.load_checkpoint(folder / generative.training.CHECKPOINT_NAME)
-    weights = {k: v for k, v in state["model"].items() if not k.startswith("latent_prior_")}  # the ex-post mixture is not in a fit checkpoint
-    model.load_state_dict(weights, strict=False)
+    # a VAE's ex-post latent mixture is fitted after training, so a fit checkpoint may lack it
+    result = model.load_state_dict(state["model"], strict=False)
+    bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if not k.startswith("latent_prior_")]
+    if bad:
+        raise ValueError(f"the checkpoint's weights do not fit {expected_class}({spec.get('args')}): {', '.join(bad[:3])}")
     model.eval()
-    return model, history_curves(state.get("history") or {})
+    return model, history_curves(state.get("history") or {}), dict(spec.get("sample") or {})
 
 
-def sample_digits(model: Any, n: int = GRID, seed: int = 0) -> "np.ndarray":
-    """``(n, 8, 8)`` samples in [0, 1] of a DCGAN (tanh range mapped) or a VAE (decoder means clipped)."""
+def sample_digits(model: Any, n: int = GRID, seed: int = 0, options: dict[str, Any] | None = None) -> "np.ndarray":
+    """``(n, h, w)`` samples in [0, 1] of a DCGAN (tanh range mapped) or a VAE (decoder means
+    clipped), drawn with ``options`` (keyword arguments of the model's ``sample``)."""
     import numpy as np
     import torch
 
@@ -129,9 +135,12 @@ def sample_digits(model: Any, n: int = GRID, seed: int = 0) -> "np.ndarray":
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         if isinstance(model, generative.AdversarialModel):
-            x = generative.to_unit_interval(model.sample(n, generator=gen))
+            x = generative.to_unit_interval(model.sample(n, generator=gen, **(options or {})))
         else:
-            x = model.sample(n, generator=gen, prior="standard")
+            opts = dict(options or {})
+            if "prior" not in opts and not getattr(model, "has_latent_prior", False):
+                opts["prior"] = "standard"
+            x = model.sample(n, generator=gen, **opts)
     arr = x.detach().cpu().numpy().astype(np.float32)
     return np.clip(arr.reshape(n, arr.shape[-2], arr.shape[-1]), 0.0, 1.0)
 
@@ -151,11 +160,16 @@ def image_models(home: Path) -> tuple[list[Block], str | None]:
         if not (folder / MODEL_FILE).is_file() or not (folder / generative.training.CHECKPOINT_NAME).is_file():
             absent.append(title)
             continue
-        model, curves = load_image_model(folder, cls)
+        try:
+            model, curves, options = load_image_model(folder, cls)
+            samples = sample_digits(model, options=options)
+        except (ValueError, KeyError, RuntimeError, OSError, TypeError) as exc:  # a stale or foreign checkpoint: say so, draw the rest
+            blocks.append(Text(f"The {title} kept in {folder} could not be loaded: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+            absent.append(title)
+            continue
         if real is None:
             split = generative.digits_split(seed=0)
             real = split.x_test[:GRID].reshape(-1, 8, 8)
-        samples = sample_digits(model)
         blocks.append(Plot(grids_plot(real, samples, title),
                            alt=f"Two 8 by 8 grids of 8x8-pixel digits: real held-out digits on the left, {title} samples on the right.",
                            caption="Samples should be legible digits of every class, as varied as the real ones; near-identical samples mean mode collapse."))
@@ -171,7 +185,7 @@ def image_models(home: Path) -> tuple[list[Block], str | None]:
         blocks.insert(0, Table(["model", "checkpoint folder", "epochs"], rows, caption="Image models kept under GRAPHREC_HOME/generative"))
     if not absent:
         return blocks, None
-    return blocks, (f"no checkpoint of the {' or '.join(absent)} digits model under {Path(home) / 'generative'}/<dcgan|conv_vae>/ "
+    return blocks, (f"no usable checkpoint of the {' or '.join(absent)} digits model under {Path(home) / 'generative'}/<dcgan|conv_vae>/ "
                     f"(checkpoint.pt from generative.fit(..., checkpoint_dir=...) and {MODEL_FILE} with the class and its constructor arguments); "
                     "no graphrec command writes them yet: `python benchmarks/bench_generative_digits.py --out DIR` trains both but keeps only loss-curve PNGs")
 
