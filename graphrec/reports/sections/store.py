@@ -88,7 +88,7 @@ def build(ctx: "ReportContext") -> Section:
     blocks: list[Block] = []
     missing: list[str] = []
     stats = store.stats().as_dict()
-    blocks.append(Table(["figure", "value"], _stats_rows(stats), caption="Store summary (active users)", digits=4))
+    blocks.append(Table(["figure", "value"], _stats_rows(stats), caption="Store summary (active users, synthetic ones included)", digits=4))
 
     graph = ctx.graph
     degrees = graph.degrees
