@@ -221,8 +221,8 @@ def recall_plot(record: dict[str, Any]) -> Plot | None:
     alt = f"Line chart of cold-start Recall@K for K from 1 to {k[-1]}; at K={k[at]}: " + "; ".join(
         f"{METHODS.get(m, m)} {recall[m][at]:.3f}" for m in methods) + "."
     return Plot(uri, alt, f"{eval_description(record)}. Every friendship of the hidden users was removed before training; look for the "
-                          "Siamese curve above popularity and raw profile cosine; where it dips below popularity, suggesting the most "
-                          "connected users does as well as reading the profile.")
+                          "Siamese curve above popularity and raw profile cosine; where it dips below popularity, simply suggesting "
+                          "the best-connected users does as well as reading the profile.")
 
 
 def figures_table(record: dict[str, Any]) -> Table | None:
