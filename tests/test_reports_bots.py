@@ -144,6 +144,7 @@ def test_bot_section_draws_the_evaluation_and_the_runs(store: GraphStore) -> Non
     assert len(plots) == 2 and all(_png_size(p) == (640, 400) for p in plots)  # 6.4 x 4 in at 100 dpi
     assert "12 users flagged" in plots[0].alt and "12 users (24.0%)" in plots[0].caption
     assert plots[1].alt == "Users flagged per run: 2026-11-20 8, 2026-11-21 10, 2026-11-22 12"
+    assert any(isinstance(b, Text) and "4 newly flagged" in b.text for b in section.blocks)
 
     _eval_record(ctx.home)
     section = bots_section.build(ReportContext(store))
@@ -182,6 +183,7 @@ def test_anomaly_section_shows_the_top_users_and_the_view_split(store: GraphStor
     plots = _plots(section)
     assert len(plots) == 2 and all(_png_size(p)[0] == 640 for p in plots)
     assert "5 users flagged" in plots[0].alt
+    assert [b.text for b in section.blocks if isinstance(b, Text)] == ["Latest anomaly run: 2026-11-30, model a1."]  # no run before
     assert plots[1].alt == "Share of flagged users per view: attributes 75% (3), structure 25% (1)"
     assert "4 of its 5 flagged users" in plots[1].caption
     table = next(b for b in section.blocks if isinstance(b, Table))

@@ -125,10 +125,12 @@ def run_blocks(store: "GraphStore", run: "RunInfo", detector: str | None = None)
                           xlabel=SCORE_LABELS.get(detector or "", "anomaly score (higher = more anomalous)"))
     blocks: list[Block] = []
     if summary.get("model_version"):
-        blocks.append(Text(f"Latest anomaly run: {run.run_date.isoformat()}, model {summary['model_version']}, "
-                           f"{int(summary.get('newly_flagged') or 0):,} newly flagged against the run before."))
+        before = len(store.recent_runs(RUN_KIND, 2)) > 1  # the change is against the run before, when there is one
+        change = f", {int(summary.get('newly_flagged') or 0):,} newly flagged against the run before" if before else ""
+        blocks.append(Text(f"Latest anomaly run: {run.run_date.isoformat()}, model {summary['model_version']}{change}."))
+    threshold = "none" if run.threshold is None else f"{run.threshold:.3g}"
     blocks.append(Plot(uri, f"Histogram of {run.n_scored} anomaly scores of the run of {run.run_date.isoformat()}, threshold "
-                            f"{run.threshold}, {run.n_flagged} users flagged",
+                            f"{threshold}, {run.n_flagged} users flagged",
                        f"The run flagged {run.n_flagged:,} users ({100 * share:.1f}%), those right of the dashed threshold (the "
                        "training scores' 1 - contamination quantile); synthetic users far right would mean the generator makes "
                        "odd users."))

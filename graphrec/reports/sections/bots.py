@@ -112,10 +112,12 @@ def _roc_plot(methods: list[MethodCurve], point: dict[str, float] | None, thresh
         ax.set_title("ROC on the held-out labelled users")
         ax.legend(loc="lower right")
         uri = png_data_uri(fig)
-    best = max(methods, key=lambda m: m.roc_auc)
+    top = max(round(m.roc_auc, 3) for m in methods)
+    best = [m.name for m in methods if round(m.roc_auc, 3) == top]
+    leader = best[0] if len(best) == 1 else f"{', '.join(best[:-1])} and {best[-1]} tie"
     alt = "ROC curves: " + "; ".join(f"{m.name} AUC {m.roc_auc:.3f}" for m in methods)
-    return Plot(uri, alt, f"The curve closest to the top-left corner separates bots from humans best (here {best.name}); "
-                          "the diamond is where the model works at its flagging threshold.")
+    return Plot(uri, alt, f"The curve closest to the top-left corner separates bots from humans best (here {leader} at AUC "
+                          f"{top:.3f}); the diamond is where the model works at its flagging threshold.")
 
 
 def _pr_plot(methods: list[MethodCurve], prevalence: float, point: dict[str, float] | None, threshold: float | None) -> Plot:
@@ -154,7 +156,8 @@ def _calibration_plot(y_true: "np.ndarray", prob: "np.ndarray", threshold: float
         ax.plot(mean_pred, frac_pos, marker="o", linewidth=2, label=f"model ({CALIBRATION_BINS} bins of width {1 / CALIBRATION_BINS:g})",
                 **series_style(0))
         for x, y, n in zip(mean_pred, frac_pos, counts):
-            ax.annotate(f"n={n}", (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8, color="#444444")
+            ax.annotate(f"n={n}", (x, y), textcoords="offset points", xytext=(6, -12) if x < 0.85 else (-36, -4), fontsize=8,
+                        color="#444444")
         if threshold is not None:
             ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, label=f"flagging threshold {threshold:.3g}")
         ax.set_xlim(-0.01, 1.01)
@@ -315,21 +318,27 @@ def score_histogram(scores: "np.ndarray", synthetic: "np.ndarray", threshold: fl
         return png_data_uri(fig)
 
 
+def _fmt(value: float | None) -> str:
+    """A threshold for text: three significant digits, or "none"."""
+    return "none" if value is None else f"{value:.3g}"
+
+
 def _as_datetime(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day)
 
 
 def flagged_over_runs(runs: list["RunInfo"], *, what: str) -> Plot:
     """Users flagged by each of ``runs`` (oldest first) as a line with markers over the run
-    dates, with the users newly flagged against the run before and, where the runs recorded the
-    flag-rate guard, the most it allows."""
+    dates; from the second run on, the users newly flagged against the run before (the first
+    run's count compares with a run the plot does not show, or with none); and, where the runs
+    recorded the flag-rate guard, the most it allows."""
     import matplotlib.dates as mdates
 
     from graphrec.reports.style import THRESHOLD_COLOUR, figure, png_data_uri, series_style
 
     days = mdates.date2num([_as_datetime(r.run_date) for r in runs])  # matplotlib's date numbers (days)
     flagged = [r.n_flagged for r in runs]
-    newly = [(r.summary or {}).get("newly_flagged") for r in runs]
+    newly = [None] + [(r.summary or {}).get("newly_flagged") for r in runs[1:]]
     limits = [(r.summary or {}).get("flag_check") or {} for r in runs]
     with figure() as (fig, (ax,)):
         ax.plot(days, flagged, marker="o", linewidth=2, label="flagged", **series_style(0))
@@ -338,12 +347,16 @@ def flagged_over_runs(runs: list["RunInfo"], *, what: str) -> Plot:
                     label="newly flagged (not flagged the run before)", **series_style(1))
         if any(lim.get("limit") is not None for lim in limits):
             ax.plot(days, [lim["limit"] * r.n_scored if lim.get("limit") is not None else float("nan") for lim, r in zip(limits, runs)],
-                    color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, label="most the flag-rate guard allows")
-        locator = mdates.AutoDateLocator(minticks=2, maxticks=8)
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+                    color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, marker="_", markersize=16,
+                    label="most the flag-rate guard allows")
         if len(days) == 1:
             ax.set_xlim(float(days[0]) - 1.0, float(days[0]) + 1.0)
+            ax.set_xticks([float(days[0])])
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        else:
+            locator = mdates.AutoDateLocator(minticks=2, maxticks=8)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.set_ylim(bottom=0)
         ax.set_xlabel("run date (UTC)")
         ax.set_ylabel("users")
@@ -369,16 +382,18 @@ def run_blocks(store: "GraphStore") -> tuple[list[Block], str | None]:
                           xlabel="calibrated bot probability")
     blocks: list[Block] = [Plot(
         uri, f"Histogram of {run.n_scored} bot probabilities of the run of {run.run_date.isoformat()}, threshold "
-             f"{run.threshold}, {run.n_flagged} users flagged",
+             f"{_fmt(run.threshold)}, {run.n_flagged} users flagged",
         f"The run flagged {run.n_flagged:,} users ({100 * share:.1f}%), those right of the dashed threshold; a healthy model puts "
         f"almost every user far below the threshold and the bots it is sure of near 1." + (" This run was written with --force past the flag-rate guard."
                                                             if summary.get("forced") else ""))]
     recent = store.recent_runs(RUN_KIND, RECENT_RUNS)
     if recent:
         blocks.append(flagged_over_runs(recent, what="Users"))
+    before = len(recent) > 1  # the changes are against the run before, when there is one
     facts = [f"model {summary['model_version']}" if summary.get("model_version") else None,
-             f"{summary['newly_flagged']:,} newly flagged" if summary.get("newly_flagged") is not None else None,
-             f"{summary['no_longer_flagged']:,} no longer flagged" if summary.get("no_longer_flagged") is not None else None]
+             f"{summary['newly_flagged']:,} newly flagged" if before and summary.get("newly_flagged") is not None else None,
+             f"{summary['no_longer_flagged']:,} no longer flagged against the run before"
+             if before and summary.get("no_longer_flagged") is not None else None]
     if any(facts):
         blocks.insert(0, Text(f"Latest nightly bot run: {run.run_date.isoformat()}, " + ", ".join(f for f in facts if f) + "."))
     return blocks, None
