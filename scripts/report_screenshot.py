@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("page", type=Path, help="the report's index.html")
     ap.add_argument("output", type=Path, help="the PNG to write")
     ap.add_argument("--viewport", type=int, default=1280, help="browser width in CSS pixels (default 1280)")
-    ap.add_argument("--height", type=int, default=1500, help="how much of the top of the page to keep, in CSS pixels (default 1500)")
+    ap.add_argument("--height", type=int, default=1260, help="how much of the top of the page to keep, in CSS pixels (default 1260)")
     ap.add_argument("--width", type=int, default=1200, help="width of the written PNG (default 1200)")
     ap.add_argument("--colours", type=int, default=256, help="palette size of the written PNG (default 256; 0: full colour)")
     ap.add_argument("--chromium", default=os.environ.get("GRAPHREC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser"),
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, headless=True,
-                                    args=["--no-sandbox"] if os.geteuid() == 0 else [])
+                                    args=["--disable-dev-shm-usage"] + (["--no-sandbox"] if os.geteuid() == 0 else []))
         try:
             page = browser.new_page(viewport={"width": args.viewport, "height": args.height})
             page.goto(args.page.resolve().as_uri(), wait_until="load")

@@ -353,7 +353,8 @@ def test_the_report_renders_in_headless_chromium(report: dict[str, Any], tmp_pat
     requests: list[str] = []
     shot = tmp_path / "report.png"
     with sync_playwright() as p:
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses to run as root
+        # Chromium's sandbox refuses to run as root; containers often have a tiny /dev/shm
+        args = ["--disable-dev-shm-usage"] + (["--no-sandbox"] if os.geteuid() == 0 else [])
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
