@@ -24,9 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
 PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
 #: the model's colour (blue) and the baselines' colours after it, so "ours" looks the same everywhere
 MODEL_COLOUR = "#0072B2"
-BASELINE_COLOURS = ["#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
-#: the colour of thresholds and other reference lines
-THRESHOLD_COLOUR = "#D55E00"
+BASELINE_COLOURS = ["#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
+#: the colour of thresholds and other reference lines (black, dashed), used by no series
+THRESHOLD_COLOUR = "#000000"
 _LINESTYLES = ["-", "--", ":", "-."]
 #: the rcParams every report figure is drawn with
 RC: dict[str, Any] = {
