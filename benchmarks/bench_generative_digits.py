@@ -184,6 +184,22 @@ VAE_MIXTURE_COMPONENTS = "bic"
 VAE_FIT = dict(epochs=500, batch_size=64, lr=1e-3, kl_warmup_epochs=20)
 
 
+def keep_model(home: Path, folder: str, cls: str, args: dict, model: torch.nn.Module, history: dict,
+               sample: dict) -> Path:
+    """Keep a trained digits model where ``graphrec report`` draws it (its "Generative models"
+    section): ``home/generative/<folder>/checkpoint.pt`` (the state dict, with a VAE's fitted
+    latent mixture, and the loss history; read with ``generative.load_checkpoint``) and
+    ``model.json`` (class, constructor arguments, the served sampling options)."""
+    import json
+
+    target = Path(home) / "generative" / folder
+    target.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "history": {k: list(v) for k, v in history.items()}}, target / "checkpoint.pt")
+    spec = {"class": cls, "args": json.loads(json.dumps(args)), "sample": sample}
+    (target / "model.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    return target
+
+
 def class_shares(clf: LogisticRegression, x: np.ndarray) -> np.ndarray:
     pred = clf.predict(x)
     return np.bincount(pred, minlength=10) / len(pred)
@@ -198,6 +214,8 @@ def main() -> None:
     ap.add_argument("--dcgan-epochs", type=int, default=None)
     ap.add_argument("--vae-epochs", type=int, default=None)
     ap.add_argument("--out", default=None, help="directory for loss-curve PNGs (default: a temp dir)")
+    ap.add_argument("--keep-models", default=None, metavar="GRAPHREC_HOME",
+                    help="keep the first seed's trained DCGAN and conv VAE under GRAPHREC_HOME/generative/, where `graphrec report` draws them")
     ap.add_argument("--truncation", type=float, default=None,
                     help=f"psi of the served DCGAN row (default {DCGAN_TRUNCATION}; 0 = no truncation)")
     ap.add_argument("--psi-scan", default="",
@@ -220,7 +238,8 @@ def main() -> None:
     dcr_rows: list[str] = []
     failures: list[str] = []
     served_failures: list[str] = []
-    for seed in [int(s) for s in args.seeds.split(",") if s]:
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    for seed in seeds:
         split = digits_split(seed=seed)
         clf = LogisticRegression(max_iter=3000).fit(split.x_train, split.y_train)
         rng = np.random.default_rng(1000 + seed)
@@ -281,6 +300,9 @@ def main() -> None:
             for p in psi_scan:
                 report(f"dcgan-ema-p{p:g}", dcgan_samples(ema=True, truncation=p), secs, False)
             report("dcgan-ema-trunc", dcgan_samples(ema=True, truncation=psi), secs, True, dcr=True)
+            if args.keep_models and seed == seeds[0]:
+                keep_model(Path(args.keep_models), "dcgan", "DCGAN", {"image_size": 8, **DCGAN_CFG}, model, hist,
+                           {"ema": True, "truncation": psi})
         if "vae" in models:
             torch.manual_seed(seed)  # initial weights (see the DCGAN above)
             vae = ConvVAE(image_size=8, **VAE_CFG)
@@ -301,6 +323,8 @@ def main() -> None:
             g = torch.Generator().manual_seed(3000 + seed)
             mean = vae.sample(N_SAMPLES, generator=g, prior="mixture").reshape(N_SAMPLES, 64).clamp(0, 1).numpy()
             report("vae-mixture", mean, secs, True, dcr=True)
+            if args.keep_models and seed == seeds[0]:
+                keep_model(Path(args.keep_models), "conv_vae", "ConvVAE", {"image_size": 8, **VAE_CFG}, vae, hist, {"prior": "mixture"})
     print("-" * len(header))
     print(f"bars: precision >= {P_BAR}, recall >= {R_BAR}, every class >= {MODE_BAR:.0%}, training < {TIME_BAR:.0f} s")
     print("all judged rows pass" if not failures else "MISSED: " + ", ".join(failures))

@@ -152,3 +152,10 @@ def test_log_records_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
             configure_logging("LOUD")
     finally:
         configure_logging("WARNING")
+
+
+def test_a_per_epoch_series_prints_as_its_first_and_last_value() -> None:
+    from graphrec.cli.app import kv_table
+
+    out = kv_table({"train_loss": [0.5 - i / 200 for i in range(60)], "groups": [1, 2, 3]})
+    assert "train_loss  0.5 -> 0.205 (60 values)" in out and "groups      1, 2, 3" in out

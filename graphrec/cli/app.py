@@ -141,7 +141,8 @@ def emit(data: Any, fmt: str, table: Callable[[Any], str] | None = None) -> None
 def cell(value: Any) -> str:
     """One table cell as a person reads it, never a Python repr: None and empty collections as
     ``-``, floats rounded (4 significant digits, thousands separated above 1,000), lists as
-    ``a, b``, dicts as ``k=v, ...``, booleans as ``yes``/``no``."""
+    ``a, b`` (a list of more than 8 numbers, such as a per-epoch loss, as ``first -> last (n values)``),
+    dicts as ``k=v, ...``, booleans as ``yes``/``no``."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -154,6 +155,8 @@ def cell(value: Any) -> str:
         return str(value)
     if isinstance(value, dict):
         return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)) and len(value) > 8 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return f"{cell(value[0])} -> {cell(value[-1])} ({len(value)} values)"  # a per-epoch series: where it started and ended
     if isinstance(value, (list, tuple, set, frozenset)):
         return ", ".join(cell(v) for v in value) or "-"
     return str(value)

@@ -187,7 +187,7 @@ def image_models(home: Path) -> tuple[list[Block], str | None]:
         return blocks, None
     return blocks, (f"no usable checkpoint of the {' or '.join(absent)} digits model under {Path(home) / 'generative'}/<dcgan|conv_vae>/ "
                     f"(checkpoint.pt from generative.fit(..., checkpoint_dir=...) and {MODEL_FILE} with the class and its constructor arguments); "
-                    "no graphrec command writes them yet: `python benchmarks/bench_generative_digits.py --out DIR` trains both but keeps only loss-curve PNGs")
+                    "train and keep them with `python benchmarks/bench_generative_digits.py --seeds 0 --keep-models $GRAPHREC_HOME` (about 5 minutes)")
 
 
 def build(ctx: "ReportContext") -> Section:
