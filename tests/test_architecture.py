@@ -346,3 +346,14 @@ def test_the_distributed_path_stays_optional_and_below_the_front_doors() -> None
            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'pyarrow')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_reports_sit_above_the_tasks_and_below_the_front_doors() -> None:
+    """graphrec.reports reads tasks, store and artifacts; no task, core or store module imports it,
+    it imports no front door, and importing it loads neither matplotlib nor torch."""
+    assert _violations(PKG / "reports", ("graphrec.cli", "graphrec.service", "graphrec.client", "graphrec.distributed")) == []
+    for below in ("tasks", "core", "store", "nn", "serving", "jobs"):
+        assert _violations(PKG / below, ("graphrec.reports",)) == []
+    code = "import sys, graphrec.reports; bad = [m for m in ('matplotlib', 'torch') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr

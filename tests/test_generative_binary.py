@@ -7,9 +7,10 @@ often (like ego-Facebook profiles) and exact copies must be judged against held-
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from generative import GAN, classifier_two_sample_auc, fit
+from generative import GAN, MLPVAE, classifier_two_sample_auc, fit
 
 torch.set_num_threads(1)
 
@@ -75,3 +76,31 @@ def test_straight_through_packed_gan_learns_sparse_rows_without_copying_them() -
     assert copies <= baseline + 0.05, (results, baseline)
     assert c2st < c2st_independent - 0.2, (results, c2st_independent)
     assert c2st < results[1][1] - 0.1, results  # packing helps
+
+
+def _mixture_trace(vae: MLPVAE) -> float:
+    assert vae.latent_prior_weights is not None and vae.latent_prior_means is not None and vae.latent_prior_scale_tril is not None
+    w, mu, tril = (t[0].double() for t in (vae.latent_prior_weights, vae.latent_prior_means, vae.latent_prior_scale_tril))
+    cov = tril @ tril.transpose(1, 2)
+    mean = (w[:, None] * mu).sum(0)
+    total = (w[:, None, None] * (cov + mu[:, :, None] * mu[:, None, :])).sum(0) - torch.outer(mean, mean)
+    return float(torch.trace(total))
+
+
+def test_latent_mixture_on_posterior_draws_has_the_aggregate_posteriors_spread() -> None:
+    """Fitted on posterior means, the mixture has the means' spread; fitted on draws z ~ q(z|x),
+    the aggregate posterior's: by the law of total variance, tr Cov(mu) + E[sum sigma^2]."""
+    x = prototype_rows(600, 40, seed=0)
+    torch.manual_seed(0)
+    vae = MLPVAE(40, latent_dim=4, hidden=(64,))
+    fit(vae, x, epochs=30, seed=0, kl_warmup_epochs=5, progress=False)
+    mu, logvar = vae.encode_posterior(x)
+    means_trace = float(torch.trace(torch.cov(mu.double().T)))
+    aggregate_trace = means_trace + float(logvar.double().exp().sum(1).mean())
+    vae.fit_latent_prior(x, components=3, seed=0)
+    assert abs(_mixture_trace(vae) - means_trace) < 0.02 * means_trace
+    vae.fit_latent_prior(x, components=3, seed=0, draws=20)
+    assert abs(_mixture_trace(vae) - aggregate_trace) < 0.05 * aggregate_trace
+    assert aggregate_trace > 1.2 * means_trace  # the posteriors' own spread is not negligible here
+    with pytest.raises(ValueError, match="draws"):
+        vae.fit_latent_prior(x, components=3, draws=-1)

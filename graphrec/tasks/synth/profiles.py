@@ -8,9 +8,10 @@ modelled with a Gaussian likelihood / linear generator and mapped back. With ``c
 is class-conditional (one-hot label into encoder, decoder and discriminator), so
 ``sample(n, label=c)`` draws profiles of class ``c``.
 
-An unconditional VAE samples its latent codes from an ex-post Gaussian mixture fitted to the
-training rows' posterior means (Ghosh et al., ICLR 2020; size chosen by BIC on those codes), not
-from N(0, I): the aggregate posterior of a trained VAE is far from its prior, and decoding prior
+An unconditional VAE samples its latent codes from an ex-post Gaussian mixture fitted to
+:data:`LATENT_DRAWS` draws from each training row's posterior (the aggregate posterior; Ghosh et
+al., ICLR 2020, fit the means of a deterministic autoencoder, which over-produce common profiles
+here; size chosen by BIC on those codes), not from N(0, I): the aggregate posterior of a trained VAE is far from its prior, and decoding prior
 draws gives visibly less realistic profiles (``benchmarks/bench_synth_profiles.py`` reports both).
 Conditional models sample from the prior (a per-class mixture over a handful of labelled rows
 would only replay them).
@@ -46,6 +47,9 @@ SCALING = ScalingRule(binary="keep_if_all", min_std=1e-8, min_std_inclusive=True
 GENERATOR_CLASSES = {"vae": "MLPVAE", "gan": "GAN"}
 #: default training epochs of both models
 DEFAULT_EPOCHS = 100
+#: posterior draws per training row the VAE's latent mixture is fitted on (``generative.VAE.fit_latent_prior``):
+#: the aggregate posterior, not its means, which over-produce the most common profiles
+LATENT_DRAWS = 3
 
 
 def generator_args(kind: str, width: int, *, binary: bool, n_classes: int) -> dict[str, Any]:
@@ -184,7 +188,7 @@ def fit_profile_generator(
         history = generative.fit(model, data, classes, epochs=epochs, batch_size=64, seed=seed, threads=threads,
                                  kl_warmup_epochs=min(20, epochs // 3), progress=None)
         if n_classes == 0:
-            model.fit_latent_prior(data, components="bic", candidates=(5, 10, 20, 50), seed=seed)
+            model.fit_latent_prior(data, components="bic", candidates=(5, 10, 20), seed=seed, draws=LATENT_DRAWS)
     else:
         history = generative.fit(model, data, classes, epochs=epochs, batch_size=128, seed=seed, threads=threads, progress=None)
     model.eval()
