@@ -229,11 +229,18 @@ class Recommender:
     def recommend_at_revision(self, user: str | int, k: int = 20) -> tuple[list[Suggestion], dict[str, int], int]:
         """:meth:`recommend_filtered`, and the store revision the request read (for freshness,
         without another read of the store)."""
+        suggestions, removed, seen = self.recommend_traced(user, k)
+        return suggestions, removed, seen["revision"]
+
+    def recommend_traced(self, user: str | int, k: int = 20) -> tuple[list[Suggestion], dict[str, int], dict[str, int]]:
+        """:meth:`recommend_filtered`, and what the request saw: ``revision`` (the store revision it
+        read) and ``candidates`` (how many users the link model ranked for it, before any filter
+        and PageRank back-fill; 0 for a cold-start answer from the profile model)."""
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InputError(f"k must be a positive integer, got {k!r}")
         removed = dict.fromkeys(FILTERS, 0)
-        seen: dict[str, int] = {}
-        return self._recommend(user, k, removed, seen), removed, seen["revision"]
+        seen: dict[str, int] = {"candidates": 0}
+        return self._recommend(user, k, removed, seen), removed, seen
 
     def _recommend(self, user: str | int, k: int, removed: dict[str, int], seen: dict[str, int] | None = None) -> list[Suggestion]:
         model = self.model
@@ -254,6 +261,8 @@ class Recommender:
             extra = np.unique(np.concatenate([extra if extra is not None else np.empty(0, np.int64), np.asarray(near, dtype=np.int64)]))
         ppr = model.ppr(u, friends)
         cands = model.candidates(u, friends=friends, extra=extra, profile=profile, ppr=ppr)
+        if seen is not None:
+            seen["candidates"] = int(cands.nodes.size)
         emb_u = model.user_embedding(u, friends)
         scores = model.score(cands, emb_u) if cands.nodes.size else np.empty(0)
         # Friends in the trained graph who are no longer friends were unfriended since

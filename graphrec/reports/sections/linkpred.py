@@ -303,7 +303,6 @@ def sample_served(ctx: "ReportContext", *, users: int | None = None, k: int = TO
     users = SAMPLE_USERS if users is None else users
     budget_s = TIME_BUDGET_S if budget_s is None else budget_s
 
-    from graphrec.core.graph import profile_at_width
     from graphrec.errors import NotFoundError
     from graphrec.serving.recommend import Recommender
 
@@ -319,26 +318,15 @@ def sample_served(ctx: "ReportContext", *, users: int | None = None, k: int = TO
     rng = np.random.default_rng(seed)
     chosen = rng.choice(np.asarray(pool, dtype=np.int64), size=min(users, len(pool)), replace=False) if pool else np.empty(0, np.int64)
     out = ServedSample(rec.version, int(chosen.size), profile_model=None if rec.profile_model is None else rec.profile_model.version)
-    no_ppr = np.zeros(model.num_nodes, dtype=np.float32)  # the candidate set does not depend on PageRank
     for i in chosen.tolist():
         if time.perf_counter() - t0 > budget_s:
             out.out_of_time = True
             break
-        ext = ids[i]
         try:
-            suggestions = rec.recommend(ext, k)
+            suggestions, _, seen = rec.recommend_traced(ids[i], k)
         except NotFoundError:  # deleted since the snapshot
             continue
-        u = model.node(ext)
-        friends = np.asarray(model.neighbors(u), dtype=np.int64)
-        extra = model.embedding_neighbours(u, friends, None, rec.embedding_candidates)
-        if rec.profile_model is not None:
-            z = rec.profile_model.encoder(profile_at_width(graph.features[i], rec.profile_model.width))[0]
-            near = [model.node(e) for e, _ in rec.profile_model.index.nearest(z, rec.profile_candidates, exclude={ext})]
-            more = np.asarray([v for v in near if v >= 0], dtype=np.int64)
-            extra = more if extra is None else np.unique(np.concatenate([extra, more]))
-        cands = model.candidates(u, friends=friends, extra=extra, ppr=no_ppr)
-        out.candidates.append(int(cands.nodes.size))
+        out.candidates.append(seen["candidates"])
         out.top_scores.extend(float(s.score) for s in suggestions)
         if suggestions:
             out.first_scores.append(float(suggestions[0].score))
