@@ -176,13 +176,10 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
              responses={200: {"content": {"text/html": {}}, "description": "The latest report (one self-contained HTML page)"},
                         401: _ERRORS[401], 403: _ERRORS[403], 404: {"model": s.ErrorBody, "description": "No report written yet"}})
     async def latest_report(request: Request) -> Response:
-        """The HTML report ``graphrec report`` wrote last (404 before the first). Outside ``/v1``,
-        so the scope is checked here, the same way as the middleware checks ``/v1``."""
+        """The HTML report ``graphrec report`` wrote last (404 before the first); the read scope is
+        checked by :class:`~graphrec.service.auth.Authenticated` like every ``/v1`` route's."""
         from graphrec.reports import latest_report_path
 
-        refused = await refuse_without_scope(request, "read")
-        if refused is not None:
-            return refused
         path = latest_report_path(store.settings.home)
 
         def read() -> str | None:
@@ -195,24 +192,6 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, watch_sec
         if page is None:
             return error_response(404, "not_found", "no report yet: write one with `graphrec report` (or `graphrec eval ... --report DIR`)")
         return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": REPORT_CSP})
-
-    async def refuse_without_scope(request: Request, needed: str) -> Response | None:
-        """The 401/403 answer of :class:`~graphrec.service.auth.Authenticated` for a route outside
-        ``/v1`` that needs ``needed``, or None when the request may go on (or auth is off)."""
-        if not app.state.auth:
-            return None
-        header = request.headers.get("authorization", "")
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            return error_response(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>' (graphrec tokens create)",
-                                  headers={"WWW-Authenticate": "Bearer"})
-        info = await anyio.to_thread.run_sync(app.state.token_cache.verify, store, secret.strip(), app.state.verify_token)
-        if info is None:
-            return error_response(401, "unauthorized", "invalid, revoked or expired token", headers={"WWW-Authenticate": "Bearer"})
-        request.scope["graphrec.token"] = info  # the access log names it
-        if not info.allows(needed):
-            return error_response(403, "forbidden", f"token {info.name!r} lacks the {needed!r} scope (it has {', '.join(info.scopes)})")
-        return None
 
     async def answer(request: Request, work: Callable[[], Any]) -> Response:
         """Run ``work`` (the one library call) in one worker thread (the request was authorized by

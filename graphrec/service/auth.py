@@ -1,6 +1,6 @@
 """Bearer-token authentication with scopes.
 
-Every ``/v1`` route needs ``Authorization: Bearer <token>`` with a scope: ``read`` for the reads,
+Every ``/v1`` route and ``/reports/latest`` need ``Authorization: Bearer <token>`` with a scope: ``read`` for the reads,
 ``write`` for the writes, ``admin`` for hard deletes and forced model reloads. Scopes are
 hierarchical (``admin`` grants ``write`` and ``read``; ``write`` grants ``read``). Tokens are made
 with ``graphrec tokens create`` and stored hashed (:mod:`graphrec.store.tokens`); a revoked or
@@ -116,8 +116,17 @@ def required_scope(app: Any, scope: dict[str, Any]) -> str:
     return partial or "read"
 
 
+#: the path prefixes whose requests need a token: the API and the report page (it names flagged users)
+GUARDED_PREFIXES = ("/v1", "/reports")
+
+
+def guarded(path: str) -> bool:
+    """Whether a request to ``path`` needs a bearer token (under one of :data:`GUARDED_PREFIXES`)."""
+    return any(path == p or path.startswith(p + "/") for p in GUARDED_PREFIXES)
+
+
 class Authenticated:
-    """ASGI middleware: every request under ``/v1`` needs a bearer token with the scope its route
+    """ASGI middleware: every request under ``/v1`` or ``/reports`` needs a bearer token with the scope its route
     declares, checked before anything else looks at the request (its parameters, its body):
     ``401`` without a valid token, ``403`` without the scope. A token is looked up in the store at
     most once a second (:class:`TokenCache`), in a worker thread; the token's
@@ -128,7 +137,7 @@ class Authenticated:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not (scope["path"] == "/v1" or scope["path"].startswith("/v1/")):
+        if scope["type"] != "http" or not guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
         app = scope["app"]
